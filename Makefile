@@ -1,0 +1,50 @@
+# carotidkit — documented entry points (see README.md).
+#   make setup                      create .venv and install the pinned stack (idempotent)
+#   make report [PROFILE=workshop] [ONLY=02] [PARAMS="epochs=2 batch_size=8"] [FORCE=1]
+#   make test                       unit tests + every notebook under profile=smoke + report site in Chromium
+#   make bench                      benchmarks (ratios against references measured in the same run)
+#   make clean                      remove generated outputs (runs/, reports/, caches); never raw data
+
+SHELL   := /bin/bash
+PYTHON  ?= python3.11
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.carotidkit-setup
+PROFILE ?= workshop
+ONLY    ?=
+PARAMS  ?=
+FORCE   ?=
+
+export PYTHONUNBUFFERED := 1
+export KERAS_BACKEND ?= tensorflow
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: setup report test bench clean help
+
+help:
+	@sed -n '1,8p' Makefile
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; carotidkit needs Python 3.11 (set PYTHON=...)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "carotidkit (.venv)" >/dev/null
+	touch $(STAMP)
+
+report: setup
+	$(PY) -m carotidkit report --profile $(PROFILE) $(if $(ONLY),--only $(ONLY)) \
+		$(foreach kv,$(PARAMS),-p $(subst =, ,$(kv))) $(if $(FORCE),--force)
+
+test: setup
+	$(PY) -m pytest
+
+bench: setup
+	$(PY) -m carotidkit bench
+
+clean:
+	rm -rf runs .cache bench/results .pytest_cache
+	find reports -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
+	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +

@@ -1,0 +1,128 @@
+"""Atomic writes, content hashing and small file helpers shared by every stage.
+
+Every file carotidkit writes goes through :func:`atomic_path` (temp file in the same folder,
+then ``os.replace``), so a crash never leaves a half-written output behind.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+
+class CarotidkitError(ValueError):
+    """A user-facing, one-line error about bad input (names the file/row and the fix)."""
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
+
+    Example:
+        >>> with atomic_path(tmp / "t.parquet") as p:   # doctest: +SKIP
+        ...     df.to_parquet(p)
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or "".join(path.suffixes),
+                               dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text(path, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_json(path, obj: Any) -> Path:
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def read_json(path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def write_parquet(path, df) -> Path:
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False)
+    return Path(path)
+
+
+def write_npz(path, **arrays) -> Path:
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez_compressed(tmp, **arrays)
+    return Path(path)
+
+
+def write_png(path, image: np.ndarray) -> Path:
+    import cv2
+
+    with atomic_path(path, suffix=".png") as tmp:
+        if not cv2.imwrite(str(tmp), image):
+            raise OSError(f"{path}: could not encode PNG")
+    return Path(path)
+
+
+def sha256_file(path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def stable_hash(obj: Any) -> str:
+    """Short hash of a JSON-serialisable object (sorted keys): cache keys and fingerprints."""
+    blob = json.dumps(obj, sort_keys=True, default=_json_default).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def tree_digest(root, *, content: bool = True, exclude_prefix: str = ".") -> str:
+    """Digest of every file under ``root`` (relative path + content hash, or size+mtime).
+
+    Used for incremental reports (did an upstream stage's outputs change?) and data manifests.
+    """
+    root = Path(root)
+    h = hashlib.sha256()
+    if not root.exists():
+        return "missing"
+    files = sorted(p for p in root.rglob("*") if p.is_file()
+                   and not any(part.startswith(exclude_prefix) for part in p.relative_to(root).parts))
+    for p in files:
+        h.update(str(p.relative_to(root)).encode())
+        if content:
+            h.update(sha256_file(p).encode())
+        else:
+            st = p.stat()
+            h.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]

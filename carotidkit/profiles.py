@@ -1,0 +1,152 @@
+"""Run profiles (smoke / workshop / full) in one table, and the resolver every notebook calls.
+
+A notebook's parameters cell declares ``profile``, ``run_dir``, ``seed`` and its own knobs with
+``None`` meaning "the profile's value"; :func:`settings` fills them in. The report runner injects
+the same resolved values, so an interactive run and ``make report`` see identical settings.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+PROFILE_NAMES = ("smoke", "workshop", "full")
+
+#: notebook -> the folder (under the run folder) it writes; the DESIGN.md data flow.
+STAGES: dict[str, str] = {
+    "00_data": "data",
+    "01_cleaning": "clean",
+    "02_unet_ensemble": "unet",
+    "03_vd_video": "vd",
+    "04_xai": "xai",
+    "05_survival": "survival",
+}
+
+#: Workshop values (the default profile): meaningful results on a 2-core laptop CPU.
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "00_data": {
+        # synthetic cohort / simulator
+        "n_subjects": 2000,
+        "n_plaque_images": 541,
+        "plaque_db_size": 800,
+        "cine_size": 64,
+        "cine_seconds": 1.4,
+        "vd_hr_per_sd": 1.4,
+        "followup_years": 12.0,
+        "n_jobs": 2,
+        # real data (any of these set -> that part is read instead of simulated)
+        "plaque_db_dir": None,
+        "cohort_path": None,
+        "column_map": None,
+        "video_dir": None,
+        "gallery_n": 8,
+    },
+    "01_cleaning": {
+        "model_size": 128,
+        "square": "pad",          # "pad" (keep aspect, black bars) or "resize" (stretch)
+        "undo_stretch": None,     # e.g. 1.3333 to undo a 4:3 -> square export stretch
+        "inpaint_radius": 3,
+        "near_dup_hamming": 4,
+        "min_speck_px": 20,
+        "n_jobs": 2,
+        "gallery_n": 6,
+    },
+    "02_unet_ensemble": {
+        "backbones": ["mobilenetv2", "efficientnetb0", "resnet50"],
+        "epochs": 12,
+        "batch_size": 16,
+        "learning_rate": 1e-3,
+        "patience": 4,
+        "val_fraction": 0.15,
+        "vote": "majority",
+        "n_boot": 1000,
+        "weights_dir": None,      # optional local folder of encoder weights (opt-in; never downloaded)
+    },
+}
+
+#: Per-profile differences from DEFAULTS.
+PROFILES: dict[str, dict[str, dict[str, Any]]] = {
+    "smoke": {
+        "00_data": {"n_subjects": 80, "n_plaque_images": 40, "plaque_db_size": 256,
+                    "cine_size": 32, "cine_seconds": 1.0, "gallery_n": 4, "n_jobs": 1},
+        "01_cleaning": {"model_size": 64, "n_jobs": 1, "gallery_n": 3},
+        "02_unet_ensemble": {"backbones": ["mobilenetv2", "efficientnetb0", "resnet50"],
+                             "epochs": 1, "batch_size": 8, "n_boot": 50, "patience": 1},
+    },
+    "workshop": {},
+    "full": {
+        "00_data": {"n_subjects": 15000, "cine_size": 112, "cine_seconds": 3.0, "n_jobs": 0},
+        "01_cleaning": {"model_size": 256, "n_jobs": 0},
+        "02_unet_ensemble": {"epochs": 80, "patience": 10, "n_boot": 2000},
+    },
+}
+
+
+class Settings(dict):
+    """A dict with attribute access (``cfg.epochs``) that prints as a tidy table."""
+
+    def __getattr__(self, key):
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def to_frame(self):
+        import pandas as pd
+
+        return pd.DataFrame({"parameter": list(self), "value": [repr(v) for v in self.values()]})
+
+    def _repr_html_(self):
+        return self.to_frame().to_html(index=False)
+
+
+def repo_root(start: str | os.PathLike | None = None) -> Path:
+    """The carotidkit checkout containing ``start`` (default: cwd), else ``start`` itself."""
+    start = Path(start or os.getcwd()).resolve()
+    for p in (start, *start.parents):
+        if (p / "notebooks").is_dir() and (p / "carotidkit").is_dir():
+            return p
+    return start
+
+
+def default_run_dir(profile: str) -> Path:
+    base = os.environ.get("CAROTIDKIT_RUNS")
+    return (Path(base) if base else repo_root() / "runs") / profile
+
+
+def knobs(notebook: str) -> dict[str, Any]:
+    """The notebook-specific knobs and their workshop defaults."""
+    if notebook not in DEFAULTS:
+        raise KeyError(f"unknown notebook {notebook!r}; known: {', '.join(DEFAULTS)}")
+    return copy.deepcopy(DEFAULTS[notebook])
+
+
+def settings(notebook: str, profile: str = "workshop", run_dir=None, seed: int | None = None,
+             **overrides) -> Settings:
+    """Resolve a notebook's parameters: profile values, then non-None overrides.
+
+    Example:
+        >>> cfg = settings("02_unet_ensemble", "smoke", epochs=3)
+        >>> cfg.epochs, cfg.profile
+        (3, 'smoke')
+    """
+    if profile not in PROFILE_NAMES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILE_NAMES)}")
+    values = knobs(notebook)
+    values.update(copy.deepcopy(PROFILES[profile].get(notebook, {})))
+    unknown = sorted(set(overrides) - set(values))
+    if unknown:
+        raise KeyError(f"{notebook}: unknown parameter(s) {', '.join(unknown)}; "
+                       f"known: {', '.join(sorted(values))}")
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    run_dir = Path(run_dir) if run_dir else default_run_dir(profile)
+    return Settings(profile=profile, run_dir=str(run_dir), seed=0 if seed is None else int(seed),
+                    **values)
+
+
+def stage_dir(cfg: Settings | dict, notebook: str) -> Path:
+    """Folder ``notebook`` writes under the run folder (created)."""
+    d = Path(cfg["run_dir"]) / STAGES[notebook]
+    d.mkdir(parents=True, exist_ok=True)
+    return d

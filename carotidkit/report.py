@@ -1,0 +1,395 @@
+"""Execute the numbered notebooks with papermill and render the report site.
+
+``run_report`` is what ``make report`` and ``python -m carotidkit report`` call. A notebook is
+re-executed only when its fingerprint changes: the notebook file, its resolved parameters, the
+carotidkit sources, or the outputs of the notebooks before it. Each profile has its own run
+folder (``runs/<profile>``) and report folder (``reports/<profile>``); ``reports/index.html``
+lists every profile's notebooks with status, duration, parameters, versions, commit and data
+hashes. A failed notebook stops the run; its cell and error are printed and shown on the index.
+"""
+from __future__ import annotations
+
+import html
+import importlib.metadata as md
+import json
+import platform
+import re
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import io, profiles
+
+STATE_NAME = "_report/state.json"
+VERSIONED_PACKAGES = ("carotidkit", "numpy", "pandas", "scipy", "scikit-learn", "scikit-image",
+                      "opencv-python-headless", "tensorflow-cpu", "keras", "torch", "lifelines",
+                      "papermill", "nbconvert")
+
+
+@dataclass
+class NotebookResult:
+    notebook: str
+    status: str                      # ok | failed | up-to-date | not run
+    duration_s: float | None = None
+    executed_at: str | None = None
+    fingerprint: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    html: str | None = None
+    outputs: str | None = None       # digest of the stage folder right after the run
+
+
+class NotebookFailed(RuntimeError):
+    """Raised by run_report when a notebook fails (after the index has been written)."""
+
+
+# ----------------------------------------------------------------------------- discovery
+
+def discover(root: Path) -> list[Path]:
+    nbs = sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    if not nbs:
+        raise FileNotFoundError(f"{root / 'notebooks'}: no numbered notebooks (NN_name.ipynb) found")
+    return nbs
+
+
+def parse_value(text: str) -> Any:
+    """Parse a command-line override value (``2`` -> 2, ``[a, b]`` -> list, ``null`` -> None)."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def select(nbs: list[Path], only: str | None) -> list[Path]:
+    if not only:
+        return nbs
+    wanted = [o.strip() for o in str(only).split(",") if o.strip()]
+    picked = [nb for nb in nbs if any(nb.stem == w or nb.stem.startswith(w) for w in wanted)]
+    if not picked:
+        raise ValueError(f"--only {only}: no notebook matches; have {', '.join(n.stem for n in nbs)}")
+    return picked
+
+
+def resolve_parameters(nb: Path, profile: str, run_dir: Path, seed: int | None,
+                       overrides: dict[str, Any]) -> dict[str, Any]:
+    name = nb.stem
+    if name in profiles.DEFAULTS:
+        mine = {k: v for k, v in overrides.items() if k in profiles.DEFAULTS[name]}
+        cfg = profiles.settings(name, profile, run_dir=run_dir, seed=seed, **mine)
+    else:
+        cfg = profiles.Settings(profile=profile, run_dir=str(run_dir), seed=seed or 0)
+    return dict(cfg)
+
+
+# ----------------------------------------------------------------------------- fingerprints
+
+def package_digest() -> str:
+    return io.tree_digest(Path(__file__).parent, content=True, exclude_prefix="__pycache__")
+
+
+def path_params_digest(params: dict[str, Any]) -> dict[str, str]:
+    """Cheap digest (names, sizes, mtimes) of every parameter that points at existing data."""
+    out = {}
+    for k, v in params.items():
+        if k == "run_dir" or not isinstance(v, str) or not v:
+            continue
+        p = Path(v).expanduser()
+        if p.exists():
+            out[k] = io.tree_digest(p, content=False) if p.is_dir() else io.sha256_file(p)[:16]
+    return out
+
+
+def fingerprint(nb: Path, params: dict[str, Any], pkg: str, upstream: list[str]) -> str:
+    return io.stable_hash({"nb": io.sha256_file(nb), "params": params, "pkg": pkg,
+                           "upstream": upstream, "data": path_params_digest(params)})
+
+
+def stage_outputs_digest(run_dir: Path, nb_name: str) -> str:
+    stage = profiles.STAGES.get(nb_name)
+    return io.tree_digest(run_dir / stage, content=False) if stage else "none"
+
+
+# ----------------------------------------------------------------------------- execution
+
+def _execute(nb: Path, out_nb: Path, params: dict[str, Any], cwd: Path) -> None:
+    """Execute ``nb`` into ``out_nb`` (atomically); a failed run still leaves its partial output."""
+    import os
+    import tempfile
+
+    import papermill as pm
+
+    out_nb.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out_nb.stem}.", suffix=".ipynb", dir=out_nb.parent)
+    os.close(fd)
+    try:
+        pm.execute_notebook(str(nb), tmp, parameters=params, kernel_name="python3",
+                            cwd=str(cwd), progress_bar=False, log_output=False)
+    finally:
+        if os.path.getsize(tmp) > 0:
+            os.replace(tmp, out_nb)   # on failure: the notebook with the failing cell marked
+        else:
+            os.unlink(tmp)
+
+
+def _describe_failure(exc: BaseException) -> str:
+    ename = getattr(exc, "ename", type(exc).__name__)
+    evalue = getattr(exc, "evalue", str(exc))
+    count = getattr(exc, "exec_count", None)
+    source = getattr(exc, "source", "") or ""
+    first = source.strip().splitlines()[:3]
+    where = f"cell [{count}]" if count is not None else "a cell"
+    src = (" | " + " / ".join(s.strip() for s in first)) if first else ""
+    return f"{where} raised {ename}: {evalue}{src}"
+
+
+def run_report(profile: str = "workshop", only: str | None = None,
+               overrides: dict[str, Any] | None = None, force: bool = False,
+               root: str | Path | None = None, run_dir: str | Path | None = None,
+               reports_dir: str | Path | None = None, seed: int | None = None,
+               echo=print) -> list[NotebookResult]:
+    """Execute (what changed of) the notebook sequence and render the report site.
+
+    Example:
+        >>> run_report("smoke", only="00")   # doctest: +SKIP
+    """
+    root = profiles.repo_root(root)
+    run_dir = Path(run_dir).resolve() if run_dir else (root / "runs" / profile)
+    reports_dir = Path(reports_dir).resolve() if reports_dir else root / "reports"
+    overrides = dict(overrides or {})
+    all_nbs = discover(root)
+    chosen = select(all_nbs, only)
+    known = set().union(*(profiles.DEFAULTS.get(nb.stem, {}).keys() for nb in chosen))
+    stray = sorted(set(overrides) - known - {"seed"})
+    if stray:
+        raise KeyError(f"parameter(s) {', '.join(stray)} are not used by "
+                       f"{', '.join(nb.stem for nb in chosen)}")
+    if "seed" in overrides:
+        seed = int(overrides.pop("seed"))
+
+    state_path = run_dir / STATE_NAME
+    state = io.read_json(state_path) if state_path.exists() else {}
+    pkg = package_digest()
+    results: list[NotebookResult] = []
+    failed = None
+    for nb in all_nbs:
+        name = nb.stem
+        params = resolve_parameters(nb, profile, run_dir, seed, overrides)
+        prev = state.get(name)
+        if failed is not None:
+            if nb in chosen or prev is None:
+                results.append(NotebookResult(name, "not run", parameters=params,
+                                              error=f"stopped: {failed} failed"))
+            continue
+        upstream = [stage_outputs_digest(run_dir, n.stem) for n in all_nbs if n.stem < name]
+        fp = fingerprint(nb, params, pkg, upstream)
+        html_path = reports_dir / profile / f"{name}.html"
+        executed = run_dir / "_report" / f"{name}.ipynb"
+        explicit = only is not None and nb in chosen
+        up_to_date = (prev and prev.get("fingerprint") == fp and prev.get("status") == "ok"
+                      and prev.get("outputs") == stage_outputs_digest(run_dir, name)
+                      and executed.exists() and html_path.exists())
+        if nb not in chosen or (up_to_date and not force and not explicit):
+            if prev:
+                prev_res = NotebookResult(**{**prev, "status": prev["status"] if nb not in chosen
+                                             else "up-to-date"})
+                results.append(prev_res)
+                if nb not in chosen and prev.get("fingerprint") != fp:
+                    prev_res.error = "out of date (upstream, parameters or code changed)"
+            else:
+                results.append(NotebookResult(name, "not run", parameters=params))
+            if up_to_date and nb in chosen:
+                echo(f"[{profile}] {name}: up to date, skipped")
+            continue
+        echo(f"[{profile}] {name}: executing ...")
+        t0 = time.time()
+        res = NotebookResult(name, "ok", parameters=params, fingerprint=fp,
+                             executed_at=time.strftime("%Y-%m-%d %H:%M:%S"))
+        try:
+            _execute(nb, executed, params, cwd=nb.parent)
+        except Exception as exc:  # papermill's PapermillExecutionError, kernel death, ...
+            res.status, res.error = "failed", _describe_failure(exc)
+            failed = name
+            echo(f"[{profile}] {name}: FAILED: {res.error}")
+        res.duration_s = round(time.time() - t0, 1)
+        if executed.exists():
+            render_notebook(executed, html_path, title=f"{name} ({profile})",
+                            banner=synthetic_banner(run_dir), index_href="../index.html")
+            res.html = f"{profile}/{name}.html"
+        if res.status == "ok":
+            res.outputs = stage_outputs_digest(run_dir, name)
+            echo(f"[{profile}] {name}: ok in {res.duration_s:.1f} s -> {html_path}")
+        state[name] = asdict(res)
+        io.write_json(state_path, state)
+        results.append(res)
+    write_index(reports_dir, current=profile, run_dir=run_dir)
+    if failed is not None:
+        raise NotebookFailed(f"{failed} failed: "
+                             f"{next(r.error for r in results if r.notebook == failed)}")
+    return results
+
+
+# ----------------------------------------------------------------------------- rendering
+
+def synthetic_banner(run_dir: Path) -> str | None:
+    """Banner text when the run's data are synthetic (or unknown: the safe default)."""
+    manifest = Path(run_dir) / "data" / "manifest.json"
+    if manifest.exists():
+        m = io.read_json(manifest)
+        if not m.get("synthetic", True):
+            return None
+        parts = [k for k, v in (m.get("sources") or {}).items() if v == "synthetic"]
+        what = f" ({', '.join(parts)})" if parts and len(parts) < 3 else ""
+        return (f"SYNTHETIC DATA{what}: generated by carotidkit.synth, not real patients. "
+                "Numbers on this page describe the simulator, not a clinical population.")
+    return ("SYNTHETIC DATA (assumed: no data manifest yet): numbers on this page do not "
+            "describe real patients.")
+
+
+_PAGE_CSS = """
+<style id="carotidkit-style">
+.ck-banner{position:sticky;top:0;z-index:1000;background:#b3261e;color:#fff;font:600 15px/1.4 system-ui,sans-serif;
+  padding:8px 16px;text-align:center;letter-spacing:.02em}
+.ck-nav{font:14px system-ui,sans-serif;padding:8px 16px;background:#f3f4f6;border-bottom:1px solid #ddd;
+  display:flex;gap:16px;align-items:center}
+.ck-nav button{font:inherit;padding:3px 10px;cursor:pointer}
+body:not(.ck-show-code) .jp-CodeCell .jp-Cell-inputWrapper{display:none}
+body:not(.ck-show-code) .jp-CodeCell .jp-OutputPrompt,body:not(.ck-show-code) .jp-InputPrompt{visibility:hidden}
+</style>"""
+
+_PAGE_JS = """
+<script id="carotidkit-toggle">
+function ckToggleCode(){document.body.classList.toggle('ck-show-code');
+  var b=document.getElementById('ck-code-toggle');
+  b.textContent=document.body.classList.contains('ck-show-code')?'Hide code':'Show code';}
+</script>"""
+
+
+def _strip_remote(page: str) -> str:
+    """Drop remote scripts/styles (MathJax, require.js CDNs): the site must work offline."""
+    page = re.sub(r"<script[^>]*\bsrc=\"https?://[^\"]*\"[^>]*>\s*</script>", "", page)
+    page = re.sub(r"<link[^>]*\bhref=\"https?://[^\"]*\"[^>]*>", "", page)
+    # the Mermaid loader imports from a CDN (only when a diagram exists); carotidkit draws none
+    page = re.sub(r"<script type=\"module\">(?:(?!</script>).)*?mermaid(?:(?!</script>).)*</script>", "",
+                  page, flags=re.S)
+    # MathJax config blocks reference the (removed) MathJax global
+    page = re.sub(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", "", page,
+                  flags=re.S)
+    return page
+
+
+def _decorate(page: str, banner: str | None, nav_html: str) -> str:
+    page = _strip_remote(page)
+    top = (f'<div class="ck-banner" role="alert">{html.escape(banner)}</div>' if banner else "")
+    page = page.replace("</head>", _PAGE_CSS + _PAGE_JS + "</head>", 1)
+    page = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + top + nav_html, page, count=1)
+    return page
+
+
+def render_notebook(executed: Path, html_path: Path, title: str, banner: str | None,
+                    index_href: str = "index.html") -> Path:
+    """Render an executed notebook to a self-contained HTML page (code hidden, one-click toggle)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(str(executed), as_version=4)
+    nb.metadata["title"] = title
+    exporter = HTMLExporter(template_name="lab")
+    exporter.embed_images = True
+    body, _ = exporter.from_notebook_node(nb)
+    nav = (f'<div class="ck-nav"><a href="{index_href}">&larr; Report index</a>'
+           f'<strong>{html.escape(title)}</strong>'
+           '<button id="ck-code-toggle" onclick="ckToggleCode()">Show code</button></div>')
+    io.write_text(html_path, _decorate(body, banner, nav))
+    return html_path
+
+
+def _git_commit(root: Path) -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return (sha or "unknown") + (" (with uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for p in VERSIONED_PACKAGES:
+        try:
+            out[p] = md.version(p)
+        except md.PackageNotFoundError:
+            out[p] = "not installed"
+    return out
+
+
+def _profile_section(reports_dir: Path, run_dir: Path, profile: str) -> str:
+    state = io.read_json(run_dir / STATE_NAME) if (run_dir / STATE_NAME).exists() else {}
+    manifest_path = run_dir / "data" / "manifest.json"
+    manifest = io.read_json(manifest_path) if manifest_path.exists() else {}
+    rows = []
+    for name, r in sorted(state.items()):
+        link = (f'<a href="{html.escape(r["html"])}">{html.escape(name)}</a>'
+                if r.get("html") and (reports_dir / r["html"]).exists() else html.escape(name))
+        params = html.escape(json.dumps(r.get("parameters", {}), indent=1, default=str))
+        err = f'<div class="err">{html.escape(r["error"])}</div>' if r.get("error") else ""
+        dur = f'{r["duration_s"]:.1f} s' if r.get("duration_s") is not None else "–"
+        rows.append(f'<tr class="st-{html.escape(r["status"].replace(" ", "-"))}"><td>{link}</td>'
+                    f'<td>{html.escape(r["status"])}{err}</td><td>{dur}</td>'
+                    f'<td>{html.escape(r.get("executed_at") or "–")}</td>'
+                    f'<td><details><summary>show</summary><pre>{params}</pre></details></td></tr>')
+    hashes = manifest.get("data_hashes", {})
+    hash_rows = "".join(f"<tr><td>{html.escape(k)}</td><td><code>{html.escape(str(v))}</code></td></tr>"
+                        for k, v in sorted(hashes.items())) or "<tr><td colspan=2>no data manifest yet</td></tr>"
+    return (f'<section id="profile-{profile}"><h2>Profile <code>{profile}</code></h2>'
+            f'<p>Run folder: <code>{html.escape(str(run_dir))}</code></p>'
+            '<table class="nb"><thead><tr><th>notebook</th><th>status</th><th>duration</th>'
+            '<th>executed</th><th>parameters</th></tr></thead><tbody>'
+            + "".join(rows) + '</tbody></table>'
+            '<h3>Input data hashes</h3><table>' + hash_rows + '</table></section>')
+
+
+def write_index(reports_dir: Path, current: str | None = None, run_dir: Path | None = None) -> Path:
+    """(Re)write ``reports/index.html`` from the state of every run rendered into ``reports_dir``.
+
+    ``reports_dir/_runs.json`` remembers which run folder each profile's pages came from.
+    """
+    reports_dir = Path(reports_dir)
+    root = profiles.repo_root(reports_dir.parent)
+    registry_path = reports_dir / "_runs.json"
+    runs = io.read_json(registry_path) if registry_path.exists() else {}
+    if current and run_dir:
+        runs[current] = str(run_dir)
+        io.write_json(registry_path, runs)
+    runs = {p: Path(d) for p, d in runs.items() if (Path(d) / STATE_NAME).exists()}
+    order = ([current] if current in runs else []) + [p for p in runs if p != current]
+    sections = "".join(_profile_section(reports_dir, runs[p], p) for p in order)
+    synthetic = any(synthetic_banner(runs[p]) for p in order) or not order
+    banner = ("SYNTHETIC DATA: the runs listed here use carotidkit's simulator, not real patients."
+              if synthetic else None)
+    vers = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>"
+                   for k, v in versions().items())
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>carotidkit report</title>
+<style>
+body{{font:15px/1.5 system-ui,sans-serif;margin:0;color:#222}} main{{padding:8px 24px 40px}}
+table{{border-collapse:collapse;margin:8px 0}} td,th{{border:1px solid #ddd;padding:4px 10px;text-align:left;vertical-align:top}}
+tr.st-failed td{{background:#fde8e8}} tr.st-ok td:nth-child(2),tr.st-up-to-date td:nth-child(2){{color:#176f2c}}
+.err{{color:#b3261e;font-family:monospace;white-space:pre-wrap;max-width:60em}} pre{{margin:0;font-size:12px}}
+</style></head><body>
+{f'<div class="ck-banner" role="alert">{html.escape(banner)}</div>' if banner else ''}
+{_PAGE_CSS}
+<main><h1>carotidkit report</h1>
+<p>Generated {time.strftime("%Y-%m-%d %H:%M:%S")} from commit <code>{html.escape(_git_commit(root))}</code>
+on {html.escape(platform.platform())} with Python {platform.python_version()}.</p>
+{sections or '<p>No notebook has been run yet: <code>make report</code>.</p>'}
+<h2>Package versions</h2><table>{vers}</table>
+</main></body></html>
+"""
+    return io.write_text(reports_dir / "index.html", page)

@@ -1,0 +1,64 @@
+"""Notebooks: stored clean, one parameters cell, and each executes end to end under profile=smoke."""
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+
+from carotidkit import profiles, report
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def test_there_are_numbered_notebooks():
+    assert [nb.stem[:2] for nb in NOTEBOOKS] == [f"{i:02d}" for i in range(len(NOTEBOOKS))]
+    assert NOTEBOOKS[0].stem == "00_data"
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_stored_without_outputs(nb):
+    cells = json.loads(nb.read_text())["cells"]
+    for i, c in enumerate(cells):
+        if c["cell_type"] == "code":
+            assert not c.get("outputs"), f"{nb.name} cell {i} has outputs"
+            assert c.get("execution_count") is None, f"{nb.name} cell {i} has an execution count"
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_has_one_parameters_cell_declaring_every_knob(nb):
+    cells = json.loads(nb.read_text())["cells"]
+    tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, f"{nb.name}: {len(tagged)} cells tagged 'parameters'"
+    tree = ast.parse("".join(tagged[0]["source"]))
+    names = {t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets}
+    assert {"profile", "run_dir", "seed"} <= names
+    # the knobs a profile can set are exactly the ones the notebook declares
+    assert names - {"profile", "run_dir", "seed"} == set(profiles.knobs(nb.stem))
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_under_smoke(smoke_run, nb):
+    state = json.loads((smoke_run["run_dir"] / report.STATE_NAME).read_text())
+    assert nb.stem in state, f"{nb.stem} never ran: {smoke_run['error']}"
+    assert state[nb.stem]["status"] == "ok", state[nb.stem]["error"]
+    assert (smoke_run["reports_dir"] / "smoke" / f"{nb.stem}.html").exists()
+
+
+@pytest.mark.notebook
+def test_rerun_with_nothing_changed_executes_nothing(smoke_run):
+    assert smoke_run["error"] is None
+    log: list[str] = []
+    results = report.run_report("smoke", root=ROOT, run_dir=smoke_run["run_dir"],
+                                reports_dir=smoke_run["reports_dir"], echo=log.append)
+    assert {r.status for r in results} == {"up-to-date"}
+    assert not any("executing" in line for line in log)
+
+
+def test_every_stage_writes_only_its_own_folder():
+    assert len(set(profiles.STAGES.values())) == len(profiles.STAGES)
+    for nb in NOTEBOOKS:
+        assert nb.stem in profiles.STAGES
