@@ -1,0 +1,84 @@
+"""Assemble a run's data folder (``<run>/data``): simulate what is not given, read what is.
+
+:func:`prepare_data` is what notebook 00 calls. It writes ``manifest.json`` last, naming each
+source (synthetic or a real path), the files downstream notebooks read, counts and hashes.
+Real raw files are read in place and never copied or modified; a real cohort is validated and
+stored in canonical form as ``cohort.parquet``.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from .. import io
+from ..synth.dataset import generate
+from .cohort import load_cohort
+from .plaque_db import load_plaque_db
+from .video import FRAME_EXT, VIDEO_EXT
+
+
+def index_videos(video_dir) -> pd.DataFrame:
+    """One row per video under ``video_dir``; ``subject_id`` is the file stem before the first ``_``."""
+    root = Path(video_dir)
+    if not root.is_dir():
+        raise io.CarotidkitError(f"{root}: video folder not found")
+    rows = []
+    for p in sorted(root.rglob("*")):
+        is_frames_dir = p.is_dir() and any(q.suffix.lower() in FRAME_EXT for q in p.iterdir())
+        if is_frames_dir or (p.is_file() and p.suffix.lower() in VIDEO_EXT | {".dcm", ".npy", ".npz"}):
+            stem = p.name if p.is_dir() else p.stem
+            rows.append({"subject_id": stem.split("_")[0], "clip_id": stem, "path": str(p)})
+    if not rows:
+        raise io.CarotidkitError(f"{root}: no videos found (DICOM, AVI/MP4, NPY/NPZ or frame folders)")
+    return pd.DataFrame(rows)
+
+
+def prepare_data(cfg, progress=print) -> dict:
+    """Build ``<run_dir>/data`` from the 00_data settings ``cfg``; return the manifest."""
+    out = Path(cfg["run_dir"]) / "data"
+    real = {k: cfg.get(k) for k in ("plaque_db_dir", "cohort_path", "video_dir") if cfg.get(k)}
+    manifest = generate(out, n_subjects=cfg["n_subjects"], n_plaque_images=cfg["n_plaque_images"],
+                        plaque_db_size=cfg["plaque_db_size"], cine_size=cfg["cine_size"],
+                        cine_seconds=cfg["cine_seconds"], vd_hr_per_sd=cfg["vd_hr_per_sd"],
+                        followup_years=cfg["followup_years"], seed=cfg["seed"],
+                        n_jobs=cfg.get("n_jobs", 1), progress=progress) if len(real) < 3 else {
+        "parameters": {}, "counts": {}, "data_hashes": {}, "timings": {}, "paths": {}, "sources": {}}
+    manifest = dict(manifest)
+    sources, paths, hashes = dict(manifest["sources"]), dict(manifest["paths"]), dict(manifest["data_hashes"])
+    t0 = time.perf_counter()
+    if "plaque_db_dir" in real:
+        db = load_plaque_db(real["plaque_db_dir"])
+        sources["plaque_db"], paths["plaque_db"] = str(Path(real["plaque_db_dir"]).resolve()), \
+            str(Path(real["plaque_db_dir"]).resolve())
+        hashes["plaque_db"] = io.tree_digest(real["plaque_db_dir"])
+        manifest["counts"]["plaque_images"] = int(len(db))
+    if "cohort_path" in real:
+        cohort = load_cohort(real["cohort_path"], cfg.get("column_map"))
+        io.write_parquet(out / "cohort_real.parquet", cohort)
+        sources["cohort"], paths["cohort"] = str(Path(real["cohort_path"]).resolve()), "cohort_real.parquet"
+        hashes["cohort"] = io.sha256_file(real["cohort_path"])[:16]
+        manifest["counts"]["subjects"] = int(len(cohort))
+    if "video_dir" in real:
+        idx = index_videos(real["video_dir"])
+        io.write_parquet(out / "video_index_real.parquet", idx)
+        sources["video"], paths["cine_index"] = str(Path(real["video_dir"]).resolve()), "video_index_real.parquet"
+        hashes["video"] = io.tree_digest(real["video_dir"], content=False)
+        manifest["counts"]["clips"] = int(len(idx))
+    manifest["timings"]["real_data_s"] = round(time.perf_counter() - t0, 2)
+    manifest.update(sources=sources, paths=paths, data_hashes=hashes,
+                    synthetic=any(v == "synthetic" for v in sources.values()) or not sources)
+    io.write_json(out / "manifest.json", manifest)
+    return manifest
+
+
+def data_paths(run_dir) -> dict[str, Path]:
+    """Absolute paths of the run's data components, from the manifest 00_data wrote."""
+    out = Path(run_dir) / "data"
+    mpath = out / "manifest.json"
+    if not mpath.exists():
+        raise io.CarotidkitError(f"{mpath}: no data manifest; run notebook 00_data first "
+                                 "(make report ONLY=00)")
+    m = io.read_json(mpath)
+    return {k: (Path(v) if Path(v).is_absolute() else out / v) for k, v in m["paths"].items()}

@@ -1,0 +1,200 @@
+"""Longitudinal common-carotid anatomy: geometry, plaques and the echogenicity map it implies.
+
+An :class:`Anatomy` is a handful of millimetre-scale numbers (lumen centre and radius, intima-
+media thickness, adventitia, plaques, perivascular texture). :func:`echo_map` turns it into a
+scatterer-strength (echogenicity) map and a region label map on any pixel grid; the speckle
+module turns that into an image. Ranges follow ``reference/carotid_physiology.md``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+LABELS = {"other": 0, "lumen": 1, "near_wall": 2, "far_wall": 3, "plaque": 4, "perivascular": 5}
+PLAQUE_KINDS = ("echolucent", "fibrous", "calcified")
+
+
+@dataclass
+class Plaque:
+    x_mm: float                 # lateral centre
+    length_mm: float
+    height_mm: float            # encroachment into the lumen beyond the intima
+    wall: str = "far"           # "far" or "near"
+    kind: str = "fibrous"       # echolucent | fibrous | calcified
+
+
+@dataclass
+class Anatomy:
+    depth_mm: float = 40.0
+    width_mm: float = 50.0
+    center_mm: float = 20.0     # lumen centre depth mid-image
+    tilt: float = 0.0           # mm of depth per mm lateral
+    bend_mm: float = 0.4
+    bend_period_mm: float = 60.0
+    lumen_radius_mm: float = 3.2
+    imt_far_mm: float = 0.65
+    imt_near_mm: float = 0.6
+    adventitia_mm: float = 0.7
+    plaques: list[Plaque] = field(default_factory=list)
+    peri_echo: float = 0.6      # perivascular echogenicity
+    peri_texture: float = 0.35  # perivascular heterogeneity (lobular fat / connective tissue)
+    skin_mm: float = 1.2
+    fat_mm: float = 4.0
+    muscle_mm: float = 6.0
+
+    def center(self, x_mm: np.ndarray) -> np.ndarray:
+        xc = x_mm - self.width_mm / 2
+        return self.center_mm + self.tilt * xc + self.bend_mm * np.sin(2 * np.pi * xc / self.bend_period_mm)
+
+
+def _smooth_noise(shape, scale_px: float, rng: np.random.Generator) -> np.ndarray:
+    """Zero-mean, unit-std smooth random field with features of about ``scale_px`` pixels."""
+    h, w = shape
+    sh, sw = max(2, int(h / scale_px) + 2), max(2, int(w / scale_px) + 2)
+    small = rng.standard_normal((sh, sw)).astype(np.float32)
+    big = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+    return (big - big.mean()) / (big.std() + 1e-6)
+
+
+def plaque_profile(p: Plaque, x_mm: np.ndarray) -> np.ndarray:
+    """Encroachment height (mm) of one plaque along x: a dome with soft shoulders."""
+    u = np.clip(1 - ((x_mm - p.x_mm) / (p.length_mm / 2)) ** 2, 0, None)
+    return p.height_mm * u ** 0.6
+
+
+def echo_map(anat: Anatomy, z_mm: np.ndarray, x_mm: np.ndarray, rng: np.random.Generator):
+    """Echogenicity (scatterer std) and region labels on the grid ``z_mm`` (rows) x ``x_mm`` (cols).
+
+    Returns ``(amplitude float32 [H, W], labels uint8 [H, W], plaque_mask bool [H, W])``.
+    """
+    H, W = len(z_mm), len(x_mm)
+    dz = float(z_mm[1] - z_mm[0]) if H > 1 else 0.1
+    Z = np.broadcast_to(z_mm[:, None], (H, W)).astype(np.float32)
+    c = anat.center(x_mm).astype(np.float32)
+    y = Z - c[None, :]
+    r = anat.lumen_radius_mm
+    d_far, d_near = y - r, -y - r                     # >0: outside the lumen on that side
+
+    # background layers by depth: skin, subcutaneous fat, muscle (striated), deep tissue
+    px_per_mm = 1 / dz
+    amp = np.full((H, W), 0.5, np.float32)
+    tex = _smooth_noise((H, W), 1.5 * px_per_mm, rng)
+    amp *= np.exp(0.35 * tex)
+    skin = Z < anat.skin_mm
+    fat = (Z >= anat.skin_mm) & (Z < anat.skin_mm + anat.fat_mm)
+    muscle_end = anat.skin_mm + anat.fat_mm + anat.muscle_mm
+    muscle = (Z >= anat.skin_mm + anat.fat_mm) & (Z < muscle_end)
+    amp[skin] = 1.8
+    amp[fat] *= 0.8
+    stria = 1 + 0.45 * np.sin(2 * np.pi * (Z + 0.15 * np.sin(x_mm[None, :] / 7.0)) / 0.9)
+    amp[muscle] = (0.6 * stria * np.exp(0.15 * tex))[muscle]
+
+    labels = np.zeros((H, W), np.uint8)
+    # perivascular tissue: a shell around the adventitia, its own echogenicity and texture
+    adv_out_far = anat.imt_far_mm + anat.adventitia_mm
+    adv_out_near = anat.imt_near_mm + anat.adventitia_mm
+    peri = ((d_far >= adv_out_far) & (d_far < adv_out_far + 4.0)) | \
+           ((d_near >= adv_out_near) & (d_near < adv_out_near + 4.0))
+    peri_tex = _smooth_noise((H, W), 0.8 * px_per_mm, rng)
+    amp[peri] = (anat.peri_echo * np.exp(anat.peri_texture * peri_tex))[peri]
+    labels[peri] = LABELS["perivascular"]
+
+    # plaques: encroachment heights per side and the plaque kind at each x
+    h_far = np.zeros(W, np.float32)
+    h_near = np.zeros(W, np.float32)
+    kind_far = np.full(W, -1, np.int8)
+    kind_near = np.full(W, -1, np.int8)
+    for p in anat.plaques:
+        prof = plaque_profile(p, x_mm).astype(np.float32)
+        h, k = (h_far, kind_far) if p.wall == "far" else (h_near, kind_near)
+        k[prof > h] = PLAQUE_KINDS.index(p.kind)
+        np.maximum(h, prof, out=h)
+
+    plaque_mask = np.zeros((H, W), bool)
+    for d, h, kind, imt, wall_label in ((d_far, h_far, kind_far, anat.imt_far_mm, "far_wall"),
+                                         (d_near, h_near, kind_near, anat.imt_near_mm, "near_wall")):
+        blur = 1.0 if wall_label == "far_wall" else 0.8        # the near wall is less crisp
+        d_rel = d + h[None, :]                                  # distance from the lumen surface
+        intima = (d_rel >= 0) & (d_rel < 0.15)
+        media = (d_rel >= 0.15) & (d < imt)
+        advent = (d >= imt) & (d < imt + anat.adventitia_mm)
+        amp[media] = 0.35 * blur
+        amp[intima] = 1.3 * blur
+        amp[advent] = (2.2 * blur * np.exp(0.2 * tex))[advent]
+        labels[intima | media | advent] = LABELS[wall_label]
+        # plaque body: from its lumen surface down into the (thickened) intima-media
+        pl = (d_rel >= 0) & (d < 0.5 * imt) & (h[None, :] > 0.1)
+        if pl.any():
+            kind2d = np.broadcast_to(kind[None, :], (H, W))
+            body = np.where(kind2d == 0, 0.22, np.where(kind2d == 1, 1.0, 1.2)).astype(np.float32)
+            body = body * np.exp(0.3 * _smooth_noise((H, W), 0.6 * px_per_mm, rng))
+            cap = pl & (d_rel < 0.2)
+            amp[pl] = body[pl]
+            amp[cap & (kind2d == 0)] = 1.4                       # fibrous cap over a lipid core
+            labels[pl] = LABELS["plaque"]
+            plaque_mask |= pl
+
+    lumen = (d_far + h_far[None, :] < 0) & (d_near + h_near[None, :] < 0)
+    amp[lumen] = 0.015
+    # reverberation clutter just below the near wall
+    clutter = lumen & (d_near + h_near[None, :] > -0.8)
+    amp[clutter] = 0.06
+    labels[lumen] = LABELS["lumen"]
+
+    # calcified plaques: bright calcium at the surface the beam meets first, shadow beneath
+    for p in anat.plaques:
+        if p.kind != "calcified":
+            continue
+        prof = plaque_profile(p, x_mm)
+        cols = np.where(prof > 0.35 * p.height_mm)[0]
+        if cols.size == 0:
+            continue
+        region = plaque_mask[:, cols]
+        first = np.where(region.any(0), region.argmax(0), H)
+        rows = np.arange(H)[:, None]
+        calc = (rows >= first[None, :]) & (rows < first[None, :] + int(round(0.8 / dz)))
+        shadow = rows >= first[None, :] + int(round(0.8 / dz))
+        sub = amp[:, cols]
+        sub[shadow] *= 0.12
+        sub[calc] = 3.2
+        amp[:, cols] = sub
+    return amp, labels, plaque_mask
+
+
+def random_anatomy(rng: np.random.Generator, age: float = 60.0, vd: float = 0.0,
+                   n_plaques: int | None = None, depth_mm: float = 40.0, width_mm: float = 50.0,
+                   male: bool | None = None) -> Anatomy:
+    """An anatomy whose IMT, plaque burden and perivascular tissue follow age and damage ``vd``."""
+    male = bool(rng.random() < 0.5) if male is None else male
+    imt = 0.5 + 0.00875 * (age - 35) + 0.07 * vd + rng.normal(0, 0.05)
+    imt = float(np.clip(imt, 0.35, 1.3))
+    radius = float(np.clip(rng.normal(3.15 + 0.2 * male + 0.004 * (age - 55) + 0.05 * vd, 0.2), 2.4, 4.2))
+    if n_plaques is None:
+        lam = np.exp(-0.6 + 0.05 * (age - 55) + 0.55 * vd)
+        n_plaques = int(min(rng.poisson(lam), 3))
+    plaques, used = [], []
+    for _ in range(n_plaques):
+        for _try in range(10):
+            x = float(rng.uniform(0.15, 0.85) * width_mm)
+            length = float(rng.uniform(5, 16))
+            if all(abs(x - u) > (length + ul) / 2 + 1 for u, ul in used):
+                break
+        used.append((x, length))
+        plaques.append(Plaque(
+            x_mm=x, length_mm=length,
+            height_mm=float(np.clip(rng.gamma(4, 0.35) + 0.2 * vd, 0.8, 3.5)),
+            wall="far" if rng.random() < 0.7 else "near",
+            kind=str(rng.choice(PLAQUE_KINDS, p=[0.3, 0.5, 0.2]))))
+    return Anatomy(
+        depth_mm=depth_mm, width_mm=width_mm,
+        center_mm=float(rng.uniform(0.38, 0.55) * depth_mm),
+        tilt=float(rng.normal(0, 0.04)), bend_mm=float(rng.uniform(0, 0.8)),
+        bend_period_mm=float(rng.uniform(40, 90)), lumen_radius_mm=radius,
+        imt_far_mm=imt, imt_near_mm=float(imt * rng.uniform(0.85, 1.0)),
+        adventitia_mm=float(rng.uniform(0.5, 0.9)), plaques=plaques,
+        peri_echo=float(np.clip(0.6 + 0.12 * vd + rng.normal(0, 0.08), 0.3, 1.2)),
+        peri_texture=float(np.clip(0.3 + 0.08 * vd + rng.normal(0, 0.04), 0.1, 0.7)),
+        skin_mm=float(rng.uniform(0.8, 1.5)), fat_mm=float(rng.uniform(2, 6)),
+        muscle_mm=float(rng.uniform(3, 7)))

@@ -1,0 +1,258 @@
+"""Generate the default synthetic dataset into a folder, with its truth and a manifest.
+
+Layout (all under ``out_dir``)::
+
+    cohort.parquet                 observed cohort (canonical columns)
+    plaque_db/train|test/          Ar-PlaqSegm1 layout: <n>.png + <n>_labeled.png, with its quirks
+    cine/<clip_id>.npz             frames uint8 [T,H,W], labels, fps, pixel_spacing_mm
+    cine_index.parquet             subject_id, clip_id, side, path, n_frames, fps, pixel_spacing_mm
+    truth/cohort_truth.parquet     vd_true, latent event times, ...
+    truth/plaque_db_truth.parquet  per image: plaques, areas, scan box, overlay pixels, duplicates
+    truth/plaque_db/<id>_clean.png, <id>_overlay.png   overlay-free image and overlay mask
+    truth/cine_truth.parquet       per clip: distension, IMT, plaques
+    manifest.json                  written last: parameters, cache key, counts, hashes, timings
+
+The manifest's ``key`` hashes (seed, parameters, simulator version); a folder whose manifest
+has the same key is reused as is, so re-running 00_data costs nothing.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from .. import io
+from . import anatomy as A
+from . import bmode, cine
+from .cohort import simulate_cohort
+
+SIM_VERSION = "1"
+COMPONENTS = ("cohort.parquet", "plaque_db", "cine", "cine_index.parquet", "truth")
+
+
+def _rng(seed: int, *keys: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([seed, *keys]))
+
+
+# ----------------------------------------------------------------------------- plaque database
+
+def plan_plaque_db(n: int, seed: int) -> pd.DataFrame:
+    """Ids, splits, duplicates and file-name quirks of an Ar-PlaqSegm1-like database of ``n`` images.
+
+    Proportions follow the real database: 63 % with plaque, a test split of 48/541 (half with
+    plaque), 26/541 byte-identical groups of which 4/26 straddle the development/test split, gaps
+    in the numbering, one test image named ``"<n> .png"``, 15 % RGB masks.
+    """
+    rng = _rng(seed, 7)
+    n_dup = int(round(26 * n / 541)) if n >= 20 else 1
+    n_cross = max(1, int(round(4 * n_dup / 26)))
+    n_unique = n - n_dup
+    n_test_u = max(2, int(round(48 * n / 541)) - n_cross)
+    has_plaque = np.zeros(n_unique, bool)
+    has_plaque[: int(round(0.63 * n_unique))] = True
+    rng.shuffle(has_plaque)
+    split = np.array(["train"] * n_unique, dtype=object)
+    pl, nopl = np.where(has_plaque)[0], np.where(~has_plaque)[0]
+    test = np.concatenate([rng.choice(pl, n_test_u // 2, replace=False),
+                           rng.choice(nopl, n_test_u - n_test_u // 2, replace=False)])
+    split[test] = "test"
+    rows = [{"render": i, "split": split[i], "has_plaque": bool(has_plaque[i]), "duplicate_of": None}
+            for i in range(n_unique)]
+    # duplicates (the real ones all have plaque): cross-split first, then within a split
+    dev_pl = [i for i in pl if split[i] == "train"]
+    src = rng.choice(dev_pl, n_dup, replace=len(dev_pl) < n_dup)
+    for k, s in enumerate(src):
+        rows.append({"render": int(s), "split": "test" if k < n_cross else "train",
+                     "has_plaque": True, "duplicate_of": int(s)})
+    plan = pd.DataFrame(rows)
+    plan = plan.sample(frac=1, random_state=int(rng.integers(1 << 31))).reset_index(drop=True)
+    # numbering with gaps
+    ids, cur = [], 0
+    for _ in range(len(plan)):
+        cur += 1 + int(rng.random() < 0.02)
+        ids.append(cur)
+    plan["image_id"] = ids
+    plan["file"] = [f"{i}.png" for i in ids]
+    plan["mask_file"] = [f"{i}_labeled.png" for i in ids]
+    last_test = plan.index[plan.split == "test"][-1]
+    plan.loc[last_test, "file"] = f"{plan.loc[last_test, 'image_id']} .png"      # stray space
+    plan["mask_rgb"] = rng.random(len(plan)) < 0.15
+    return plan
+
+
+def _render_db_image(args) -> dict:
+    i, seed, size, has_plaque, out = args
+    rng = _rng(seed, 11, i)
+    age, vd = float(rng.uniform(45, 82)), float(rng.normal(0.6, 0.9))
+    n_pl = int(rng.choice([1, 2, 3], p=[0.65, 0.27, 0.08])) if has_plaque else 0
+    anat = A.random_anatomy(rng, age=age, vd=vd, n_plaques=n_pl)
+    ex = bmode.render_export(rng, size=size, anat=anat)
+    out = Path(out)
+    io.write_png(out / f"r{i}_image.png", ex.image)
+    io.write_png(out / f"r{i}_mask.png", np.round(np.clip(ex.plaque, 0, 1) * 255).astype(np.uint8))
+    io.write_png(out / f"r{i}_clean.png", ex.clean)
+    io.write_png(out / f"r{i}_overlay.png", ex.overlay.astype(np.uint8) * 255)
+    area_px = int((ex.plaque > 0.5).sum())
+    return {"render": i, "n_plaques": len(anat.plaques),
+            "plaque_kinds": ",".join(p.kind for p in anat.plaques),
+            "plaque_walls": ",".join(p.wall for p in anat.plaques),
+            "plaque_area_px": area_px,
+            "plaque_area_mm2": area_px * ex.pixel_spacing_mm[0] * ex.pixel_spacing_mm[1],
+            "pixel_spacing_row_mm": ex.pixel_spacing_mm[0], "pixel_spacing_col_mm": ex.pixel_spacing_mm[1],
+            "scan_x0": ex.scan_box[0], "scan_y0": ex.scan_box[1], "scan_x1": ex.scan_box[2],
+            "scan_y1": ex.scan_box[3], "overlay_px": int(ex.overlay.sum()),
+            "imt_far_mm": anat.imt_far_mm, "age_years": age, "vd": vd}
+
+
+def write_plaque_db(out_dir: Path, n: int, size: int, seed: int, pool=None) -> pd.DataFrame:
+    plan = plan_plaque_db(n, seed)
+    work = out_dir / "_render"
+    work.mkdir(parents=True, exist_ok=True)
+    uniq = plan.drop_duplicates("render").sort_values("render")
+    tasks = [(int(r.render), seed, size, bool(r.has_plaque), str(work)) for r in uniq.itertuples()]
+    rendered = list(pool.map(_render_db_image, tasks, chunksize=4) if pool else map(_render_db_image, tasks))
+    truth = plan.merge(pd.DataFrame(rendered), on="render")
+    tdir = out_dir / "truth" / "plaque_db"
+    tdir.mkdir(parents=True, exist_ok=True)
+    for r in truth.itertuples():
+        folder = out_dir / "plaque_db" / r.split
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(work / f"r{r.render}_image.png", folder / r.file)   # byte-identical dups
+        mask = cv2.imread(str(work / f"r{r.render}_mask.png"), cv2.IMREAD_GRAYSCALE)
+        if r.mask_rgb:
+            mask = cv2.merge([mask, mask, mask])
+        io.write_png(folder / r.mask_file, mask)
+        stem = str(r.image_id)
+        shutil.copyfile(work / f"r{r.render}_clean.png", tdir / f"{stem}_clean.png")
+        shutil.copyfile(work / f"r{r.render}_overlay.png", tdir / f"{stem}_overlay.png")
+    shutil.rmtree(work)
+    truth["has_plaque"] = truth.plaque_area_px > 0
+    truth["duplicate_of_id"] = truth.duplicate_of.map(
+        lambda s: None if pd.isna(s) else int(truth.loc[(truth.render == s) & truth.duplicate_of.isna(),
+                                                        "image_id"].iloc[0]))
+    truth = truth.drop(columns=["duplicate_of"]).sort_values("image_id").reset_index(drop=True)
+    io.write_parquet(out_dir / "truth" / "plaque_db_truth.parquet", truth)
+    return truth
+
+
+# ----------------------------------------------------------------------------- cine loops
+
+def _render_subject_clips(args) -> list[dict]:
+    sid, idx, age, vd, hr, male, seed, size, seconds, out = args
+    rng = _rng(seed, 13, idx)
+    n_clips = 2 if rng.random() < 0.6 else 1
+    rows = []
+    for side in (["left", "right"] if n_clips == 2 else [str(rng.choice(["left", "right"]))]):
+        anat = A.random_anatomy(rng, age=age, vd=vd, male=male, depth_mm=40, width_mm=40)
+        dist = cine.distension_from(age, vd, rng)
+        fps = float(rng.choice([25.0, 30.0]))
+        clip = cine.render_clip(anat, rng, size=size, fps=fps, seconds=seconds, heart_rate_bpm=hr,
+                                distension=dist, gain_db=float(rng.normal(0, 2)),
+                                noise=float(rng.uniform(0.002, 0.008)))
+        clip_id = f"{sid}_{side[0].upper()}"
+        rel = f"cine/{clip_id}.npz"
+        io.write_npz(Path(out) / rel, frames=clip.frames, labels=clip.labels,
+                     fps=np.float32(fps), pixel_spacing_mm=np.float32(clip.pixel_spacing_mm))
+        rows.append({"subject_id": sid, "clip_id": clip_id, "side": side, "path": rel,
+                     "n_frames": int(clip.frames.shape[0]), "fps": fps,
+                     "pixel_spacing_mm": clip.pixel_spacing_mm, "distension": dist,
+                     "imt_far_mm": anat.imt_far_mm, "n_plaques": len(anat.plaques),
+                     "peri_echo": anat.peri_echo, "peri_texture": anat.peri_texture})
+    return rows
+
+
+def write_cine(out_dir: Path, cohort: pd.DataFrame, truth: pd.DataFrame, size: int, seconds: float,
+               seed: int, pool=None) -> pd.DataFrame:
+    vd = truth.set_index("subject_id").vd_true
+    tasks = [(r.subject_id, i, float(r.age_years), float(vd[r.subject_id]), float(r.heart_rate_bpm),
+              r.sex == "male", seed, size, seconds, str(out_dir)) for i, r in enumerate(cohort.itertuples())]
+    chunks = pool.map(_render_subject_clips, tasks, chunksize=16) if pool else map(_render_subject_clips, tasks)
+    rows = [row for chunk in chunks for row in chunk]
+    table = pd.DataFrame(rows)
+    io.write_parquet(out_dir / "cine_index.parquet",
+                     table[["subject_id", "clip_id", "side", "path", "n_frames", "fps", "pixel_spacing_mm"]])
+    io.write_parquet(out_dir / "truth" / "cine_truth.parquet",
+                     table[["clip_id", "subject_id", "distension", "imt_far_mm", "n_plaques",
+                            "peri_echo", "peri_texture"]])
+    return table
+
+
+# ----------------------------------------------------------------------------- everything
+
+def generate(out_dir, *, n_subjects: int = 2000, n_plaque_images: int = 541, plaque_db_size: int = 800,
+             cine_size: int = 64, cine_seconds: float = 1.4, vd_hr_per_sd: float = 1.4,
+             followup_years: float = 12.0, seed: int = 0, n_jobs: int = 2, force: bool = False,
+             progress=None) -> dict:
+    """Simulate cohort, plaque database and cine loops into ``out_dir``; return the manifest.
+
+    Cached: if ``out_dir/manifest.json`` has the same key (seed + parameters), nothing is redone.
+
+    Example:
+        >>> m = generate("runs/smoke/data", n_subjects=80, n_plaque_images=40, plaque_db_size=256)  # doctest: +SKIP
+        >>> m["counts"]["plaque_images"]                                                              # doctest: +SKIP
+        40
+    """
+    out_dir = Path(out_dir)
+    params = dict(n_subjects=n_subjects, n_plaque_images=n_plaque_images, plaque_db_size=plaque_db_size,
+                  cine_size=cine_size, cine_seconds=cine_seconds, vd_hr_per_sd=vd_hr_per_sd,
+                  followup_years=followup_years, seed=seed)
+    key = io.stable_hash({"params": params, "version": SIM_VERSION})
+    mpath = out_dir / "manifest.json"
+    if not force and mpath.exists():
+        old = io.read_json(mpath)
+        if old.get("key") == key:
+            return old
+    say = progress or (lambda msg: None)
+    if mpath.exists():
+        mpath.unlink()                      # the manifest gates validity; remove it first
+    for c in COMPONENTS:
+        p = out_dir / c
+        shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    timings = {}
+    n_jobs = n_jobs or os.cpu_count() or 1
+    pool = (ProcessPoolExecutor(n_jobs, mp_context=get_context("fork")) if n_jobs > 1 else None)
+    try:
+        t0 = time.perf_counter()
+        cohort, truth = simulate_cohort(n_subjects, seed=seed, vd_hr_per_sd=vd_hr_per_sd,
+                                        followup_years=followup_years)
+        io.write_parquet(out_dir / "cohort.parquet", cohort)
+        io.write_parquet(out_dir / "truth" / "cohort_truth.parquet", truth)
+        timings["cohort_s"] = round(time.perf_counter() - t0, 2)
+        say(f"cohort: {n_subjects} subjects in {timings['cohort_s']} s")
+        t0 = time.perf_counter()
+        db = write_plaque_db(out_dir, n_plaque_images, plaque_db_size, seed, pool)
+        timings["plaque_db_s"] = round(time.perf_counter() - t0, 2)
+        say(f"plaque database: {len(db)} images in {timings['plaque_db_s']} s")
+        t0 = time.perf_counter()
+        clips = write_cine(out_dir, cohort, truth, cine_size, cine_seconds, seed, pool)
+        timings["cine_s"] = round(time.perf_counter() - t0, 2)
+        say(f"cine: {len(clips)} clips in {timings['cine_s']} s")
+    finally:
+        if pool:
+            pool.shutdown()
+    t0 = time.perf_counter()
+    hashes = {"cohort.parquet": io.sha256_file(out_dir / "cohort.parquet")[:16],
+              "plaque_db": io.tree_digest(out_dir / "plaque_db"),
+              "cine": io.tree_digest(out_dir / "cine")}
+    timings["hashing_s"] = round(time.perf_counter() - t0, 2)
+    manifest = {
+        "synthetic": True, "key": key, "simulator_version": SIM_VERSION, "parameters": params,
+        "sources": {"cohort": "synthetic", "plaque_db": "synthetic", "video": "synthetic"},
+        "paths": {"cohort": "cohort.parquet", "plaque_db": "plaque_db", "cine_index": "cine_index.parquet",
+                  "truth": "truth"},
+        "counts": {"subjects": int(len(cohort)), "plaque_images": int(len(db)),
+                   "plaque_images_with_plaque": int(db.has_plaque.sum()), "clips": int(len(clips)),
+                   "duplicate_images": int(db.duplicate_of_id.notna().sum())},
+        "data_hashes": hashes, "timings": timings,
+        "created_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    io.write_json(mpath, manifest)
+    return manifest
