@@ -151,6 +151,11 @@ def map_columns(raw: pd.DataFrame, column_map=None, source: str = "table", extra
     return validate_cohort(df, source=source)
 
 
+def _show(v) -> str:
+    """A cell value as users typed it (numpy scalars unwrapped)."""
+    return repr(v.item() if hasattr(v, "item") else v)
+
+
 def _row_label(df, i, source):
     sid = df["subject_id"].iloc[i] if "subject_id" in df.columns else None
     return f"{source} row {i + 2}" + (f" (subject_id {sid})" if sid is not None else "")
@@ -181,7 +186,7 @@ def validate_cohort(df: pd.DataFrame, source: str = "table") -> pd.DataFrame:
             bad = mapped.isna() & s.notna()
             if bad.any():
                 i = int(np.argmax(bad.values))
-                raise CarotidkitError(f"{_row_label(df, i, source)}: sex {s.iloc[i]!r} not understood; "
+                raise CarotidkitError(f"{_row_label(df, i, source)}: sex {_show(s.iloc[i])} not understood; "
                                       "use female/male (or f/m)")
             df[col] = mapped
         elif kind == "binary":
@@ -189,14 +194,14 @@ def validate_cohort(df: pd.DataFrame, source: str = "table") -> pd.DataFrame:
             bad = mapped.isna() & s.notna()
             if bad.any():
                 i = int(np.argmax(bad.values))
-                raise CarotidkitError(f"{_row_label(df, i, source)}: {col} = {s.iloc[i]!r} is not 0/1 (yes/no)")
+                raise CarotidkitError(f"{_row_label(df, i, source)}: {col} = {_show(s.iloc[i])} is not 0/1 (yes/no)")
             df[col] = mapped.astype("Int64")
         else:
             num = pd.to_numeric(s, errors="coerce")
             bad = num.isna() & s.notna()
             if bad.any():
                 i = int(np.argmax(bad.values))
-                raise CarotidkitError(f"{_row_label(df, i, source)}: {col} = {s.iloc[i]!r} is not a number")
+                raise CarotidkitError(f"{_row_label(df, i, source)}: {col} = {_show(s.iloc[i])} is not a number")
             out = (num < lo) | (num > hi)
             if out.any():
                 i = int(np.argmax(out.values))

@@ -1,0 +1,139 @@
+"""The simulator: speckle statistics, anatomy truth, cohort realism, cine physiology, caching."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from carotidkit.synth import anatomy as A
+from carotidkit.synth import bmode, cine, speckle
+from carotidkit.synth.cohort import simulate_cohort
+from carotidkit.synth.dataset import generate, plan_plaque_db
+
+
+def test_homogeneous_envelope_is_rayleigh():
+    rng = np.random.default_rng(0)
+    amp = np.ones((400, 400), np.float32)
+    env = speckle.envelope(speckle.iq_image(amp, speckle.gaussian_psf(0.1, 0.1), rng))
+    inner = env[20:-20, 20:-20]
+    snr = inner.mean() / inner.std()
+    assert abs(snr - speckle.RAYLEIGH_SNR) < 0.05, snr
+    assert abs(speckle.RAYLEIGH_SNR - 1.913) < 1e-3
+
+
+def test_rayleigh_holds_inside_simulated_tissue():
+    """A homogeneous patch of a full simulated anatomy (deep tissue, no texture) is Rayleigh too."""
+    rng = np.random.default_rng(1)
+    anat = A.random_anatomy(rng, n_plaques=0)
+    z, x = np.arange(0, 40, 0.1), np.arange(0, 50, 0.1)
+    amp, labels, _ = A.echo_map(anat, z, x, rng)
+    amp[:] = np.where(labels == A.LABELS["lumen"], amp, 0.5)   # flatten texture outside the lumen
+    env = speckle.envelope(speckle.iq_image(amp, speckle.gaussian_psf(0.1, 0.1), rng))
+    patch = env[-80:-10, 50:-50]
+    assert abs(patch.mean() / patch.std() - 1.913) < 0.08
+
+
+def test_log_compression_keeps_tissue_below_white():
+    rng = np.random.default_rng(2)
+    ex = bmode.render_export(rng, size=256)
+    scan = ex.clean[ex.scan_box[1]:ex.scan_box[3], ex.scan_box[0]:ex.scan_box[2]]
+    assert (scan >= 250).mean() < 0.002          # only overlays are pure white
+    assert scan.mean() > 40                       # but the tissue is not black
+
+
+def test_plaque_truth_matches_geometry():
+    rng = np.random.default_rng(3)
+    anat = A.Anatomy(plaques=[A.Plaque(x_mm=25, length_mm=10, height_mm=2.0, wall="far", kind="fibrous")])
+    z, x = np.arange(0, 40, 0.1), np.arange(0, 50, 0.1)
+    amp, labels, mask = A.echo_map(anat, z, x, rng)
+    cols = np.where(mask.any(0))[0]
+    assert 8.5 < (cols.max() - cols.min()) * 0.1 < 10.5         # plaque length ~10 mm
+    thick = mask.sum(0).max() * 0.1
+    assert 1.5 < thick < 2.0 + anat.imt_far_mm                    # encroachment + part of IMT
+    assert (labels[mask] == A.LABELS["plaque"]).all()
+    lumen_center = labels[:, 100] == A.LABELS["lumen"]
+    assert abs(lumen_center.sum() * 0.1 - 2 * anat.lumen_radius_mm) < 0.3
+
+
+def test_calcified_plaque_casts_a_shadow():
+    rng = np.random.default_rng(4)
+    anat = A.Anatomy(plaques=[A.Plaque(x_mm=25, length_mm=8, height_mm=2.0, kind="calcified")])
+    z, x = np.arange(0, 40, 0.1), np.arange(0, 50, 0.1)
+    amp, _, _ = A.echo_map(anat, z, x, rng)
+    deep = slice(320, 390)
+    assert amp[deep, 240:260].mean() < 0.3 * amp[deep, 50:100].mean()
+
+
+def test_cohort_is_realistic_and_reproducible():
+    c, t = simulate_cohort(6000, seed=5)
+    assert 0.42 < c.hypertension.mean() < 0.58
+    assert 0.15 < c.smoking.mean() < 0.26 and 0.04 < c.diabetes.mean() < 0.10
+    assert abs(c.sbp_mmhg.mean() - 130) < 6 and abs(c.tc_mmol_l.mean() - 5.6) < 0.3
+    assert c.hdl_mmol_l[c.sex == "male"].mean() < c.hdl_mmol_l[c.sex == "female"].mean()
+    assert c.age_years.between(35, 75).all()
+    decade = ((c.age_years - 35) // 10).clip(0, 3)
+    assert c.groupby([c.sex, decade]).size().std() / len(c) < 0.01   # balanced by sex x decade
+    death10 = ((c.death_event == 1) & (c.death_years <= 10)).mean()
+    assert 0.04 <= death10 <= 0.09
+    assert 0.01 < ((c.mi_event == 1) & (c.mi_years <= 10)).mean() < 0.04
+    assert (c.mi_years >= 0).all() and (c.mi_event + c.mi_competing <= 1).all()
+    c2, _ = simulate_cohort(6000, seed=5)
+    pd.testing.assert_frame_equal(c, c2)
+    # vd_true drives hypertension (noisy proxy) and events
+    assert np.corrcoef(t.vd_true, c.hypertension)[0, 1] > 0.3
+    hi = t.vd_true > 1
+    assert c.death_event[hi].mean() > 2 * c.death_event[t.vd_true < -1].mean()
+
+
+def test_vd_hazard_ratio_is_configurable():
+    """With a larger HR per SD, events concentrate more in high-vd subjects."""
+    def slope(hr):
+        c, t = simulate_cohort(8000, seed=6, vd_hr_per_sd=hr)
+        return c.mi_event[t.vd_true > 0.5].mean() / max(c.mi_event[t.vd_true < -0.5].mean(), 1e-3)
+    assert slope(2.5) > slope(1.0)
+
+
+def test_cine_wall_distends_less_when_stiff():
+    rng = np.random.default_rng(7)
+    anat = A.random_anatomy(rng, n_plaques=0)
+    soft = cine.render_clip(anat, np.random.default_rng(1), size=64, distension=0.10, seconds=1.2)
+    stiff = cine.render_clip(anat, np.random.default_rng(1), size=64, distension=0.02, seconds=1.2)
+    lumen = lambda c: (c.labels == A.LABELS["lumen"]).sum((1, 2))
+    rel = lambda c: (lumen(c).max() - lumen(c).min()) / lumen(c).min()
+    assert rel(soft) > 3 * rel(stiff)
+    assert 0.05 < rel(soft) < 0.16
+    assert soft.frames.shape == (30, 64, 64) and soft.frames.dtype == np.uint8
+    assert cine.distension_from(40, -1) > cine.distension_from(70, 1.5)
+
+
+def test_plaque_db_plan_has_the_real_databases_quirks():
+    plan = plan_plaque_db(541, seed=0)
+    assert len(plan) == 541 and (plan.split == "test").sum() == 48
+    dup = plan.dropna(subset=["duplicate_of"])
+    assert len(dup) == 26
+    src_split = plan.set_index("render")[plan.duplicate_of.isna().values].split
+    cross = sum(src_split[int(r.duplicate_of)] != r.split for r in dup.itertuples())
+    assert cross == 4
+    assert plan.image_id.max() > len(plan)                  # gaps in the numbering
+    assert plan.file.str.contains(" ").sum() == 1           # the "544 .png" quirk
+    assert 0.05 < plan.mask_rgb.mean() < 0.3
+    assert 0.55 < plan.has_plaque.mean() < 0.75
+
+
+def test_generate_writes_layout_truth_and_caches(tmp_path):
+    kw = dict(n_subjects=30, n_plaque_images=24, plaque_db_size=192, cine_size=32, cine_seconds=0.8, n_jobs=1)
+    m = generate(tmp_path, **kw)
+    assert m["synthetic"] and m["counts"]["plaque_images"] == 24 and m["counts"]["subjects"] == 30
+    assert (tmp_path / "plaque_db" / "train").is_dir() and (tmp_path / "plaque_db" / "test").is_dir()
+    truth = pd.read_parquet(tmp_path / "truth" / "plaque_db_truth.parquet")
+    assert truth.duplicate_of_id.notna().sum() >= 1
+    assert (tmp_path / "truth" / "plaque_db" / f"{truth.image_id.iloc[0]}_overlay.png").exists()
+    mtime = (tmp_path / "manifest.json").stat().st_mtime_ns
+    assert generate(tmp_path, **kw)["key"] == m["key"]
+    assert (tmp_path / "manifest.json").stat().st_mtime_ns == mtime        # cached: nothing redone
+    m2 = generate(tmp_path, **{**kw, "n_subjects": 31})
+    assert m2["key"] != m["key"] and m2["counts"]["subjects"] == 31
+    # the same seed gives byte-identical images, whatever the worker count
+    other = generate(tmp_path / "b", **{**kw, "n_subjects": 31, "n_jobs": 2})
+    assert other["data_hashes"]["plaque_db"] == m2["data_hashes"]["plaque_db"]
+    assert other["data_hashes"]["cine"] == m2["data_hashes"]["cine"]
