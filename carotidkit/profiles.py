@@ -68,7 +68,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 #: Per-profile differences from DEFAULTS.
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "smoke": {
-        "00_data": {"n_subjects": 80, "n_plaque_images": 40, "plaque_db_size": 256,
+        "00_data": {"n_subjects": 80, "n_plaque_images": 40, "plaque_db_size": 800,
                     "cine_size": 32, "cine_seconds": 1.0, "gallery_n": 4, "n_jobs": 1},
         "01_cleaning": {"model_size": 64, "n_jobs": 1, "gallery_n": 3},
         "02_unet_ensemble": {"backbones": ["mobilenetv2", "efficientnetb0", "resnet50"],

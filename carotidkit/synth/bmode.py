@@ -64,8 +64,8 @@ def burn_overlays(canvas: np.ndarray, box, rng: np.random.Generator, plaque_cov:
     ink = np.zeros_like(canvas)
     x0, y0, x1, y1 = box
     H, W = canvas.shape
-    fs = 0.55 * scale * 1.5
-    th = max(1, int(round(1.5 * scale)))
+    fs = max(0.45, 0.55 * scale * 1.5)
+    th = max(2, int(round(1.5 * scale)))          # scanners draw overlays >= 2 px wide
     # patient/institution text and acquisition settings in the margins
     if y0 > 18 * scale:
         _text(canvas, ink, f"{rng.choice(_NAMES)}  ID {rng.integers(10**6, 10**7)}",

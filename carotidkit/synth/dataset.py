@@ -33,7 +33,7 @@ from . import anatomy as A
 from . import bmode, cine
 from .cohort import simulate_cohort
 
-SIM_VERSION = "1"
+SIM_VERSION = "3"
 COMPONENTS = ("cohort.parquet", "plaque_db", "cine", "cine_index.parquet", "truth")
 
 

@@ -66,7 +66,7 @@ def tgc_attenuation(depth_mm: np.ndarray, f0_mhz: float = 7.5, alpha_db_cm_mhz: 
 
 
 def log_compress(env: np.ndarray, dynamic_range_db: float = 55.0, ref: float | None = None,
-                 ref_percentile: float = 99.7, white_level: float = 245.0) -> np.ndarray:
+                 ref_percentile: float = 99.9, white_level: float = 232.0) -> np.ndarray:
     """Map the envelope to 8-bit display values over ``dynamic_range_db``.
 
     ``ref`` (envelope value shown at ``white_level``) defaults to a high percentile, so the
