@@ -383,7 +383,7 @@ def clean_database(db: pd.DataFrame, out_dir, size: int = 128, square: str = "pa
     ok = duplicate_groups(ok, near_dup_hamming)
     qc = qc.merge(ok[["image_id", "dup_group", "dup_kind", "group_size"]], on="image_id", how="left")
     for f in QC_FLAGS:
-        qc[f] = qc[f].fillna(False).astype(bool) if f in qc else False
+        qc[f] = qc[f].eq(True) if f in qc else False
     return qc
 
 
