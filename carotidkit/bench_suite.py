@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .bench import benchmark, matmul_flops
+import numpy as np
+
+from .bench import benchmark, matmul_flops, timed
 
 
 @benchmark
@@ -58,3 +60,44 @@ def bench_cleaning(out_dir: Path) -> dict:
     return {"images": int(len(db)), "seconds": round(t, 2), "images_per_s": round(len(db) / t, 1),
             "single_core_images_per_s": round(100 / t1, 1), "numpy_reference_s": round(ref, 3),
             "ratio_to_reference": round(t / ref, 1), "score": clean.cleaning_score(qc)}
+
+
+@benchmark
+def bench_unet(out_dir: Path) -> dict:
+    """U-Net training images/s per backbone, achieved FLOP/s as a share of the machine's dense
+    matmul FLOP/s (numpy BLAS, measured now), and ensemble inference images/s."""
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import keras
+
+    from . import profiles
+    from .bench import matmul_flops
+    from .segment.unet import build_unet, dice_bce_loss, dice_metric, forward_flops
+
+    peak = matmul_flops()
+    size = profiles.settings("01_cleaning", "workshop").model_size
+    cfg = profiles.settings("02_unet_ensemble", "workshop")
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 255, (96, size, size, 1)).astype("float32")
+    Y = (rng.random((96, size, size, 1)) > 0.97).astype("float32")
+    res = {"matmul_gflops": round(peak / 1e9, 1), "input_size": size, "batch_size": cfg.batch_size,
+           "backbones": {}}
+    models = []
+    for bb in cfg.backbones:
+        m = build_unet(bb, size)
+        m.compile(optimizer=keras.optimizers.Adam(1e-3), loss=dice_bce_loss, metrics=[dice_metric],
+                  jit_compile=False)
+        m.fit(X[:32], Y[:32], batch_size=cfg.batch_size, epochs=1, verbose=0)      # trace / warm up
+        t, _ = timed(m.fit, X, Y, batch_size=cfg.batch_size, epochs=2, verbose=0)
+        ips = 2 * len(X) / t
+        f = forward_flops(m)
+        res["backbones"][bb] = {"train_images_per_s": round(ips, 1), "gflops_forward_per_image": round(f / 1e9, 3),
+                                "achieved_gflops": round(3 * f * ips / 1e9, 1),
+                                "share_of_matmul_peak": round(3 * f * ips / peak, 3)}
+        models.append(m)
+    for m in models:
+        m.predict(X[:16], batch_size=32, verbose=0)
+    t, _ = timed(lambda: [m.predict(X, batch_size=32, verbose=0) for m in models])
+    res["ensemble_inference_images_per_s"] = round(len(X) / t, 1)
+    return res

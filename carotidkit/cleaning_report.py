@@ -39,7 +39,7 @@ def run_cleaning(cfg, progress=print) -> dict:
         stretch = float(cfg["undo_stretch"] or 1.0)      # a stretch back makes column pixels narrower
         qc["model_px_area_mm2"] = (qc.pixel_spacing_row_mm * qc.scale_row
                                    * qc.pixel_spacing_col_mm / stretch * qc.scale_col)
-    splits = clean.make_splits(qc, val_fraction=0.15, seed=cfg["seed"])
+    splits = clean.make_splits(qc, val_fraction=cfg["val_fraction"], seed=cfg["seed"])
     leakage = clean.leakage_table(qc.assign(split=qc.split_shipped))
     io.write_parquet(out / "qc.parquet", qc)
     io.write_parquet(out / "splits.parquet", splits)

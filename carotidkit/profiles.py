@@ -43,22 +43,22 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "gallery_n": 8,
     },
     "01_cleaning": {
-        "model_size": 128,
+        "model_size": 96,         # 2-core budget; full uses 256
         "square": "pad",          # "pad" (keep aspect, black bars) or "resize" (stretch)
         "undo_stretch": None,     # e.g. 1.3333 to undo a 4:3 -> square export stretch
         "inpaint_radius": 3,
         "near_dup_hamming": 4,
         "min_speck_px": 20,
+        "val_fraction": 0.15,     # group-aware validation share of the development images
         "n_jobs": 2,
         "gallery_n": 6,
     },
     "02_unet_ensemble": {
-        "backbones": ["mobilenetv2", "efficientnetb0", "resnet50"],
-        "epochs": 12,
+        "backbones": ["mobilenetv2", "efficientnetb0", "efficientnetv2b0"],
+        "epochs": 8,
         "batch_size": 16,
         "learning_rate": 1e-3,
-        "patience": 4,
-        "val_fraction": 0.15,
+        "patience": 3,
         "vote": "majority",
         "n_boot": 1000,
         "weights_dir": None,      # optional local folder of encoder weights (opt-in; never downloaded)
@@ -71,14 +71,14 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "00_data": {"n_subjects": 80, "n_plaque_images": 40, "plaque_db_size": 800,
                     "cine_size": 32, "cine_seconds": 1.0, "gallery_n": 4, "n_jobs": 1},
         "01_cleaning": {"model_size": 64, "n_jobs": 1, "gallery_n": 3},
-        "02_unet_ensemble": {"backbones": ["mobilenetv2", "efficientnetb0", "resnet50"],
-                             "epochs": 1, "batch_size": 8, "n_boot": 50, "patience": 1},
+        "02_unet_ensemble": {"epochs": 1, "batch_size": 8, "n_boot": 50, "patience": 1},
     },
     "workshop": {},
     "full": {
         "00_data": {"n_subjects": 15000, "cine_size": 112, "cine_seconds": 3.0, "n_jobs": 0},
         "01_cleaning": {"model_size": 256, "n_jobs": 0},
-        "02_unet_ensemble": {"epochs": 80, "patience": 10, "n_boot": 2000},
+        "02_unet_ensemble": {"backbones": ["mobilenetv2", "efficientnetb0", "resnet50"], "epochs": 80,
+                             "patience": 10, "n_boot": 2000},
     },
 }
 

@@ -123,6 +123,7 @@ def _execute(nb: Path, out_nb: Path, params: dict[str, Any], cwd: Path) -> None:
 
     import papermill as pm
 
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")      # kernels inherit: no TF INFO noise
     out_nb.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out_nb.stem}.", suffix=".ipynb", dir=out_nb.parent)
     os.close(fd)

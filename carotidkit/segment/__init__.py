@@ -1,0 +1,34 @@
+"""Plaque segmentation: Keras U-Nets on keras.applications encoders, training, ensemble, metrics.
+
+Importing this package does not import TensorFlow: ``carotidkit.segment.metrics`` is numpy
+only; ``carotidkit.segment.unet``, ``train`` and ``ensemble.PlaqueSegmenter.load`` import Keras.
+"""
+import logging
+import os
+
+# quiet TensorFlow's C++ INFO/WARNING lines and Python retracing warnings in notebooks and logs
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+def keras_quietly():
+    """Import Keras (and TensorFlow) with the C-level stderr muted for the import only.
+
+    TensorFlow prints oneDNN/absl start-up lines from C++ before its logging is configured; no
+    environment variable silences them, and in notebooks they would land in every report.
+    Import errors still raise normally.
+    """
+    import sys
+
+    if "keras" in sys.modules:
+        return sys.modules["keras"]
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import keras
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    return keras
