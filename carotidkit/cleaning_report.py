@@ -46,6 +46,7 @@ def run_cleaning(cfg, progress=print) -> dict:
     io.write_parquet(out / "leakage.parquet", leakage)
     summary = {"images": int(len(qc)), "errors": int(qc.flag_error.sum()), "seconds": round(seconds, 2),
                "model_size": cfg["model_size"], "square": cfg["square"], "undo_stretch": cfg["undo_stretch"],
+               "inpaint_radius": cfg["inpaint_radius"],
                "flags": {f: int(qc[f].sum()) for f in clean.QC_FLAGS},
                "duplicate_groups": int(qc.dup_group.nunique()), "leaking_groups": int(len(leakage)),
                "splits": splits.split.value_counts().to_dict(),

@@ -69,7 +69,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "smoke": {
         "00_data": {"n_subjects": 80, "n_plaque_images": 40, "plaque_db_size": 800,
-                    "cine_size": 32, "cine_seconds": 1.0, "gallery_n": 4, "n_jobs": 1},
+                    "cine_size": 32, "cine_seconds": 1.3, "gallery_n": 4, "n_jobs": 1},
         "01_cleaning": {"model_size": 64, "n_jobs": 1, "gallery_n": 3},
         "02_unet_ensemble": {"epochs": 1, "batch_size": 8, "n_boot": 50, "patience": 1},
     },

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 
@@ -58,7 +59,7 @@ class PlaqueSegmenter:
         img = read_image(image, color=True) if isinstance(image, (str, Path)) else np.asarray(image)
         p = self.meta["preprocessing"]
         overlay, box = clean.detect_overlays(img)
-        gray = img if img.ndim == 2 else __import__("cv2").cvtColor(img, __import__("cv2").COLOR_BGR2GRAY)
+        gray = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
         inside = np.zeros(gray.shape, bool)
         inside[box[1]:box[3], box[0]:box[2]] = True
         cleaned = clean.inpaint(gray, overlay & inside, p["inpaint_radius"])
@@ -123,7 +124,8 @@ def run_unet_stage(cfg, progress=print) -> dict:
     meta = {"backbones": list(cfg["backbones"]), "vote": cfg["vote"], "threshold": 0.5,
             "min_component_px": 0,
             "preprocessing": {"model_size": cmeta["model_size"], "square": cmeta["square"],
-                              "undo_stretch": cmeta["undo_stretch"], "inpaint_radius": 3}}
+                              "undo_stretch": cmeta["undo_stretch"],
+                              "inpaint_radius": cmeta.get("inpaint_radius", 3)}}
     io.write_json(out / "ensemble.json", meta)
     seg = PlaqueSegmenter.load(out)
     t0 = time.perf_counter()
