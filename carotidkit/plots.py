@@ -82,6 +82,9 @@ def km_overview(cohort, endpoints=("mi", "cardiac_death", "death"), by: str | No
     import matplotlib.pyplot as plt
     from lifelines import KaplanMeierFitter
 
+    endpoints = [ep for ep in endpoints if f"{ep}_event" in cohort and f"{ep}_years" in cohort]
+    if not endpoints:
+        return None
     fig, axes = plt.subplots(1, len(endpoints), figsize=(4 * len(endpoints), 3.2), squeeze=False)
     for ax, ep in zip(axes.flat, endpoints):
         groups = [(None, cohort)] if by is None else list(cohort.groupby(by))

@@ -22,6 +22,8 @@ def table1(df: pd.DataFrame, by: str | None = "hypertension", columns=None) -> p
     Example:
         >>> table1(cohort, by="hypertension")      # doctest: +SKIP
     """
+    if by is not None and by not in df.columns:
+        by = None                               # e.g. a real cohort without that column
     columns = [c for c in (columns or LABELS) if c in df.columns and c != by]
     groups = [("Overall", df)]
     if by is not None:

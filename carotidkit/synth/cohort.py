@@ -144,6 +144,8 @@ def event_rates(cohort: pd.DataFrame, years: float = 10.0) -> pd.DataFrame:
     """Crude share of subjects with each event within ``years`` (a quick sanity table)."""
     rows = []
     for ep in ("mi", "cardiac_death", "death"):
+        if f"{ep}_event" not in cohort or f"{ep}_years" not in cohort:
+            continue                       # a real cohort may not carry every endpoint
         ev = (cohort[f"{ep}_event"] == 1) & (cohort[f"{ep}_years"] <= years)
         rows.append({"endpoint": ep, "events": int(cohort[f"{ep}_event"].sum()),
                      f"share_within_{int(years)}y": float(ev.mean())})
