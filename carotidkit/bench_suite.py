@@ -66,15 +66,12 @@ def bench_cleaning(out_dir: Path) -> dict:
 def bench_unet(out_dir: Path) -> dict:
     """U-Net training images/s per backbone, achieved FLOP/s as a share of the machine's dense
     matmul FLOP/s (numpy BLAS, measured now), and ensemble inference images/s."""
-    import os
-
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    import keras
-
     from . import profiles
+    from .segment import keras_quietly
     from .bench import matmul_flops
     from .segment.unet import build_unet, dice_bce_loss, dice_metric, forward_flops
 
+    keras = keras_quietly()
     peak = matmul_flops()
     size = profiles.settings("01_cleaning", "workshop").model_size
     cfg = profiles.settings("02_unet_ensemble", "workshop")
