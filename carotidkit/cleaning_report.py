@@ -53,3 +53,28 @@ def run_cleaning(cfg, progress=print) -> dict:
                "score": clean.cleaning_score(qc) if truth_dir is not None else None}
     io.write_json(out / "clean.json", summary)
     return summary
+
+
+def before_after(cfg, qc: pd.DataFrame, n: int) -> dict[str, list]:
+    """Up to ``n`` plaque images for a before/after gallery: the export cropped to its scan area
+    (burned-in margins never shown) with its detected overlays, and the cleaned model input with
+    its mask. Returns lists ``before, overlays, after, masks, ids``."""
+    from .data import read_image, read_mask
+
+    paths = data_paths(cfg["run_dir"])
+    out = Path(cfg["run_dir"]) / "clean"
+    db = load_plaque_db(paths["plaque_db"], check=False).set_index("image_id")
+    ok = qc[~qc.flag_error & qc.has_plaque]
+    show = ok.sample(min(n, len(ok)), random_state=cfg["seed"])
+    res = {"before": [], "overlays": [], "after": [], "masks": [], "ids": []}
+    for r in show.itertuples():
+        box = (r.scan_x0, r.scan_y0, r.scan_x1, r.scan_y1)
+        img = read_image(db.loc[r.image_id, "image_path"])
+        det, _ = clean.detect_overlays(img, box)
+        x0, y0, x1, y1 = box
+        res["before"].append(img[y0:y1, x0:x1])
+        res["overlays"].append(det[y0:y1, x0:x1])
+        res["after"].append(read_image(out / "images" / f"{r.image_id}.png"))
+        res["masks"].append(read_mask(out / "masks" / f"{r.image_id}.png"))
+        res["ids"].append(r.image_id)
+    return res

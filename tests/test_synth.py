@@ -137,3 +137,14 @@ def test_generate_writes_layout_truth_and_caches(tmp_path):
     other = generate(tmp_path / "b", **{**kw, "n_subjects": 31, "n_jobs": 2})
     assert other["data_hashes"]["plaque_db"] == m2["data_hashes"]["plaque_db"]
     assert other["data_hashes"]["cine"] == m2["data_hashes"]["cine"]
+
+
+def test_truth_summary_links_vd_to_what_images_show(tmp_path):
+    from carotidkit.synth.dataset import truth_summary
+
+    generate(tmp_path, n_subjects=300, n_plaque_images=20, plaque_db_size=128, cine_size=32,
+             cine_seconds=0.5, n_jobs=2)
+    truth, corr = truth_summary(tmp_path)
+    assert len(truth) == 300
+    assert corr["distension"] < -0.3          # stiffer arteries with more damage
+    assert corr["imt_far_mm"] > 0.3 and corr["hypertension"] > 0.2

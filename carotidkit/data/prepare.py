@@ -82,3 +82,12 @@ def data_paths(run_dir) -> dict[str, Path]:
                                  "(make report ONLY=00)")
     m = io.read_json(mpath)
     return {k: (Path(v) if Path(v).is_absolute() else out / v) for k, v in m["paths"].items()}
+
+
+def cine_table(run_dir) -> pd.DataFrame:
+    """The run's clip index with absolute ``path`` values (synthetic or real videos)."""
+    paths = data_paths(run_dir)
+    idx = pd.read_parquet(paths["cine_index"])
+    base = paths["cine_index"].parent
+    idx["path"] = [str(p) if Path(p).is_absolute() else str(base / p) for p in idx.path]
+    return idx

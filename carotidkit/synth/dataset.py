@@ -256,3 +256,17 @@ def generate(out_dir, *, n_subjects: int = 2000, n_plaque_images: int = 541, pla
     }
     io.write_json(mpath, manifest)
     return manifest
+
+
+def truth_summary(data_dir) -> tuple[pd.DataFrame, pd.Series]:
+    """Per-subject truth joined to the observed cohort, and each quantity's correlation with
+    the latent vascular damage ``vd_true`` (what later notebooks should recover)."""
+    data_dir = Path(data_dir)
+    cohort = pd.read_parquet(data_dir / "cohort.parquet")
+    truth = pd.read_parquet(data_dir / "truth" / "cohort_truth.parquet").merge(cohort, on="subject_id")
+    clips = pd.read_parquet(data_dir / "truth" / "cine_truth.parquet")
+    per_subject = clips.groupby("subject_id")[["distension", "imt_far_mm", "n_plaques", "peri_echo"]].mean()
+    truth = truth.merge(per_subject, on="subject_id")
+    cols = ["age_years", "sbp_mmhg", "hypertension", "distension", "imt_far_mm", "n_plaques", "peri_echo"]
+    corr = truth[["vd_true", *cols]].corr()["vd_true"].drop("vd_true").rename("correlation with vd_true")
+    return truth, corr
