@@ -31,4 +31,11 @@ def keras_quietly():
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)    # TF resets it while importing
+    try:
+        import tensorflow as tf
+
+        tf.get_logger().setLevel(logging.ERROR)                 # retracing warnings in notebooks
+    except ImportError:                                         # torch backend without TF
+        pass
     return keras
