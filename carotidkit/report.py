@@ -199,8 +199,12 @@ def run_report(profile: str = "workshop", only: str | None = None,
                 prev_res = NotebookResult(**{**prev, "status": prev["status"] if nb not in chosen
                                              else "up-to-date"})
                 results.append(prev_res)
-                if nb not in chosen and prev.get("fingerprint") != fp:
-                    prev_res.error = "out of date (upstream, parameters or code changed)"
+                if nb not in chosen and prev["status"] == "ok" and not up_to_date:
+                    # not re-run now, but what it was computed from has changed: say so on the index
+                    prev_res.status = "out of date"
+                    prev_res.error = "upstream outputs, parameters or code changed since this run"
+                    state[name] = asdict(prev_res)
+                    io.write_json(state_path, state)
             else:
                 results.append(NotebookResult(name, "not run", parameters=params))
             if up_to_date and nb in chosen:
@@ -387,7 +391,7 @@ def write_index(reports_dir: Path, current: str | None = None, run_dir: Path | N
 <style>
 body{{font:15px/1.5 system-ui,sans-serif;margin:0;color:#222}} main{{padding:8px 24px 40px}}
 table{{border-collapse:collapse;margin:8px 0}} td,th{{border:1px solid #ddd;padding:4px 10px;text-align:left;vertical-align:top}}
-tr.st-failed td{{background:#fde8e8}} tr.st-ok td:nth-child(2),tr.st-up-to-date td:nth-child(2){{color:#176f2c}}
+tr.st-failed td{{background:#fde8e8}} tr.st-out-of-date td{{background:#fff7e0}} tr.st-ok td:nth-child(2),tr.st-up-to-date td:nth-child(2){{color:#176f2c}}
 .err{{color:#b3261e;font-family:monospace;white-space:pre-wrap;max-width:60em}} pre{{margin:0;font-size:12px}}
 </style></head><body>
 {f'<div class="ck-banner" role="alert">{html.escape(banner)}</div>' if banner else ''}

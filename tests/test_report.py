@@ -59,6 +59,15 @@ def test_incremental_reruns_only_what_changed(toy_root):
     _nb(nb, "print('changed')")
     status, _ = _run(toy_root)
     assert status == {"00_data": "up-to-date", "01_cleaning": "ok"}
+    # re-running only the upstream notebook with new outputs marks the downstream one out of date
+    _nb(toy_root / "notebooks" / "00_data.ipynb",
+        "from pathlib import Path\nd = Path(run_dir) / 'data'; d.mkdir(parents=True, exist_ok=True)\n"
+        "(d / 'x.txt').write_text('v2')")
+    status, _ = _run(toy_root, only="00")
+    assert status == {"00_data": "ok", "01_cleaning": "out of date"}
+    assert "out of date" in (toy_root / "reports" / "index.html").read_text()
+    status, _ = _run(toy_root)
+    assert status == {"00_data": "up-to-date", "01_cleaning": "ok"}
     # a different seed changes every notebook's parameters
     status, _ = _run(toy_root, seed=3)
     assert status == {"00_data": "ok", "01_cleaning": "ok"}
