@@ -189,6 +189,31 @@ def alignment(mask_src: np.ndarray, mask_model: np.ndarray, geom: Geometry) -> t
     return iou, float(np.hypot(dy, dx))
 
 
+@dataclass
+class CleanedExport:
+    gray: np.ndarray          # the export in grayscale, as read
+    cleaned: np.ndarray       # overlays inpainted (scan area only), same size as the export
+    overlay: np.ndarray       # detected overlay pixels (margins included; only scan-area ones are inpainted)
+    image: np.ndarray         # model input: cropped, squared, resized
+    mask: np.ndarray | None   # the mask through the same geometry
+    geom: Geometry
+
+
+def clean_export(img: np.ndarray, size: int, square: str = "pad", undo_stretch: float | None = None,
+                 inpaint_radius: int = 3, mask: np.ndarray | None = None) -> CleanedExport:
+    """The whole per-image cleaning step: detect overlays, inpaint them inside the scan area,
+    crop/square/resize image (and mask) to ``size``. 01_cleaning and ``PlaqueSegmenter`` both
+    call this, so new images are preprocessed exactly like the training data."""
+    gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if img.ndim == 3 else img
+    overlay, box = detect_overlays(img)
+    x0, y0, x1, y1 = box
+    inside = np.zeros(gray.shape, bool)
+    inside[y0:y1, x0:x1] = True
+    cleaned = inpaint(gray, overlay & inside, inpaint_radius)
+    im, m, geom = crop_square_resize(cleaned, mask, box, size, square, undo_stretch)
+    return CleanedExport(gray, cleaned, overlay, im, m, geom)
+
+
 # ----------------------------------------------------------------------------- mask QC
 
 def mask_qc(mask: np.ndarray, box, min_speck_px: int = 20, labelled_plaque: bool | None = None) -> dict:
@@ -299,18 +324,20 @@ def _clean_one(args) -> dict:
     rec, out_dir, size, square, undo_stretch, radius, min_speck, truth_dir = args
     row = {"image_id": rec["image_id"], "split_shipped": rec["split"]}
     try:
+        if rec.get("error"):                      # e.g. an image without a mask, found when listing
+            raise io.CarotidkitError(rec["error"])
         raw = read_image(rec["image_path"], color=True)
-        gray = cv2.cvtColor(raw, cv2.COLOR_BGR2GRAY) if raw.ndim == 3 else raw
-        mask = read_mask(rec["mask_path"]) if rec.get("mask_path") else np.zeros(gray.shape, bool)
-        if mask.shape != gray.shape:
+        shape = raw.shape[:2]
+        mask = read_mask(rec["mask_path"]) if rec.get("mask_path") else np.zeros(shape, bool)
+        if mask.shape != shape:
             raise io.CarotidkitError(f"{rec['mask_path']}: mask is {mask.shape[1]}x{mask.shape[0]} but the "
-                                     f"image is {gray.shape[1]}x{gray.shape[0]}")
-        overlay, box = detect_overlays(raw)
+                                     f"image is {shape[1]}x{shape[0]}")
+        ce = clean_export(raw, size, square, undo_stretch, radius, mask)
+        gray, cleaned, overlay, im, m, geom = ce.gray, ce.cleaned, ce.overlay, ce.image, ce.mask, ce.geom
+        box = geom.box
         x0, y0, x1, y1 = box
         inside = np.zeros(gray.shape, bool)
         inside[y0:y1, x0:x1] = True
-        cleaned = inpaint(gray, overlay & inside, radius)
-        im, m, geom = crop_square_resize(cleaned, mask, box, size, square, undo_stretch)
         io.write_png(Path(out_dir) / "images" / f"{rec['image_id']}.png", im)
         io.write_png(Path(out_dir) / "masks" / f"{rec['image_id']}.png", m.astype(np.uint8) * 255)
         crop = gray[y0:y1, x0:x1]

@@ -22,7 +22,8 @@ def run_cleaning(cfg, progress=print) -> dict:
     paths = data_paths(cfg["run_dir"])
     manifest = io.read_json(Path(cfg["run_dir"]) / "data" / "manifest.json")
     out = Path(cfg["run_dir"]) / "clean"
-    db = load_plaque_db(paths["plaque_db"], errors="flag")
+    # list and pair files only: clean_database decodes each image once and checks sizes itself
+    db = load_plaque_db(paths["plaque_db"], check=False, errors="flag")
     truth_dir = (paths["truth"] / "plaque_db") if manifest["sources"].get("plaque_db") == "synthetic" else None
     t0 = time.perf_counter()
     qc = clean.clean_database(db, out, size=cfg["model_size"], square=cfg["square"],

@@ -171,3 +171,15 @@ def test_reports_carry_no_burned_in_identity(smoke_run):
     for page in smoke_run["reports_dir"].rglob("*.html"):
         text = page.read_text()
         assert not any(name in text for name in _NAMES), page
+
+
+def test_image_without_mask_stays_flagged_through_cleaning(synth_db, tmp_path):
+    root = tmp_path / "db"
+    shutil.copytree(synth_db / "plaque_db", root)
+    mask = sorted((root / "train").glob("*_labeled.png"))[0]
+    mask.unlink()
+    db = data.load_plaque_db(root, check=False, errors="flag")
+    qc = clean.clean_database(db, tmp_path / "out", size=64).set_index("image_id")
+    stem = mask.name.replace("_labeled.png", "")
+    assert qc.loc[stem, "flag_error"] and "image without a mask" in qc.loc[stem, "error"]
+    assert not (tmp_path / "out" / "images" / f"{stem}.png").exists()

@@ -98,34 +98,27 @@ def load_plaque_db(root, check: bool = True, errors: str = "raise") -> pd.DataFr
     for ip, msg in problems:
         df.loc[df.image_path == str(ip), "error"] = msg
     if check:
-        has, hw, nonbin, rgb = [], [], [], []
+        checked = []
         for r in df.itertuples():
+            info = {"has_plaque": False, "height": 0, "width": 0, "mask_rgb": False, "mask_nonbinary": False}
             try:
                 img = read_image(r.image_path)
-                hw.append(img.shape[:2])
-                if r.mask_path is None:
-                    has.append(False); nonbin.append(False); rgb.append(False)
-                    continue
-                raw = read_image(r.mask_path, color=True)
-                if raw.shape[:2] != img.shape[:2]:
-                    raise CarotidkitError(f"{r.mask_path}: mask is {raw.shape[1]}x{raw.shape[0]} but its image "
-                                          f"{Path(r.image_path).name} is {img.shape[1]}x{img.shape[0]}; "
-                                          "resample the mask to the image grid")
-                flat = raw.max(axis=2) if raw.ndim == 3 else raw
-                has.append(bool((flat > 127).any()))
-                nonbin.append(bool(((flat > 0) & (flat < 255)).any()))
-                rgb.append(raw.ndim == 3)
+                info["height"], info["width"] = img.shape[:2]
+                if r.mask_path is not None:
+                    raw = read_image(r.mask_path, color=True)
+                    if raw.shape[:2] != img.shape[:2]:
+                        raise CarotidkitError(f"{r.mask_path}: mask is {raw.shape[1]}x{raw.shape[0]} but its image "
+                                              f"{Path(r.image_path).name} is {img.shape[1]}x{img.shape[0]}; "
+                                              "resample the mask to the image grid")
+                    flat = raw.max(axis=2) if raw.ndim == 3 else raw
+                    info.update(has_plaque=bool((flat > 127).any()), mask_rgb=raw.ndim == 3,
+                                mask_nonbinary=bool(((flat > 0) & (flat < 255)).any()))
             except CarotidkitError as exc:
                 if errors == "raise":
                     raise
                 df.loc[r.Index, "error"] = str(exc)
-                hw.append((0, 0)) if len(hw) <= r.Index else None
-                has.append(False); nonbin.append(False); rgb.append(False)
-        df["has_plaque"] = has
-        df["height"] = [h for h, _ in hw]
-        df["width"] = [w for _, w in hw]
-        df["mask_rgb"] = rgb
-        df["mask_nonbinary"] = nonbin
+            checked.append(info)
+        df = df.join(pd.DataFrame(checked, index=df.index))
     if errors == "raise" and df.error.notna().any():
         raise CarotidkitError(df.error.dropna().iloc[0])
 

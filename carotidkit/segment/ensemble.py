@@ -11,7 +11,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 
@@ -58,12 +57,8 @@ class PlaqueSegmenter:
         """Clean one raw export (path or array) into the model's input, as 01_cleaning did."""
         img = read_image(image, color=True) if isinstance(image, (str, Path)) else np.asarray(image)
         p = self.meta["preprocessing"]
-        overlay, box = clean.detect_overlays(img)
-        gray = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
-        inside = np.zeros(gray.shape, bool)
-        inside[box[1]:box[3], box[0]:box[2]] = True
-        cleaned = clean.inpaint(gray, overlay & inside, p["inpaint_radius"])
-        im, _, geom = clean.crop_square_resize(cleaned, None, box, p["model_size"], p["square"], p["undo_stretch"])
+        ce = clean.clean_export(img, p["model_size"], p["square"], p["undo_stretch"], p["inpaint_radius"])
+        im, geom = ce.image, ce.geom
         return im, geom
 
     def predict_probs(self, X: np.ndarray, batch_size: int = 32) -> np.ndarray:
