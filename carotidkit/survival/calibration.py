@@ -52,7 +52,8 @@ def calibration(risk, case, w, n_boot: int = 200, seed: int = 0, bandwidth: floa
         rr, cc, ww, xx = risk[idx], case[idx], w[idx], x[idx]
         obs = np.sum(ww * cc) / np.sum(ww)
         exp_ = np.sum(ww * rr) / np.sum(ww)
-        sm = _smooth(xx, cc, ww, xx, bw)
+        grid = np.linspace(xx.min(), xx.max(), 64)
+        sm = np.interp(xx, grid, _smooth(xx, cc, ww, grid, bw))
         err = np.abs(sm - rr)
         brier = np.sum(ww * (cc - rr) ** 2) / np.sum(ww)
         brier0 = obs * (1 - obs)

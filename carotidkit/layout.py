@@ -1,0 +1,309 @@
+"""The run layout: every file a stage reads or writes, named once, with its schema.
+
+``RunLayout(run_dir)`` has one section per stage (``layout.data``, ``layout.clean``,
+``layout.unet``, ``layout.vd``, ``layout.xai``, ``layout.survival``); each attribute is a
+``Path``. Stages, notebooks, the report runner and tests ask the layout instead of spelling a
+run-folder path. Sections create their folder on first use of :meth:`Section.ensure`.
+
+Example:
+    >>> lay = RunLayout("runs/smoke")
+    >>> lay.vd.vd.name, lay.survival.cox.parent.name
+    ('vd.parquet', 'survival')
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class Section:
+    """A stage folder; subclasses list its files as properties with a schema docstring."""
+
+    folder = ""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+        self.root = self.run_dir / self.folder
+
+    def ensure(self) -> Path:
+        self.root.mkdir(parents=True, exist_ok=True)
+        return self.root
+
+    def files(self) -> dict[str, Path]:
+        """Every named file of this section (for docs and tests)."""
+        return {k: getattr(self, k) for k, v in vars(type(self)).items() if isinstance(v, property)}
+
+
+class Data(Section):
+    folder = "data"
+
+    @property
+    def manifest(self) -> Path:
+        """JSON: synthetic flag, sources, ``paths`` (relative or absolute), counts, hashes; written last."""
+        return self.root / "manifest.json"
+
+    @property
+    def cohort(self) -> Path:
+        """Parquet: canonical cohort columns (``subject_id``, ``age_years``, ..., ``<ep>_event/_years``)."""
+        return self.root / "cohort.parquet"
+
+    @property
+    def cine_index(self) -> Path:
+        """Parquet: ``subject_id, clip_id, side, path, n_frames, fps, pixel_spacing_mm``."""
+        return self.root / "cine_index.parquet"
+
+    @property
+    def truth(self) -> Path:
+        """Folder of simulator truth (synthetic runs only)."""
+        return self.root / "truth"
+
+    @property
+    def cohort_truth(self) -> Path:
+        """Parquet: ``subject_id, vd_true``, latent linear predictors and event times."""
+        return self.root / "truth" / "cohort_truth.parquet"
+
+    @property
+    def cine_truth(self) -> Path:
+        """Parquet: per clip ``distension, imt_far_mm, n_plaques, peri_echo, peri_texture``."""
+        return self.root / "truth" / "cine_truth.parquet"
+
+    def resolved(self) -> dict[str, Path]:
+        """Absolute paths of the data components from the manifest (synthetic or real)."""
+        from .io import CarotidkitError, read_json
+
+        if not self.manifest.exists():
+            raise CarotidkitError(f"{self.manifest}: no data manifest; run notebook 00_data first "
+                                  "(make report ONLY=00)")
+        m = read_json(self.manifest)
+        return {k: (Path(v) if Path(v).is_absolute() else self.root / v) for k, v in m["paths"].items()}
+
+
+class Clean(Section):
+    folder = "clean"
+
+    @property
+    def qc(self) -> Path:
+        """Parquet: one row per image: ``image_id, split, flags, ...`` (QC of 01)."""
+        return self.root / "qc.parquet"
+
+    @property
+    def splits(self) -> Path:
+        """Parquet: ``image_id, split`` (train/val/test, group-aware)."""
+        return self.root / "splits.parquet"
+
+    @property
+    def leakage(self) -> Path:
+        """Parquet: duplicate groups that straddle splits."""
+        return self.root / "leakage.parquet"
+
+    @property
+    def summary(self) -> Path:
+        """JSON: cleaning settings and headline numbers."""
+        return self.root / "clean.json"
+
+    @property
+    def images(self) -> Path:
+        """Folder: cleaned, squared images ``<image_id>.png`` (uint8)."""
+        return self.root / "images"
+
+    @property
+    def masks(self) -> Path:
+        """Folder: aligned masks ``<image_id>.png`` (0/255)."""
+        return self.root / "masks"
+
+
+class Unet(Section):
+    folder = "unet"
+
+    @property
+    def ensemble(self) -> Path:
+        """JSON: backbones, vote rule and preprocessing of the ensemble."""
+        return self.root / "ensemble.json"
+
+    @property
+    def metrics(self) -> Path:
+        """Parquet: ``model, subset, metric, estimate, ci_low, ci_high``."""
+        return self.root / "metrics.parquet"
+
+    @property
+    def test_predictions(self) -> Path:
+        """Parquet: per test image and model: Dice, areas, false alarm."""
+        return self.root / "test_predictions.parquet"
+
+    @property
+    def test_probs(self) -> Path:
+        """NPZ: ``probs`` uint8 [M, N, H, W], ``image_ids``, ``masks``, ``images``."""
+        return self.root / "test_probs.npz"
+
+    @property
+    def summary(self) -> Path:
+        """JSON: training summaries and headline metrics."""
+        return self.root / "summary.json"
+
+    def backbone(self, name: str) -> Path:
+        """Folder of one backbone: ``best.keras, last.keras, log.csv, train.json``."""
+        return self.root / name
+
+
+class Vd(Section):
+    folder = "vd"
+
+    @property
+    def vd(self) -> Path:
+        """Parquet: ``subject_id, vd_logit, vd_z, vd_percentile, fold, n_clips`` (out of fold)."""
+        return self.root / "vd.parquet"
+
+    @property
+    def clip_predictions(self) -> Path:
+        """Parquet: ``subject_id, clip_id, fold, logit`` (mean over the clip's temporal windows)."""
+        return self.root / "clip_predictions.parquet"
+
+    @property
+    def folds(self) -> Path:
+        """Parquet: ``subject_id, fold, label, inner`` (``inner``: train or val within its training folds)."""
+        return self.root / "folds.parquet"
+
+    @property
+    def metrics(self) -> Path:
+        """JSON: ``auc, auc_ci, balanced_accuracy, balanced_accuracy_ci`` (+ ``spearman_vd_true``,
+        ``partial_spearman_vd_true`` on synthetic data), settings and timings."""
+        return self.root / "metrics.json"
+
+    @property
+    def log(self) -> Path:
+        """CSV: every fold's epochs: ``fold, epoch, train_loss, val_loss, val_auc, seconds``."""
+        return self.root / "log.csv"
+
+    @property
+    def cache(self) -> Path:
+        """Folder: memory-mapped uint8 clip cache ``<key>.u8`` + ``<key>.parquet`` (frames index)."""
+        return self.root / "cache"
+
+    def fold_dir(self, fold: int) -> Path:
+        """Folder of one fold: ``checkpoint.pt`` (resumable), ``best.pt`` (state_dict), ``log.csv``."""
+        return self.root / f"fold{fold}"
+
+
+class Xai(Section):
+    folder = "xai"
+
+    @property
+    def enrichment(self) -> Path:
+        """Parquet: ``method, region, phase, enrichment, ci_low, ci_high``."""
+        return self.root / "enrichment.parquet"
+
+    @property
+    def sanity(self) -> Path:
+        """Parquet: ``method, layer, spearman, ssim`` (cascading randomisation)."""
+        return self.root / "sanity.parquet"
+
+    @property
+    def faithfulness(self) -> Path:
+        """Parquet: ``method, curve, auc, ci_low, ci_high`` (deletion/insertion vs random)."""
+        return self.root / "faithfulness.parquet"
+
+    @property
+    def associations(self) -> Path:
+        """Parquet: ``term, beta_per_sd, ci_low, ci_high, p, p_fdr, shap_mean_abs, rank_*``."""
+        return self.root / "associations.parquet"
+
+    @property
+    def maps(self) -> Path:
+        """NPZ: example attribution movies and U-Net Grad-CAM maps."""
+        return self.root / "maps.npz"
+
+    @property
+    def summary(self) -> Path:
+        """JSON: headline numbers."""
+        return self.root / "summary.json"
+
+
+class Survival(Section):
+    folder = "survival"
+
+    @property
+    def analysis(self) -> Path:
+        """Parquet: analysis table: cohort + ``vd_z`` + ``score2_risk/_model/_flag/_category``."""
+        return self.root / "analysis.parquet"
+
+    @property
+    def headline(self) -> Path:
+        """Parquet: per endpoint: HR per SD of VD, C of SCORE2 / VD / both, delta C, NRI."""
+        return self.root / "headline.parquet"
+
+    @property
+    def cox(self) -> Path:
+        """Parquet: ``endpoint, model, term, hr, ci_low, ci_high, p, n, events``."""
+        return self.root / "cox.parquet"
+
+    @property
+    def fine_gray(self) -> Path:
+        """Parquet: ``endpoint, model, term, shr, ci_low, ci_high, p``."""
+        return self.root / "fine_gray.parquet"
+
+    @property
+    def discrimination(self) -> Path:
+        """Parquet: ``endpoint, risk, method, c_index, ci_low, ci_high, delta_*``."""
+        return self.root / "discrimination.parquet"
+
+    @property
+    def calibration(self) -> Path:
+        """Parquet: ``endpoint, model, metric, estimate, ci_low, ci_high``."""
+        return self.root / "calibration.parquet"
+
+    @property
+    def summary(self) -> Path:
+        """JSON: settings, headline numbers, notes."""
+        return self.root / "summary.json"
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """Every folder and file of one run (``runs/<profile>`` by default)."""
+
+    run_dir: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "run_dir", Path(self.run_dir))
+
+    @classmethod
+    def for_profile(cls, profile: str, run_dir=None) -> "RunLayout":
+        if run_dir:
+            return cls(Path(run_dir))
+        base = os.environ.get("CAROTIDKIT_RUNS")
+        from .profiles import repo_root
+
+        return cls((Path(base) if base else repo_root() / "runs") / profile)
+
+    @property
+    def data(self) -> Data:
+        return Data(self.run_dir)
+
+    @property
+    def clean(self) -> Clean:
+        return Clean(self.run_dir)
+
+    @property
+    def unet(self) -> Unet:
+        return Unet(self.run_dir)
+
+    @property
+    def vd(self) -> Vd:
+        return Vd(self.run_dir)
+
+    @property
+    def xai(self) -> Xai:
+        return Xai(self.run_dir)
+
+    @property
+    def survival(self) -> Survival:
+        return Survival(self.run_dir)
+
+    @property
+    def report_state(self) -> Path:
+        """JSON: the report runner's per-notebook state (fingerprints, status, headline)."""
+        return self.run_dir / "_report" / "state.json"
+
+    def executed_notebook(self, name: str) -> Path:
+        return self.run_dir / "_report" / f"{name}.ipynb"
