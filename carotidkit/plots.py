@@ -113,3 +113,119 @@ def bland_altman(reference, measured, ax=None, unit: str = "mm²", label: str = 
     ax.set_xlabel(f"mean of masks and prediction, {label} ({unit})")
     ax.set_ylabel(f"prediction − mask ({unit})")
     return bias, bias - 1.96 * sd, bias + 1.96 * sd
+
+
+# ----------------------------------------------------------------------------- survival (05)
+
+def km_groups(res, endpoint: str, by: str):
+    """Kaplan-Meier cumulative incidence per group with a numbers-at-risk table below."""
+    import matplotlib.pyplot as plt
+
+    km = res.km[(res.km.endpoint == endpoint) & (res.km.by == by)]
+    risk = res.at_risk[(res.at_risk.endpoint == endpoint) & (res.at_risk.by == by)]
+    tests = res.km_tests[(res.km_tests.endpoint == endpoint) & (res.km_tests.by == by)]
+    fig, (ax, tab) = plt.subplots(2, 1, figsize=(5.5, 4.6), gridspec_kw={"height_ratios": [3, 1]})
+    colors = plt.cm.viridis(np.linspace(0.1, 0.9, km.group.nunique()))
+    for col, (g, sub) in zip(colors, km.groupby("group", sort=False)):
+        ax.step(sub.time, 100 * sub.cum_incidence, where="post", color=col, label=g)
+        ax.fill_between(sub.time, 100 * sub.ci_low, 100 * sub.ci_high, step="post", color=col, alpha=0.12)
+    t = tests.iloc[0] if len(tests) else None
+    title = f"{endpoint.replace('_', ' ')} by {by}"
+    if t is not None:
+        title += f"\nlog-rank p = {t.logrank_p:.2g}, trend p = {t.trend_p:.2g}"
+    ax.set(title=title, xlabel="years since baseline", ylabel="cumulative incidence (%)")
+    ax.legend(fontsize=7)
+    tab.axis("off")
+    if len(risk):
+        cols = [c for c in risk.columns if c.endswith("y")]
+        tab.table(cellText=risk[cols].to_numpy(), rowLabels=risk.group.tolist(),
+                  colLabels=[f"{c} at risk" if i == 0 else c for i, c in enumerate(cols)],
+                  loc="center", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def cif_plot(res, endpoint: str):
+    """Aalen-Johansen cumulative incidence by VD group (solid) next to 1 - KM (dotted), which
+    overstates risk when a competing event removes people from risk."""
+    import matplotlib.pyplot as plt
+
+    cif = res.cif[res.cif.endpoint == endpoint]
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    colors = plt.cm.viridis(np.linspace(0.1, 0.9, max(cif.group.nunique(), 1)))
+    for col, (g, sub) in zip(colors, cif.groupby("group", sort=False)):
+        ax.step(sub.time, 100 * sub.aalen_johansen, where="post", color=col, label=f"{g} (Aalen-Johansen)")
+        ax.step(sub.time, 100 * sub.one_minus_km, where="post", color=col, ls=":", lw=1)
+    ax.set(title=f"{endpoint.replace('_', ' ')}: cumulative incidence with competing death",
+           xlabel="years since baseline", ylabel="cumulative incidence (%)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def forest(table, label_cols=("endpoint", "model"), value: str = "hr", xlabel: str = "hazard ratio per SD of VD"):
+    """Forest plot of ratios with 95 % CIs (log scale); one row per table row."""
+    import matplotlib.pyplot as plt
+
+    t = table.reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(6, 0.32 * len(t) + 1))
+    y = np.arange(len(t))[::-1]
+    ax.errorbar(t[value], y, xerr=[t[value] - t.ci_low, t.ci_high - t[value]], fmt="s", color="k", ms=4, capsize=2)
+    ax.axvline(1, color="grey", lw=1)
+    ax.set_xscale("log")
+    ax.set_yticks(y)
+    ax.set_yticklabels([" · ".join(str(r[c]) for c in label_cols) for _, r in t.iterrows()], fontsize=8)
+    ax.set_xlabel(xlabel)
+    fig.tight_layout()
+    return fig
+
+
+def calibration_plot(res, endpoint: str):
+    """Smoothed observed vs predicted risk at the horizon per model; the diagonal is perfect."""
+    import matplotlib.pyplot as plt
+
+    cc = res.calibration_curves[res.calibration_curves.endpoint == endpoint]
+    fig, ax = plt.subplots(figsize=(4.6, 4))
+    for m, sub in cc.groupby("model", sort=False):
+        ax.plot(100 * sub.predicted, 100 * sub.observed, label=m)
+    lim = 100 * max(cc.predicted.max(), cc.observed.max()) if len(cc) else 1
+    ax.plot([0, lim], [0, lim], "k--", lw=1)
+    ax.set(xlabel=f"predicted {res.settings['horizon_years']:g}-year risk (%)",
+           ylabel="observed risk (%, IPCW-smoothed)", title=endpoint.replace("_", " "))
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def decision_curve(res, endpoint: str):
+    """Net benefit against the treatment threshold: a model helps where it beats both references."""
+    import matplotlib.pyplot as plt
+
+    dc = res.decision[res.decision.endpoint == endpoint]
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for m, sub in dc.groupby("model", sort=False):
+        ax.plot(100 * sub.threshold, 100 * sub.net_benefit, label=m,
+                ls="--" if m.startswith("treat") else "-", lw=1 if m.startswith("treat") else 1.6)
+    top = dc.net_benefit.max() if len(dc) else 0.01
+    ax.set_ylim(-0.2 * 100 * top, 1.1 * 100 * top)
+    ax.set(xlabel="risk threshold (%)", ylabel="net benefit (per 100 people)", title=endpoint.replace("_", " "))
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def c_index_plot(res):
+    """Harrell's C (95 % bootstrap CI) of SCORE2, VD and both, per endpoint."""
+    import matplotlib.pyplot as plt
+
+    d = res.discrimination[res.discrimination.method == "harrell"].reset_index(drop=True)
+    names = {"score2_risk": "SCORE2", "vd_z": "VD", "score2_vd_lp": "SCORE2 + VD (CV)"}
+    fig, ax = plt.subplots(figsize=(6, 0.3 * len(d) + 1))
+    y = np.arange(len(d))[::-1]
+    ax.errorbar(d.c_index, y, xerr=[d.c_index - d.ci_low, d.ci_high - d.c_index], fmt="o", color="k", ms=4)
+    ax.axvline(0.5, color="grey", lw=1)
+    ax.set_yticks(y)
+    ax.set_yticklabels([f"{r.endpoint} · {names.get(r.risk, r.risk)}" for r in d.itertuples()], fontsize=8)
+    ax.set_xlabel("Harrell's C (0.5 = chance)")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,140 @@
+"""Notebook 03's stage: cross-fitted VD and its evaluation against the label (and the truth).
+
+``run(run_dir=..., architecture=..., folds=..., epochs=...)`` trains (or resumes) the K fold
+models, writes ``layout.vd`` and returns a :class:`VdResult` of tidy tables.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .. import io
+from ..layout import RunLayout
+from .train import DEFAULTS, cross_fit
+
+
+@dataclass
+class VdResult:
+    vd: pd.DataFrame            # subject_id, vd_logit, vd_z, vd_percentile, fold, n_clips (+ label, truth)
+    metrics: pd.DataFrame       # metric, estimate, ci_low, ci_high
+    log: pd.DataFrame           # fold, epoch, train_loss, val_loss, val_auc, seconds
+    folds: pd.DataFrame
+    clips: pd.DataFrame
+    roc: pd.DataFrame           # fpr, tpr
+    calibration: pd.DataFrame   # decile: predicted, observed
+    errors: pd.DataFrame
+    settings: dict = field(default_factory=dict)
+    synthetic: bool = True
+
+    def headline_text(self) -> str:
+        m = self.metrics.set_index("metric")
+        s = (f"hypertension AUROC {m.estimate['auc']:.3f} [{m.ci_low['auc']:.3f}, {m.ci_high['auc']:.3f}], "
+             f"balanced accuracy {m.estimate['balanced_accuracy']:.3f}")
+        if "spearman_vd_true" in m.index:
+            s += (f"; Spearman(VD, vd_true) {m.estimate['spearman_vd_true']:.2f}, partial given age/sex/SBP "
+                  f"{m.estimate['partial_spearman_vd_true']:.2f}")
+        return s
+
+    def example_subjects(self) -> pd.DataFrame:
+        """Subjects at the low end, the median and the high end of VD (one clip each)."""
+        v = self.vd.sort_values("vd_logit").reset_index(drop=True)
+        pick = {"low VD": v.iloc[0], "median VD": v.iloc[len(v) // 2], "high VD": v.iloc[-1]}
+        rows = [{"which": k, "subject_id": r.subject_id, "vd_percentile": r.vd_percentile,
+                 "clip_id": self.clips[self.clips.subject_id == r.subject_id].clip_id.iloc[0]}
+                for k, r in pick.items()]
+        return pd.DataFrame(rows)
+
+
+def partial_spearman(x, y, covars: pd.DataFrame) -> float:
+    """Spearman correlation of x and y after removing (rank-)linear effects of the covariates."""
+    from scipy import stats
+
+    R = np.column_stack([np.ones(len(x))] + [stats.rankdata(covars[c]) for c in covars])
+    rx, ry = stats.rankdata(x), stats.rankdata(y)
+    ex = rx - R @ np.linalg.lstsq(R, rx, rcond=None)[0]
+    ey = ry - R @ np.linalg.lstsq(R, ry, rcond=None)[0]
+    return float(np.corrcoef(ex, ey)[0, 1])
+
+
+def evaluate(vd: pd.DataFrame, n_boot: int = 1000, seed: int = 0, truth: pd.DataFrame | None = None,
+             cohort: pd.DataFrame | None = None) -> pd.DataFrame:
+    """AUROC and balanced accuracy (logit > 0) with subject-bootstrap CIs; on synthetic data the
+    Spearman and partial Spearman (given age, sex, SBP) of VD with ``vd_true``."""
+    from scipy import stats
+    from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+
+    y, s = vd.label.to_numpy(), vd.vd_logit.to_numpy()
+    rng = np.random.default_rng(seed)
+    rows = []
+    fns = {"auc": lambda yy, ss: roc_auc_score(yy, ss),
+           "balanced_accuracy": lambda yy, ss: balanced_accuracy_score(yy, ss > 0)}
+    for name, fn in fns.items():
+        est = fn(y, s) if len(np.unique(y)) == 2 else np.nan
+        boots = []
+        for _ in range(n_boot):
+            i = rng.integers(0, len(y), len(y))
+            if len(np.unique(y[i])) == 2:
+                boots.append(fn(y[i], s[i]))
+        lo, hi = (np.percentile(boots, [2.5, 97.5]) if boots else (np.nan, np.nan))
+        rows.append({"metric": name, "estimate": est, "ci_low": lo, "ci_high": hi})
+    if truth is not None and "vd_true" in truth:
+        d = vd.merge(truth[["subject_id", "vd_true"]], on="subject_id")
+        rows.append({"metric": "spearman_vd_true", "estimate": stats.spearmanr(d.vd_logit, d.vd_true)[0]})
+        if cohort is not None:
+            d = d.merge(cohort[["subject_id", "age_years", "sex", "sbp_mmhg"]], on="subject_id")
+            cov = pd.DataFrame({"age": d.age_years, "male": (d.sex == "male").astype(float), "sbp": d.sbp_mmhg})
+            rows.append({"metric": "partial_spearman_vd_true",
+                         "estimate": partial_spearman(d.vd_logit, d.vd_true, cov)})
+    return pd.DataFrame(rows)
+
+
+def run(run_dir=None, profile: str = "workshop", seed: int = 0, n_boot: int = 1000, progress: bool = True,
+        **settings) -> VdResult:
+    """Train (or resume) the cross-fitted video model and evaluate its out-of-fold VD.
+
+    Args: every key of :data:`carotidkit.vd.train.DEFAULTS` (``architecture``, ``folds``,
+    ``epochs``, ``batch_size``, ``learning_rate``, ``frames``, ``period``, ``input_size_px``,
+    ``clip_seconds``, ``clips_per_video``, ``width``, ``depth``, ``patience``, ``pretrain_epochs``,
+    ``weights_path``, ...), plus ``n_boot`` for the CIs.
+
+    Example:
+        >>> res = run(run_dir="runs/smoke", epochs=1, folds=2)   # doctest: +SKIP
+        >>> res.metrics                                          # doctest: +SKIP
+    """
+    from sklearn.metrics import roc_curve
+
+    lay = RunLayout.for_profile(profile, run_dir)
+    t0 = time.perf_counter()
+    out = cross_fit(lay.run_dir, seed=seed, progress=progress, **settings)
+    seconds = time.perf_counter() - t0
+    paths = lay.data.resolved()
+    cohort = pd.read_parquet(paths["cohort"])
+    manifest = io.read_json(lay.data.manifest)
+    truth = pd.read_parquet(lay.data.cohort_truth) if lay.data.cohort_truth.exists() else None
+    vd = pd.read_parquet(lay.vd.vd).merge(out["folds"][["subject_id", "label"]], on="subject_id")
+    metrics = evaluate(vd, n_boot=n_boot, seed=seed, truth=truth, cohort=cohort)
+    fpr, tpr, _ = roc_curve(vd.label, vd.vd_logit)
+    p = 1 / (1 + np.exp(-vd.vd_logit))
+    dec = pd.qcut(p.rank(method="first"), 10, labels=False)
+    calib = pd.DataFrame({"predicted": p, "observed": vd.label, "decile": dec}).groupby("decile").mean()
+    vd = vd.merge(cohort[["subject_id", "age_years", "sex", "sbp_mmhg"]], on="subject_id", how="left")
+    if truth is not None:
+        vd = vd.merge(truth[["subject_id", "vd_true"]], on="subject_id", how="left")
+    cfg = {**DEFAULTS, **{k: v for k, v in settings.items() if v is not None}}
+    m = metrics.set_index("metric")
+    summary = {"auc": m.estimate["auc"], "auc_ci": [m.ci_low["auc"], m.ci_high["auc"]],
+               "balanced_accuracy": m.estimate["balanced_accuracy"],
+               "balanced_accuracy_ci": [m.ci_low["balanced_accuracy"], m.ci_high["balanced_accuracy"]],
+               "settings": cfg, "seed": seed, "seconds": round(seconds, 1), "n_subjects": int(len(vd)),
+               "n_clips": int(len(out["clips"])), "unreadable_videos": int(len(out["errors"]))}
+    for k in ("spearman_vd_true", "partial_spearman_vd_true"):
+        if k in m.index:
+            summary[k] = m.estimate[k]
+    io.write_json(lay.vd.metrics, summary)
+    return VdResult(vd=vd, metrics=metrics, log=out["log"], folds=out["folds"], clips=out["clips"],
+                    roc=pd.DataFrame({"fpr": fpr, "tpr": tpr}), calibration=calib.reset_index(),
+                    errors=out["errors"], settings={**cfg, "seconds": round(seconds, 1)},
+                    synthetic=bool(manifest.get("synthetic", True)))

@@ -1,0 +1,324 @@
+"""Cross-fitted training of the video model on the weak hypertension label; the torchrun entry point.
+
+``python -m carotidkit.vd.train --run-dir runs/smoke --epochs 1`` trains in one process;
+``torchrun --nproc_per_node=N -m carotidkit.vd.train ...`` runs the same code under
+DistributedDataParallel (gloo on CPU, nccl on GPU). Every global batch is the same set of clips
+whatever the number of processes (rank ``r`` takes items ``r::world`` of it) and augmentation is
+seeded per (seed, epoch, item), so N processes take the same optimisation steps as one.
+Rank 0 writes; evaluation is sharded and gathered.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+import pandas as pd
+
+from .. import io
+
+DEFAULTS = dict(architecture="r2plus1d", folds=3, epochs=6, batch_size=16, learning_rate=2e-3,
+                weight_decay=1e-4, frames=8, period=4, input_size_px=48, clip_seconds=1.28,
+                clips_per_video=1, width=16, depth=1, patience=3, val_fraction=0.15,
+                pretrain_epochs=0, weights_path=None, label="hypertension", n_jobs=1)
+
+
+# ----------------------------------------------------------------------------- distributed helpers
+
+class Dist:
+    """Rank/world of this process; a no-op in a single process."""
+
+    def __init__(self):
+        import torch
+        import torch.distributed as dist
+
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.enabled = self.world > 1
+        self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if torch.cuda.is_available() \
+            else torch.device("cpu")
+        if self.enabled and not dist.is_initialized():
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        self.dist = dist
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def gather(self, obj):
+        if not self.enabled:
+            return [obj]
+        out = [None] * self.world
+        self.dist.all_gather_object(out, obj)
+        return out
+
+    def barrier(self):
+        if self.enabled:
+            self.dist.barrier()
+
+
+def global_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
+    """The epoch's global batches (seeded permutation, incomplete last batch dropped)."""
+    perm = np.random.default_rng([seed, 7, epoch]).permutation(n)
+    nb = max(1, n // batch_size) if n >= batch_size else 1
+    return [perm[k * batch_size:(k + 1) * batch_size] for k in range(nb)]
+
+
+def train_step(model, opt, xb, yb, scaler_ctx=None):
+    """One optimisation step on a (local) batch; mean BCE-with-logits loss."""
+    import torch
+
+    model.train()
+    opt.zero_grad(set_to_none=True)
+    with (scaler_ctx or torch.autocast("cpu", enabled=False)):
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(xb), yb)
+    loss.backward()
+    opt.step()
+    return float(loss.detach())
+
+
+def predict(model, ds, batch_size: int, dist: Dist, device) -> np.ndarray:
+    """Logit per item of ``ds`` (sharded across processes, gathered); bounded memory."""
+    import torch
+
+    model.eval()
+    idx = np.arange(len(ds))
+    mine = idx[dist.rank::dist.world]
+    out = []
+    with torch.no_grad():
+        for s in range(0, len(mine), batch_size):
+            xb, _ = ds.get(mine[s:s + batch_size])
+            out.append(model(torch.from_numpy(xb).to(device)).float().cpu().numpy())
+    mine_pred = np.concatenate(out) if out else np.zeros(0, np.float32)
+    parts = dist.gather((mine, mine_pred))
+    pred = np.zeros(len(ds), np.float32)
+    for ix, p in parts:
+        pred[ix] = p
+    return pred
+
+
+# ----------------------------------------------------------------------------- folds
+
+def make_folds(subjects: pd.DataFrame, label: str, k: int, val_fraction: float, seed: int) -> pd.DataFrame:
+    """Subject-level K folds stratified by label; inside each fold's training subjects an inner
+    validation split (stratified) for early stopping. ``subject_id, label, fold`` + ``inner_<f>``."""
+    rng = np.random.default_rng([seed, 3])
+    s = subjects[["subject_id", label]].drop_duplicates("subject_id").rename(columns={label: "label"})
+    s = s.reset_index(drop=True)
+    fold = np.zeros(len(s), int)
+    for lab in (0, 1):
+        ix = np.where(s.label.to_numpy() == lab)[0]
+        ix = rng.permutation(ix)
+        fold[ix] = np.arange(len(ix)) % k
+    s["fold"] = fold
+    for f in range(k):
+        tr = np.where(s.fold.to_numpy() != f)[0]
+        inner = np.full(len(s), "", object)
+        inner[tr] = "train"
+        for lab in (0, 1):
+            ix = rng.permutation(tr[s.label.to_numpy()[tr] == lab])
+            inner[ix[: max(1, int(round(val_fraction * len(ix))))]] = "val"
+        s[f"inner_{f}"] = inner
+    return s
+
+
+# ----------------------------------------------------------------------------- one fold
+
+def train_fold(cache, clips: pd.DataFrame, folds: pd.DataFrame, f: int, cfg: dict, seed: int, out_dir,
+               dist: Dist | None = None, progress: bool = True, data_key: str = "") -> dict:
+    """Train fold ``f`` (resumable, keyed on settings + data); return out-of-fold clip logits."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from .clips import ClipDataset, intensity_stats
+    from .models import VideoMAE, build_model
+
+    dist = dist or Dist()
+    device = dist.device
+    torch.manual_seed(seed * 1000 + f)
+    fdir = out_dir
+    fdir.mkdir(parents=True, exist_ok=True)
+    lab = folds.set_index("subject_id")
+    role = clips.subject_id.map(lab[f"inner_{f}"]).fillna("")
+    test = clips.subject_id.map(lab.fold).to_numpy() == f
+    tr, va = (role == "train").to_numpy(), (role == "val").to_numpy()
+    y = clips.subject_id.map(lab.label).to_numpy(np.float32)
+    mean, std = intensity_stats(cache, clips.row[tr].to_numpy(), seed=seed)
+    mk = dict(frames=cfg["frames"], period=cfg["period"], mean=mean, std=std, seed=seed)
+    ds_tr = ClipDataset(cache, clips.row[tr], y[tr], train=True, clips_per_video=cfg["clips_per_video"], **mk)
+    ds_va = ClipDataset(cache, clips.row[va], y[va], train=False, all_clips=False, **mk)
+    ds_te = ClipDataset(cache, clips.row[test], y[test], train=False, all_clips=True, **mk)
+    key = io.stable_hash({"cfg": {k: cfg[k] for k in sorted(DEFAULTS) if k != "n_jobs"}, "seed": seed,
+                          "fold": f, "data": data_key, "world_batch": cfg["batch_size"],
+                          "subjects": folds[["subject_id", "fold", f"inner_{f}"]].to_numpy().tolist()})
+    model = build_model(cfg["architecture"], cfg["frames"], cache.shape[2], cfg["width"], cfg["depth"]).to(device)
+    if cfg.get("weights_path"):
+        state = torch.load(cfg["weights_path"], map_location="cpu", weights_only=True)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    ddp = torch.nn.parallel.DistributedDataParallel(model) if dist.enabled else model
+    opt = torch.optim.AdamW(ddp.parameters(), lr=cfg["learning_rate"], weight_decay=cfg["weight_decay"])
+    B, W = cfg["batch_size"], dist.world
+    if B % W:
+        raise ValueError(f"batch_size={B} must be a multiple of the number of processes ({W})")
+    ckpt, best_path, log_path = fdir / "checkpoint.pt", fdir / "best.pt", fdir / "log.csv"
+    start, best, bad, log = 0, (-np.inf, None), 0, []
+    if ckpt.exists():
+        st = torch.load(ckpt, map_location="cpu", weights_only=True)
+        if st.get("key") == key:
+            model.load_state_dict(st["model"])
+            opt.load_state_dict(st["optimizer"])
+            start, best, bad = int(st["epoch"]) + 1, (float(st["best"]), None), int(st["bad"])
+            log = pd.read_csv(log_path).to_dict("records") if log_path.exists() else []
+    # optional VideoMAE pretraining of the transformer on this fold's training loops (no labels)
+    if cfg["architecture"] == "vivit" and cfg.get("pretrain_epochs", 0) and start == 0:
+        mae = VideoMAE(model).to(device)
+        popt = torch.optim.AdamW(mae.parameters(), lr=cfg["learning_rate"])
+        for ep in range(cfg["pretrain_epochs"]):
+            ds_tr.set_epoch(10_000 + ep)
+            for gb in global_batches(len(ds_tr), B, seed, 10_000 + ep):
+                xb, _ = ds_tr.get(gb[dist.rank::W])
+                popt.zero_grad()
+                loss = mae(torch.from_numpy(xb).to(device))
+                loss.backward()
+                if dist.enabled:
+                    for p in mae.parameters():
+                        if p.grad is not None:
+                            dist.dist.all_reduce(p.grad)
+                            p.grad /= W
+                popt.step()
+    cuda = device.type == "cuda"
+    for epoch in range(start, cfg["epochs"]):
+        t0 = time.perf_counter()
+        ds_tr.set_epoch(epoch)
+        batches = global_batches(len(ds_tr), B, seed, epoch)
+        bar = tqdm(batches, desc=f"fold {f} epoch {epoch + 1}/{cfg['epochs']}", leave=False,
+                   disable=not (progress and dist.main), mininterval=5)
+        losses = []
+        for gb in bar:
+            xb, yb = ds_tr.get(gb[dist.rank::W])
+            ctx = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else None
+            losses.append(train_step(ddp, opt, torch.from_numpy(xb).to(device), torch.from_numpy(yb).to(device), ctx))
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+        pv = predict(model, ds_va, 64, dist, device)
+        from sklearn.metrics import roc_auc_score
+
+        yv = ds_va.labels[ds_va.item_video]
+        vloss = float(np.mean(np.logaddexp(0, pv) - yv * pv))
+        vauc = float(roc_auc_score(yv, pv)) if len(np.unique(yv)) == 2 else float("nan")
+        score = vauc if np.isfinite(vauc) else -vloss
+        log.append({"fold": f, "epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_loss": vloss,
+                    "val_auc": vauc, "seconds": round(time.perf_counter() - t0, 2)})
+        improved = score > best[0]
+        best, bad = ((score, None), 0) if improved else (best, bad + 1)
+        if dist.main:
+            if progress:
+                print(f"fold {f} epoch {epoch + 1}: train loss {np.mean(losses):.3f}, val loss {vloss:.3f}, "
+                      f"val AUC {vauc:.3f} ({log[-1]['seconds']:.0f} s)", flush=True)
+            if improved:
+                with io.atomic_path(best_path) as tmp:
+                    torch.save(model.state_dict(), tmp)
+            with io.atomic_path(ckpt) as tmp:
+                torch.save({"key": key, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                            "epoch": epoch, "best": best[0], "bad": bad}, tmp)
+            io.write_text(log_path, pd.DataFrame(log).to_csv(index=False))
+        dist.barrier()
+        if bad >= cfg["patience"]:
+            break
+    if best_path.exists():
+        model.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=True))
+    pt = predict(model, ds_te, 64, dist, device)
+    per_clip = pd.DataFrame({"v": ds_te.item_video, "logit": pt}).groupby("v").logit.mean()
+    te_clips = clips[test].reset_index(drop=True)
+    return {"clips": te_clips.assign(fold=f, logit=per_clip.reindex(range(len(te_clips))).to_numpy(),
+                                     n_windows=pd.Series(ds_te.item_video).value_counts().sort_index().to_numpy()),
+            "log": pd.DataFrame(log), "mean": mean, "std": std}
+
+
+# ----------------------------------------------------------------------------- entry point
+
+def cross_fit(run_dir, seed: int = 0, progress: bool = True, **settings) -> dict:
+    """All folds: returns ``{"clips", "folds", "log", "errors", "cache_key"}`` (rank 0 writes)."""
+    import torch
+
+    from ..layout import RunLayout
+    from .clips import build_cache
+
+    cfg = {**DEFAULTS, **{k: v for k, v in settings.items() if v is not None}}
+    unknown = set(settings) - set(DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) // int(os.environ.get("WORLD_SIZE", "1"))))
+    lay = RunLayout(run_dir)
+    paths = lay.data.resolved()
+    cohort = pd.read_parquet(paths["cohort"])
+    if cfg["label"] not in cohort:
+        from ..io import CarotidkitError
+
+        raise CarotidkitError(f"{paths['cohort']}: no {cfg['label']!r} column to train on")
+    index = pd.read_parquet(paths["cine_index"])
+    base = paths["cine_index"].parent
+    index["path"] = [p if os.path.isabs(p) else str(base / p) for p in index.path]
+    index = index[index.subject_id.isin(cohort.subject_id)].reset_index(drop=True)
+    dist = Dist()
+    crop = not str(paths["cine_index"]).startswith(str(lay.data.root))
+    if dist.main:
+        build_cache(index, lay.vd.cache, size=cfg["input_size_px"], seconds=cfg["clip_seconds"], crop=crop,
+                    n_jobs=cfg["n_jobs"], progress=progress)
+    dist.barrier()
+    cache, clips, errors = build_cache(index, lay.vd.cache, size=cfg["input_size_px"],
+                                       seconds=cfg["clip_seconds"], crop=crop, progress=False)
+    labelled = cohort[["subject_id", cfg["label"]]].dropna()
+    folds = make_folds(labelled[labelled.subject_id.isin(clips.subject_id)], cfg["label"], cfg["folds"],
+                       cfg["val_fraction"], seed)
+    clips = clips[clips.subject_id.isin(folds.subject_id)].reset_index(drop=True)
+    data_key = io.stable_hash(sorted(p.name for p in lay.vd.cache.glob("*.parquet")))
+    outs = [train_fold(cache, clips, folds, f, cfg, seed, lay.vd.fold_dir(f), dist, progress, data_key)
+            for f in range(cfg["folds"])]
+    res = {"clips": pd.concat([o["clips"] for o in outs], ignore_index=True),
+           "log": pd.concat([o["log"] for o in outs], ignore_index=True), "folds": folds, "errors": errors,
+           "settings": cfg}
+    if dist.main:
+        write_outputs(lay, res, cohort)
+    dist.barrier()
+    return res
+
+
+def write_outputs(lay, res: dict, cohort: pd.DataFrame) -> pd.DataFrame:
+    """``vd.parquet``, ``clip_predictions.parquet``, ``folds.parquet``, ``log.csv`` under ``layout.vd``."""
+    from scipy import stats
+
+    c = res["clips"]
+    vd = c.groupby("subject_id").agg(vd_logit=("logit", "mean"), fold=("fold", "first"),
+                                     n_clips=("clip_id", "size")).reset_index()
+    vd["vd_z"] = (vd.vd_logit - vd.vd_logit.mean()) / vd.vd_logit.std(ddof=0)
+    vd["vd_percentile"] = 100 * (stats.rankdata(vd.vd_logit) - 0.5) / len(vd)
+    vd = vd[["subject_id", "vd_logit", "vd_z", "vd_percentile", "fold", "n_clips"]]
+    lay.vd.ensure()
+    io.write_parquet(lay.vd.vd, vd)
+    io.write_parquet(lay.vd.clip_predictions, c[["subject_id", "clip_id", "side", "fold", "logit", "n_windows"]]
+                     if "side" in c else c[["subject_id", "clip_id", "fold", "logit", "n_windows"]])
+    io.write_parquet(lay.vd.folds, res["folds"])
+    io.write_text(lay.vd.log, res["log"].to_csv(index=False))
+    return vd
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m carotidkit.vd.train",
+                                description="Cross-fitted video model on the hypertension label -> <run>/vd "
+                                            "(one process, or under torchrun --nproc_per_node=N).")
+    p.add_argument("--run-dir", required=True, help="run folder with 00's data (e.g. runs/smoke)")
+    p.add_argument("--seed", type=int, default=0)
+    for k, v in DEFAULTS.items():
+        typ = type(v) if v is not None and not isinstance(v, bool) else str
+        p.add_argument(f"--{k.replace('_', '-')}", type=typ, default=None, help=f"default: {v}")
+    a = p.parse_args(argv)
+    settings = {k: getattr(a, k) for k in DEFAULTS}
+    cross_fit(a.run_dir, seed=a.seed, **settings)
+    d = Dist()
+    if d.enabled:
+        d.dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
