@@ -117,10 +117,23 @@ def bland_altman(reference, measured, ax=None, unit: str = "mm²", label: str = 
 
 # ----------------------------------------------------------------------------- survival (05)
 
+def _nothing(msg: str):
+    """A small figure that says why there is nothing to draw (e.g. too few events)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 1.2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, msg, ha="center", va="center", fontsize=10)
+    return fig
+
+
 def km_groups(res, endpoint: str, by: str):
     """Kaplan-Meier cumulative incidence per group with a numbers-at-risk table below."""
     import matplotlib.pyplot as plt
 
+    if res.km.empty or not ((res.km.endpoint == endpoint) & res.km.by.str.startswith(by)).any():
+        return _nothing(f"{endpoint}: too few events for Kaplan-Meier curves by {by}")
+    by = res.km.by[(res.km.endpoint == endpoint) & res.km.by.str.startswith(by)].iloc[0]
     km = res.km[(res.km.endpoint == endpoint) & (res.km.by == by)]
     risk = res.at_risk[(res.at_risk.endpoint == endpoint) & (res.at_risk.by == by)]
     tests = res.km_tests[(res.km_tests.endpoint == endpoint) & (res.km_tests.by == by)]
@@ -150,6 +163,8 @@ def cif_plot(res, endpoint: str):
     overstates risk when a competing event removes people from risk."""
     import matplotlib.pyplot as plt
 
+    if res.cif.empty or not (res.cif.endpoint == endpoint).any():
+        return _nothing(f"{endpoint}: too few events for cumulative incidence curves")
     cif = res.cif[res.cif.endpoint == endpoint]
     fig, ax = plt.subplots(figsize=(5, 3.4))
     colors = plt.cm.viridis(np.linspace(0.1, 0.9, max(cif.group.nunique(), 1)))
@@ -168,6 +183,8 @@ def forest(table, label_cols=("endpoint", "model"), value: str = "hr", xlabel: s
     import matplotlib.pyplot as plt
 
     t = table.reset_index(drop=True)
+    if t.empty:
+        return _nothing("no fitted models (too few events)")
     fig, ax = plt.subplots(figsize=(6, 0.32 * len(t) + 1))
     y = np.arange(len(t))[::-1]
     ax.errorbar(t[value], y, xerr=[t[value] - t.ci_low, t.ci_high - t[value]], fmt="s", color="k", ms=4, capsize=2)
@@ -184,6 +201,8 @@ def calibration_plot(res, endpoint: str):
     """Smoothed observed vs predicted risk at the horizon per model; the diagonal is perfect."""
     import matplotlib.pyplot as plt
 
+    if res.calibration_curves.empty or not (res.calibration_curves.endpoint == endpoint).any():
+        return _nothing(f"{endpoint}: too few events for calibration")
     cc = res.calibration_curves[res.calibration_curves.endpoint == endpoint]
     fig, ax = plt.subplots(figsize=(4.6, 4))
     for m, sub in cc.groupby("model", sort=False):
@@ -201,6 +220,8 @@ def decision_curve(res, endpoint: str):
     """Net benefit against the treatment threshold: a model helps where it beats both references."""
     import matplotlib.pyplot as plt
 
+    if res.decision.empty or not (res.decision.endpoint == endpoint).any():
+        return _nothing(f"{endpoint}: too few events for decision curves")
     dc = res.decision[res.decision.endpoint == endpoint]
     fig, ax = plt.subplots(figsize=(5, 3.4))
     for m, sub in dc.groupby("model", sort=False):
@@ -218,6 +239,8 @@ def c_index_plot(res):
     """Harrell's C (95 % bootstrap CI) of SCORE2, VD and both, per endpoint."""
     import matplotlib.pyplot as plt
 
+    if res.discrimination.empty:
+        return _nothing("too few events for discrimination")
     d = res.discrimination[res.discrimination.method == "harrell"].reset_index(drop=True)
     names = {"score2_risk": "SCORE2", "vd_z": "VD", "score2_vd_lp": "SCORE2 + VD (CV)"}
     fig, ax = plt.subplots(figsize=(6, 0.3 * len(d) + 1))
@@ -229,3 +252,149 @@ def c_index_plot(res):
     ax.set_xlabel("Harrell's C (0.5 = chance)")
     fig.tight_layout()
     return fig
+
+
+# ----------------------------------------------------------------------------- video VD (03)
+
+def learning_curves(log, x="epoch", panels=(("train_loss", "val_loss"), ("val_auc",)), by="fold"):
+    """Training/validation curves per fold (or per backbone): loss and validation AUROC/Dice."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.2), squeeze=False)
+    for ax, cols in zip(axes.flat, panels):
+        for key, sub in log.groupby(by):
+            for c in cols:
+                ax.plot(sub[x], sub[c], ls="--" if c.startswith("val") and len(cols) > 1 else "-",
+                        label=f"{by} {key} {c.replace('_', ' ')}")
+        ax.set_xlabel(x)
+        ax.set_ylabel(" / ".join(c.replace("_", " ") for c in cols))
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def roc_plot(res):
+    """Out-of-fold ROC curve of VD for hypertension, with AUROC and its bootstrap CI."""
+    import matplotlib.pyplot as plt
+
+    m = res.metrics.set_index("metric")
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.plot(res.roc.fpr, res.roc.tpr, color="k")
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1)
+    ax.set(xlabel="1 − specificity", ylabel="sensitivity",
+           title=f"AUROC {m.estimate['auc']:.3f} [{m.ci_low['auc']:.3f}, {m.ci_high['auc']:.3f}]")
+    fig.tight_layout()
+    return fig
+
+
+def vd_panels(res):
+    """Calibration of the hypertension probability (deciles), VD by hypertension and by age decade."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    c = res.calibration
+    axes[0].plot(c.predicted, c.observed, "o-")
+    axes[0].plot([0, 1], [0, 1], "k--", lw=1)
+    axes[0].set(xlabel="predicted P(hypertension)", ylabel="observed share with hypertension",
+                title="calibration (deciles)")
+    v = res.vd.assign(age_decade=(res.vd.age_years // 10 * 10).astype(int))
+    for ax, g, lab in ((axes[1], "label", "hypertension (0/1)"), (axes[2], "age_decade", "age decade (years)")):
+        levels = sorted(v[g].dropna().unique())
+        ax.boxplot([v.loc[v[g] == lv, "vd_z"] for lv in levels], tick_labels=[str(lv) for lv in levels])
+        ax.set(xlabel=lab, ylabel="VD (SD units)")
+    fig.tight_layout()
+    return fig
+
+
+def vd_vs_truth(res):
+    """Scatter of out-of-fold VD against the simulator's latent vascular damage."""
+    import matplotlib.pyplot as plt
+
+    if "vd_true" not in res.vd:
+        return None
+    m = res.metrics.set_index("metric").estimate
+    fig, ax = plt.subplots(figsize=(4.2, 4))
+    ax.scatter(res.vd.vd_true, res.vd.vd_z, s=5, alpha=0.4, c=res.vd.label, cmap="coolwarm")
+    ax.set(xlabel="simulated vascular damage vd_true (SD units)", ylabel="VD from video (SD units)",
+           title=f"Spearman {m['spearman_vd_true']:.2f}, partial {m['partial_spearman_vd_true']:.2f}")
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------- XAI (04)
+
+def enrichment_plot(res, phase: str = "whole cycle"):
+    """Attribution enrichment per anatomical region and method (1 = no preference), 95 % CIs."""
+    import matplotlib.pyplot as plt
+
+    e = res.enrichment[res.enrichment.phase == phase]
+    regions = [r for r in ("lumen", "near_wall", "far_wall", "plaque", "perivascular", "background")
+               if r in set(e.region)]
+    methods = list(dict.fromkeys(e.method))
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    w = 0.8 / max(len(methods), 1)
+    for k, m in enumerate(methods):
+        d = e[e.method == m].set_index("region").reindex(regions)
+        x = np.arange(len(regions)) + (k - (len(methods) - 1) / 2) * w
+        ax.bar(x, d.enrichment, w, label=m.replace("_", " "))
+        ax.errorbar(x, d.enrichment, yerr=[d.enrichment - d.ci_low, d.ci_high - d.enrichment], fmt="none", c="k", lw=1)
+    ax.axhline(1, color="k", lw=1, ls="--")
+    ax.set_xticks(np.arange(len(regions)))
+    ax.set_xticklabels([r.replace("_", " ") for r in regions])
+    ax.set(ylabel="attribution share / area share", title=f"where the model looks ({phase})")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def sanity_plot(res):
+    """Rank correlation of attributions with the trained model's as layers are randomised top-down."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for m, d in res.sanity.groupby("method", sort=False):
+        ax.plot(d.randomised_through, d.spearman, "o-", label=f"{m.replace('_', ' ')} (Spearman)")
+        ax.plot(d.randomised_through, d.ssim, "s--", label=f"{m.replace('_', ' ')} (SSIM)")
+    ax.axhline(0.3, color="grey", lw=1, ls=":")
+    ax.set(xlabel="randomised down to (cumulative, from the output)", ylabel="similarity to trained-model map",
+           ylim=(-0.2, 1.05))
+    ax.tick_params(axis="x", rotation=30)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def association_plot(res):
+    """Adjusted regression effect (per SD) next to mean |SHAP| for each predictor of VD."""
+    import matplotlib.pyplot as plt
+
+    t = res.associations.sort_values("shap_mean_abs")
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 0.28 * len(t) + 1.2), sharey=True)
+    y = np.arange(len(t))
+    a.errorbar(t.beta_per_sd, y, xerr=[t.beta_per_sd - t.ci_low, t.ci_high - t.beta_per_sd], fmt="o", c="k", ms=3)
+    a.axvline(0, color="grey", lw=1)
+    a.set_yticks(y)
+    a.set_yticklabels(t.term, fontsize=8)
+    a.set_xlabel("adjusted effect on VD (SD of VD per SD / per yes)")
+    b.barh(y, t.shap_mean_abs, color="#2d9cdb")
+    b.set_xlabel("mean |SHAP| (SD of VD)")
+    fig.tight_layout()
+    return fig
+
+
+def shap_beeswarm(res, max_display: int = 10):
+    """SHAP beeswarm of the gradient-boosted VD model (shap's own plot)."""
+    import matplotlib.pyplot as plt
+    import shap
+
+    shap.summary_plot(res.shap_values.to_numpy(), res.shap_data, max_display=max_display, show=False)
+    return plt.gcf()
+
+
+def attribution_movies(res):
+    """Loops with their Integrated-Gradients attribution beside them (brighter = more attribution)."""
+    clips, titles = [], []
+    for title, (clip, heat) in res.movies.items():
+        clips += [clip, heat]
+        titles += [title, "attribution"]
+    return animate_clips(clips, titles=titles, fps=6)

@@ -63,15 +63,48 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "n_boot": 1000,
         "weights_dir": None,      # optional local folder of encoder weights (opt-in; never downloaded)
     },
+    "03_vd_video": {
+        "architecture": "r2plus1d",   # or "vivit" (video transformer; pretrain_epochs > 0 for VideoMAE)
+        "folds": 3,
+        "epochs": 5,
+        "batch_size": 16,
+        "learning_rate": 2e-3,
+        "frames": 8,
+        "period": 4,
+        "input_size_px": 48,
+        "width": 16,
+        "depth": 1,
+        "patience": 3,
+        "pretrain_epochs": 0,
+        "weights_path": None,         # optional local state_dict (opt-in; never downloaded)
+        "n_boot": 1000,
+        "n_jobs": 2,
+    },
+    "04_xai": {
+        "n_explain": 24,          # out-of-fold subjects explained, spread over the VD range
+        "n_sanity": 4,            # clips in the cascading-randomisation test
+        "methods": ["integrated_gradients", "occlusion", "grad_cam"],
+        "n_boot": 1000,
+    },
+    "05_survival": {
+        "region": "moderate",
+        "horizon_years": 10.0,
+        "groups": 4,
+        "n_boot": 1000,
+        "vd_source": "vd",
+    },
 }
 
 #: Per-profile differences from DEFAULTS.
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "smoke": {
-        "00_data": {"n_subjects": 80, "n_plaque_images": 40, "plaque_db_size": 800,
+        "00_data": {"n_subjects": 240, "n_plaque_images": 40, "plaque_db_size": 800,
                     "cine_size": 32, "cine_seconds": 1.3, "gallery_n": 4, "n_jobs": 1},
         "01_cleaning": {"model_size": 64, "n_jobs": 1, "gallery_n": 3},
         "02_unet_ensemble": {"epochs": 1, "batch_size": 8, "n_boot": 50, "patience": 1},
+        "03_vd_video": {"folds": 2, "epochs": 1, "input_size_px": 32, "width": 8, "n_boot": 50, "n_jobs": 1},
+        "04_xai": {"n_explain": 4, "n_sanity": 2, "n_boot": 100},
+        "05_survival": {"n_boot": 100},
     },
     "workshop": {},
     "full": {
@@ -79,6 +112,9 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "01_cleaning": {"model_size": 256, "n_jobs": 0},
         "02_unet_ensemble": {"backbones": ["mobilenetv2", "efficientnetb0", "resnet50"], "epochs": 80,
                              "patience": 10, "n_boot": 2000},
+        "03_vd_video": {"folds": 5, "epochs": 30, "input_size_px": 112, "frames": 16, "period": 2,
+                        "width": 32, "depth": 2, "patience": 5, "n_boot": 2000, "n_jobs": 0},
+        "05_survival": {"n_boot": 2000},
     },
 }
 
@@ -91,6 +127,15 @@ class Settings(dict):
             return self[key]
         except KeyError:
             raise AttributeError(key) from None
+
+    def kwargs(self, fn) -> dict:
+        """The settings ``fn`` accepts as keyword arguments (all of them if it takes ``**kwargs``)."""
+        import inspect
+
+        params = inspect.signature(fn).parameters
+        if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            return dict(self)
+        return {k: v for k, v in self.items() if k in params}
 
     def to_frame(self):
         import pandas as pd
@@ -150,3 +195,16 @@ def stage_dir(cfg: Settings | dict, notebook: str) -> Path:
     d = Path(cfg["run_dir"]) / STAGES[notebook]
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+def notebook_settings(notebook: str, namespace: dict) -> Settings:
+    """Resolve a notebook's settings from the variables its parameters cell defined.
+
+    Example (in a notebook, after the parameters cell):
+        >>> cfg = notebook_settings("05_survival", {"profile": "smoke", "run_dir": None, "seed": 0})
+        >>> cfg.n_boot
+        100
+    """
+    names = knobs(notebook)
+    return settings(notebook, namespace.get("profile", "workshop"), run_dir=namespace.get("run_dir"),
+                    seed=namespace.get("seed"), **{k: namespace[k] for k in names if k in namespace})

@@ -52,6 +52,12 @@ class SurvivalResult:
     settings: dict = field(default_factory=dict)
     synthetic: bool = True
 
+    def calibration_table(self) -> pd.DataFrame:
+        """Calibration metrics as one row per endpoint and model (estimates only)."""
+        if self.calibration.empty:
+            return pd.DataFrame()
+        return self.calibration.pivot_table(index=["endpoint", "model"], columns="metric", values="estimate")
+
     def headline_text(self) -> str:
         """One line for the report index."""
         parts = []

@@ -47,6 +47,29 @@ class VdResult:
                 for k, r in pick.items()]
         return pd.DataFrame(rows)
 
+    def example_loops(self) -> tuple[list, list]:
+        """Frames ``[T, H, W]`` of the low/median/high VD examples, and their titles."""
+        from ..data.video import load_video
+
+        ex = self.example_subjects()
+        paths = self.clips.set_index("clip_id").path
+        loops = []
+        for c in ex.clip_id:
+            p = str(paths[c])
+            loops.append(np.load(p)["frames"] if p.endswith(".npz") else load_video(p).frames)
+        titles = [f"{r.which}: {r.vd_percentile:.0f}th percentile" for r in ex.itertuples()]
+        return loops, titles
+
+    def by_group(self) -> pd.DataFrame:
+        """VD (z) by hypertension and by age decade: ``group, level, n, mean, sd``."""
+        v = self.vd.assign(age_decade=(self.vd.age_years // 10 * 10).astype("Int64").astype(str) + "s",
+                           hypertension=self.vd.label.map({0: "no", 1: "yes"}))
+        rows = []
+        for g in ("hypertension", "age_decade"):
+            t = v.groupby(g).vd_z.agg(["size", "mean", "std"]).reset_index()
+            rows.append(t.rename(columns={g: "level", "size": "n", "std": "sd"}).assign(group=g))
+        return pd.concat(rows, ignore_index=True)[["group", "level", "n", "mean", "sd"]]
+
 
 def partial_spearman(x, y, covars: pd.DataFrame) -> float:
     """Spearman correlation of x and y after removing (rank-)linear effects of the covariates."""

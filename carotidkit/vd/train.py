@@ -222,9 +222,15 @@ def train_fold(cache, clips: pd.DataFrame, folds: pd.DataFrame, f: int, cfg: dic
                 torch.save({"key": key, "model": model.state_dict(), "optimizer": opt.state_dict(),
                             "epoch": epoch, "best": best[0], "bad": bad}, tmp)
             io.write_text(log_path, pd.DataFrame(log).to_csv(index=False))
+
         dist.barrier()
         if bad >= cfg["patience"]:
             break
+    if dist.main:
+        io.write_json(fdir / "model.json", {"architecture": cfg["architecture"], "frames": cfg["frames"],
+                                            "period": cfg["period"], "size": int(cache.shape[2]),
+                                            "width": cfg["width"], "depth": cfg["depth"],
+                                            "mean": mean, "std": std, "key": key})
     if best_path.exists():
         model.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=True))
     pt = predict(model, ds_te, 64, dist, device)

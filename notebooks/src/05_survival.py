@@ -22,7 +22,7 @@ run_dir = None
 seed = 0
 region = None           # SCORE2 risk region: low | moderate | high | very high (Germany: moderate)
 horizon_years = None    # horizon for absolute risks, calibration and NRI
-groups = None           # 4 = VD quartiles, 3 = tertiles
+groups = None           # VD groups for Kaplan–Meier: 4 (quartiles) or 3 (tertiles)
 n_boot = None           # bootstrap replicates for C-index CIs
 vd_source = None        # "vd" (03's out-of-fold score) or "truth" (simulator's vd_true)
 
@@ -45,7 +45,7 @@ cfg
 # and every table below is computed and written to the run folder.
 
 # %%
-res = survival.run(**cfg.kwargs(survival.stage.run))
+res = survival.run(**cfg)
 res.notes
 
 # %% [markdown]
@@ -76,13 +76,13 @@ res.analysis.groupby("score2_category", observed=True).score2_risk.describe().ro
 # are with the SCORE2 categories; the trend test asks whether risk rises steadily across groups.
 
 # %%
-fig = plots.km_groups(res, "mi", res.km.by.iloc[0])
+fig = plots.km_groups(res, "mi", "VD")
 
 # %%
 fig = plots.km_groups(res, "mi", "SCORE2 category")
 
 # %%
-fig = plots.km_groups(res, "death", res.km.by.iloc[0])
+fig = plots.km_groups(res, "death", "VD")
 
 # %%
 res.km_tests.round(4)
@@ -102,7 +102,7 @@ fig = plots.cif_plot(res, "mi")
 # of risk factors: what survives is what VD carries beyond them.
 
 # %%
-vd_rows = res.cox[res.cox.term == "vd_z"]
+vd_rows = res.cox.query("term == 'vd_z'") if len(res.cox) else res.cox
 fig = plots.forest(vd_rows)
 
 # %%
@@ -124,7 +124,7 @@ res.ph.round(4)
 # answers "do people with high VD accumulate more MI, all deaths considered?".
 
 # %%
-fig = plots.forest(res.fine_gray[res.fine_gray.term == "vd_z"], value="shr",
+fig = plots.forest(res.fine_gray.query("term == 'vd_z'") if len(res.fine_gray) else res.fine_gray, value="shr",
                    xlabel="hazard ratio per SD of VD (cause-specific or subdistribution)")
 
 # %%
@@ -156,7 +156,7 @@ res.reclassification.round(4)
 fig = plots.calibration_plot(res, "mi")
 
 # %%
-res.calibration.pivot_table(index=["endpoint", "model"], columns="metric", values="estimate").round(3)
+res.calibration_table().round(3)
 
 # %% [markdown]
 # Decision curves: look for the thresholds where SCORE2 + VD lies above SCORE2 and above both

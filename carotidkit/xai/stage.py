@@ -1,0 +1,156 @@
+"""Notebook 04's stage: explain the video model (regions, sanity, faithfulness) and VD's
+associations with risk factors. ``run(run_dir=..., n_explain=..., methods=...)`` -> :class:`XaiResult`."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .. import io
+from ..io import CarotidkitError
+from ..layout import RunLayout
+from . import associations as assoc
+from . import video as V
+
+
+@dataclass
+class XaiResult:
+    enrichment: pd.DataFrame        # method, phase, region, enrichment, ci_low, ci_high
+    per_clip: pd.DataFrame          # subject_id, method, phase, region, enrichment
+    sanity: pd.DataFrame            # method, randomised_through, spearman, ssim
+    deletion: pd.DataFrame          # clip, order, auc
+    associations: pd.DataFrame      # term, beta_per_sd, ci_low, ci_high, p, p_fdr, shap_mean_abs, ranks
+    shap_values: pd.DataFrame
+    shap_data: pd.DataFrame
+    movies: dict = field(default_factory=dict)   # title -> (clip uint8 [T,H,W], attribution uint8 [T,H,W])
+    notes: list = field(default_factory=list)
+    settings: dict = field(default_factory=dict)
+
+    def deletion_summary(self) -> pd.DataFrame:
+        """Mean deletion AUC by order with a clip-bootstrap CI (attribution order should be lower)."""
+        rng = np.random.default_rng(0)
+        rows = []
+        for order, d in self.deletion.groupby("order"):
+            a = d.auc.to_numpy()
+            b = [a[rng.integers(0, len(a), len(a))].mean() for _ in range(1000)]
+            rows.append({"order": order, "deletion_auc": a.mean(), "ci_low": np.percentile(b, 2.5),
+                         "ci_high": np.percentile(b, 97.5), "clips": len(a)})
+        return pd.DataFrame(rows)
+
+    def headline_text(self) -> str:
+        e = self.enrichment[(self.enrichment.phase == "whole cycle") &
+                            (self.enrichment.method == "integrated_gradients")].set_index("region")
+        parts = [f"{r} {e.enrichment[r]:.2f}" for r in ("far_wall", "near_wall", "perivascular", "lumen") if r in e.index]
+        top = self.associations.sort_values("rank_shap").term.head(3).tolist()
+        return f"IG enrichment: {', '.join(parts)}; SHAP top drivers of VD: {', '.join(top)}"
+
+
+def load_fold_model(lay: RunLayout, fold: int = 0):
+    import torch
+
+    from ..vd.models import build_model
+
+    fdir = lay.vd.fold_dir(fold)
+    if not (fdir / "best.pt").exists():
+        raise CarotidkitError(f"{fdir / 'best.pt'}: no trained video model; run notebook 03_vd_video first")
+    meta = io.read_json(fdir / "model.json")
+    model = build_model(meta["architecture"], meta["frames"], meta["size"], meta["width"], meta["depth"])
+    model.load_state_dict(torch.load(fdir / "best.pt", map_location="cpu", weights_only=True))
+    return model.eval(), meta
+
+
+def run(run_dir=None, profile: str = "workshop", seed: int = 0, n_explain: int = 24, n_sanity: int = 4,
+        methods=("integrated_gradients", "occlusion", "grad_cam"), n_boot: int = 1000, progress=print) -> XaiResult:
+    """Explain fold 0's video model on its own out-of-fold subjects, and VD's associations.
+
+    Args:
+        n_explain: subjects explained (spread over the VD range); n_sanity: clips in the
+            randomisation test; methods: captum methods; n_boot: subject-bootstrap replicates.
+
+    Example:
+        >>> res = run(run_dir="runs/smoke", n_explain=4)   # doctest: +SKIP
+        >>> res.enrichment                                  # doctest: +SKIP
+    """
+    import cv2
+    import torch
+
+    torch.manual_seed(seed)
+    lay = RunLayout.for_profile(profile, run_dir)
+    paths = lay.data.resolved()
+    cohort = pd.read_parquet(paths["cohort"])
+    vd = pd.read_parquet(lay.vd.vd)
+    notes = []
+    t0 = time.perf_counter()
+    # 1. associations (all subjects)
+    X, y = assoc.design(cohort, vd)
+    reg = assoc.regression_table(X, y)
+    imp, sv, Xs = assoc.shap_table(X, y, seed=seed)
+    table = reg.merge(imp, on="term").sort_values("rank_shap").reset_index(drop=True)
+    # 2. video attributions on fold 0's held-out subjects
+    model, meta = load_fold_model(lay, 0)
+    clips = pd.read_parquet(lay.vd.clip_predictions)
+    index = pd.read_parquet(paths["cine_index"])
+    base = paths["cine_index"].parent
+    held = vd[vd.fold == 0].sort_values("vd_logit").reset_index(drop=True)
+    pick = held.iloc[np.unique(np.linspace(0, len(held) - 1, min(n_explain, len(held))).round().astype(int))]
+    S, T, P = meta["size"], meta["frames"], meta["period"]
+    xs, labs, sids = [], [], []
+    for sid in pick.subject_id:
+        row = index[index.subject_id == sid].iloc[0]
+        p = row.path if str(row.path).startswith("/") else str(base / row.path)
+        if not p.endswith(".npz"):
+            notes.append(f"{sid}: region labels exist only for simulated loops; skipped")
+            continue
+        z = np.load(p)
+        fr = z["frames"]
+        fps = float(z["fps"])
+        idx = (np.round(np.arange(T * P) / 25.0 * fps).astype(int) % len(fr))[::P]
+        x = np.stack([cv2.resize(fr[i], (S, S), interpolation=cv2.INTER_AREA) for i in idx]).astype(np.float32)
+        xs.append((x - meta["mean"]) / meta["std"])
+        labs.append(V.resize_labels(z["labels"], idx, S))
+        sids.append(sid)
+    if not xs:
+        raise CarotidkitError("no simulated loops with region labels among the explained subjects")
+    X5 = np.stack(xs)[:, None]
+    per_clip, maps = [], {}
+    for m in methods:
+        if progress:
+            progress(f"04_xai: {m} on {len(X5)} clips ...")
+        att = np.concatenate([V.attributions(model, X5[i:i + 4], m, seed=seed) for i in range(0, len(X5), 4)])
+        maps[m] = att
+        for sid, a, lab in zip(sids, att, labs):
+            lumen = (lab == 1).reshape(len(lab), -1).sum(1)
+            phases = {"whole cycle": np.arange(len(lab)), "systole": np.where(lumen >= np.median(lumen))[0],
+                      "diastole": np.where(lumen < np.median(lumen))[0]}
+            for ph, fi in phases.items():
+                if len(fi) == 0:
+                    continue
+                for region, val in V.enrichment(a[fi], lab[fi]).items():
+                    per_clip.append({"subject_id": sid, "method": m, "phase": ph, "region": region, "enrichment": val})
+    per_clip = pd.DataFrame(per_clip)
+    enr = V.bootstrap_enrichment(per_clip, n_boot=n_boot, seed=seed)
+    # 3. sanity and faithfulness
+    sanity = pd.concat([V.cascading_randomisation(model, X5[:n_sanity], m, seed=seed)
+                        for m in ("integrated_gradients", "grad_cam") if m in methods], ignore_index=True)
+    deletion = V.deletion_curve(model, X5, maps.get("integrated_gradients", next(iter(maps.values()))), seed=seed)
+    # 4. movies for low / median / high VD
+    movies = {}
+    a = maps.get("integrated_gradients", next(iter(maps.values())))
+    for label, i in (("low VD", 0), ("median VD", len(sids) // 2), ("high VD", len(sids) - 1)):
+        clip = np.clip(X5[i, 0] * meta["std"] + meta["mean"], 0, 255).astype(np.uint8)
+        heat = (255 * a[i] / (np.percentile(a[i], 99.5) + 1e-12)).clip(0, 255).astype(np.uint8)
+        movies[f"{label} ({sids[i]})"] = (clip, heat)
+    res = XaiResult(enrichment=enr, per_clip=per_clip, sanity=sanity, deletion=deletion, associations=table,
+                    shap_values=sv, shap_data=Xs, movies=movies, notes=notes,
+                    settings=dict(n_explain=len(sids), methods=list(methods), n_boot=n_boot, seed=seed,
+                                  seconds=round(time.perf_counter() - t0, 1)))
+    x = lay.xai
+    x.ensure()
+    io.write_parquet(x.enrichment, enr)
+    io.write_parquet(x.sanity, sanity)
+    io.write_parquet(x.faithfulness, res.deletion_summary())
+    io.write_parquet(x.associations, table)
+    io.write_json(x.summary, {"headline": res.headline_text(), "settings": res.settings, "notes": notes})
+    return res

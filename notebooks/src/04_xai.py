@@ -1,0 +1,119 @@
+# %% [markdown]
+# # 04 · Explaining VD with numbers
+#
+# **What you will learn**
+# - where in a carotid loop the video model looks, as numbers: attribution mass per anatomical
+#   region (lumen, near wall, far wall, plaque, perivascular tissue, background) divided by the
+#   region's area share, so 1 means "no preference" — with subject-bootstrap CIs, over the whole
+#   cardiac cycle and in systole vs diastole;
+# - whether the explanations depend on the model at all (cascading parameter randomisation,
+#   Adebayo et al. 2018) and whether they are faithful (deleting the most-attributed pixels first
+#   should hurt the prediction faster than deleting random ones);
+# - how VD relates to risk factors, labs and comorbidities: an adjusted regression next to SHAP
+#   on a gradient-boosted model.
+#
+# Explanations use fold 0's model on fold 0's own held-out subjects, so the model never saw them.
+
+# %% tags=["parameters"]
+profile = "workshop"
+run_dir = None
+seed = 0
+n_explain = None      # held-out subjects explained, spread over the VD range
+n_sanity = None       # clips in the cascading-randomisation test
+methods = None        # captum methods: integrated_gradients, occlusion, grad_cam
+n_boot = None         # subject-bootstrap replicates
+
+# %% [markdown]
+# ## Setup
+
+# %%
+from carotidkit import plots, profiles, xai
+
+plots.style()
+cfg = profiles.notebook_settings("04_xai", globals())
+cfg
+
+# %% [markdown]
+# ## Compute attributions, checks and associations
+
+# %%
+res = xai.run(**cfg)
+res.notes
+
+# %% [markdown]
+# ## Where the model looks
+# Look for bars above the dashed line (the model prefers the region) with CIs that do not cross
+# it: the simulator planted vascular damage in the walls, plaques and perivascular tissue, so
+# those should be above 1 and the lumen and background below.
+
+# %%
+fig = plots.enrichment_plot(res)
+
+# %%
+res.enrichment.round(3)
+
+# %% [markdown]
+# Systole vs diastole: look for whether the wall regions matter more when the artery is most
+# distended (distension falls as arteries stiffen).
+
+# %%
+fig = plots.enrichment_plot(res, "systole")
+
+# %% [markdown]
+# ## Attribution movies: low, median and high VD
+# Look at whether the bright attribution follows the vessel walls as they move with each beat.
+
+# %%
+plots.attribution_movies(res)
+
+# %% [markdown]
+# ## Do the explanations depend on the model? (cascading randomisation)
+# Look for similarity that collapses (below the dotted 0.3 line) as more layers are randomised:
+# an explanation that stays the same for a random model explains the input, not the model.
+
+# %%
+fig = plots.sanity_plot(res)
+
+# %%
+res.sanity.round(3)
+
+# %% [markdown]
+# ## Are they faithful? (deletion)
+# Lower area under the deletion curve than the random order means the attributed pixels are the
+# ones the prediction needs.
+
+# %%
+res.deletion_summary().round(3)
+
+# %% [markdown]
+# ## VD and risk factors: adjusted regression next to SHAP
+# Look for the same predictors at the top of both rankings; on the simulator the planted drivers of
+# vascular damage are age, blood pressure, diabetes, smoking, cholesterol and sex.
+
+# %%
+fig = plots.association_plot(res)
+
+# %%
+res.associations.round(4)
+
+# %% [markdown]
+# SHAP beeswarm: each dot is a person; look at whether high values of a predictor (red) push VD
+# up (right) or down.
+
+# %%
+fig = plots.shap_beeswarm(res)
+
+# %% [markdown]
+# ## What we found
+
+# %%
+print(res.headline_text())
+
+# %% [markdown]
+# The enrichment table says, with CIs, which anatomical regions carry the model's evidence; the
+# randomisation test says whether that evidence comes from what the model learned; and the
+# association table says which risk factors VD reflects. Grad-CAM of the Keras U-Nets (02) is not
+# part of this notebook yet.
+#
+# ## Next
+# - `05_survival` asks whether VD predicts MI, cardiac death and death beyond SCORE2.
