@@ -1,0 +1,179 @@
+"""Survival statistics agree with lifelines and scikit-survival on their bundled data sets, and
+recover planted values on simulated data."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from lifelines import CoxPHFitter
+from lifelines.datasets import load_rossi
+from lifelines.utils import concordance_index
+
+from carotidkit.survival import bootstrap_c, c_index, time_dependent_auc
+from carotidkit.survival import calibration as cal
+from carotidkit.survival import cox as coxm
+from carotidkit.survival import curves
+
+
+@pytest.fixture(scope="module")
+def whas():
+    from sksurv.datasets import load_whas500
+
+    X, y = load_whas500()
+    return pd.DataFrame({"t": y["lenfol"], "e": y["fstat"].astype(int), "age": X.age.to_numpy(float),
+                         "bmi": X.bmi.to_numpy(float)}), y
+
+
+@pytest.mark.parametrize("col", ["prio", "age", "fin"])
+def test_harrell_matches_lifelines_on_rossi(col):
+    d = load_rossi()
+    assert c_index(d, "week", "arrest", col) == pytest.approx(concordance_index(d.week, -d[col], d.arrest), abs=1e-12)
+
+
+@pytest.mark.parametrize("col", ["age", "bmi"])
+def test_uno_and_td_auc_match_scikit_survival_on_whas500(whas, col):
+    from sksurv.metrics import concordance_index_ipcw, cumulative_dynamic_auc
+
+    d, y = whas
+    assert c_index(d, "t", "e", col, "uno", tau=1500) == pytest.approx(
+        concordance_index_ipcw(y, y, d[col].to_numpy(), tau=1500)[0], abs=1e-10)
+    ours = time_dependent_auc(d, "t", "e", col, [365, 1000]).auc.to_numpy()
+    theirs = cumulative_dynamic_auc(y, y, d[col].to_numpy(), [365, 1000])[0]
+    np.testing.assert_allclose(ours, theirs, atol=1e-10)
+
+
+def test_cox_table_matches_lifelines_on_rossi():
+    d = load_rossi()
+    tab, _ = coxm.cox_table(d, "week", "arrest", ["fin", "age", "prio"])
+    ref = CoxPHFitter().fit(d[["week", "arrest", "fin", "age", "prio"]], "week", "arrest").summary
+    np.testing.assert_allclose(tab.hr, ref["exp(coef)"], rtol=1e-8)
+    np.testing.assert_allclose(tab.p, ref["p"], rtol=1e-6)
+
+
+def test_bootstrap_point_estimate_and_paired_delta():
+    d = load_rossi()
+    b = bootstrap_c(d, "week", "arrest", ["prio", "age"], n_boot=300, reference="age")
+    assert b.c_index.iloc[0] == pytest.approx(c_index(d, "week", "arrest", "prio"))
+    row = b.iloc[0]
+    assert row.ci_low < row.c_index < row.ci_high
+    assert row.delta_c == pytest.approx(row.c_index - b.c_index.iloc[1])
+    assert row.delta_ci_low > 0          # prio ranks re-arrest far better than age does (reversed)
+
+
+def test_bootstrap_replicates_equal_resampled_c_index():
+    """The matrix bootstrap equals computing C on an explicit resample with the same counts."""
+    d = load_rossi().iloc[:150]
+    rng = np.random.default_rng(0)
+    w = rng.multinomial(len(d), np.full(len(d), 1 / len(d)))
+    resampled = d.loc[d.index.repeat(w)]
+    from carotidkit.survival import discrimination as D
+
+    t, e, (r,) = D._arrays(d, "week", "arrest", ["prio"])
+    ev, rw = D._pair_weights(t, e, np.inf, "harrell")
+    num = den = 0.0
+    for idx, comp, (conc,) in D._blocks(t, e, [r], ev, "harrell"):
+        num += float(w[idx] @ conc @ w)
+        den += float(w[idx] @ comp @ w)
+    assert num / den == pytest.approx(c_index(resampled, "week", "arrest", "prio"), abs=1e-12)
+
+
+def test_fine_gray_equals_cox_without_competing_events():
+    d = coxm.simulate_fine_gray(600, seed=3, p=0.2)
+    d["competing"] = 0
+    fg, _ = coxm.fine_gray(d, "time", "event", "competing", ["x1", "x2"])
+    cx, _ = coxm.cox_table(d, "time", "event", ["x1", "x2"])
+    np.testing.assert_allclose(fg.shr, cx.hr, rtol=1e-6)
+
+
+def test_fine_gray_recovers_planted_subdistribution_hazard_ratios():
+    d = coxm.simulate_fine_gray(1500, beta1=(0.5, -0.5), seed=11, p=0.25)
+    fg, _ = coxm.fine_gray(d, "time", "event", "competing", ["x1", "x2"])
+    assert (fg.ci_low < np.exp([0.5, -0.5])).all() and (np.exp([0.5, -0.5]) < fg.ci_high).all()
+    cs, _ = coxm.cox_table(d, "time", "event", ["x1", "x2"])
+    # the cause-specific HR of x2 is further from the SHR: competing events carry x2's effect
+    assert abs(np.log(fg.shr.iloc[1]) + 0.5) < abs(np.log(cs.hr.iloc[1]) + 0.5)
+
+
+def test_finegray_expansion_weights():
+    d = pd.DataFrame({"t": [1.0, 2.0, 3.0, 4.0, 5.0], "e": [0, 1, 0, 1, 0], "c": [1, 0, 0, 0, 0], "x": [0, 1, 0, 1, 0]})
+    long = coxm.finegray_expand(d, "t", "e", "c", ["x"])
+    extra = long[long.id == 0].sort_values("start")
+    # subject 0 (competing at t=1) stays in the risk set through the last event time (4)
+    assert extra.stop.max() == 4.0 and (extra.weight <= 1).all()
+    # censoring at t=3 (1 of 3 at risk: ids 2, 3, 4) leaves G = 2/3 after it
+    assert extra.weight.iloc[-1] == pytest.approx(2 / 3)
+
+
+def test_aalen_johansen_below_one_minus_km_with_competing_events():
+    d = coxm.simulate_fine_gray(800, seed=2, p=0.3)
+    ci = curves.cumulative_incidence(d, "time", "event", "competing")
+    assert (ci.aalen_johansen <= ci.one_minus_km + 1e-9).all()
+    assert ci.one_minus_km.iloc[-1] - ci.aalen_johansen.iloc[-1] > 0.05
+
+
+def test_km_groups_and_trend():
+    from carotidkit.synth.cohort import simulate_cohort
+
+    c, t = simulate_cohort(3000, seed=4, vd_hr_per_sd=2.0)
+    c = c.merge(t[["subject_id", "vd_true"]])
+    c["q"] = curves.quantile_groups(c.vd_true, 4)
+    km, risk = curves.km_table(c, "death_years", "death_event", "q")
+    assert risk["0y"].tolist() == [750] * 4
+    last = km.groupby("group").cum_incidence.last()
+    assert last["Q4"] > last["Q1"]
+    tests = curves.group_tests(c, "death_years", "death_event", "q")
+    assert tests["trend_p"] < 1e-6 and tests["trend_hr_per_group"] > 1
+
+
+def test_ipcw_observed_risk_equals_kaplan_meier():
+    from lifelines import KaplanMeierFitter
+
+    d = load_rossi()
+    case, w = cal.ipcw_outcome(d, "week", "arrest", 40)
+    km = KaplanMeierFitter().fit(d.week, d.arrest)
+    assert np.sum(w * case) / np.sum(w) == pytest.approx(1 - km.survival_function_at_times(40).iloc[0], abs=1e-3)
+
+
+def test_calibration_detects_miscalibration():
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.02, 0.4, 4000)
+    y = (rng.random(4000) < p).astype(float)
+    w = np.ones_like(p)
+    good = cal.calibration(p, y, w, n_boot=50)["summary"].set_index("metric").estimate
+    bad = cal.calibration(np.clip(2 * p, 0, 0.99), y, w, n_boot=50)["summary"].set_index("metric").estimate
+    assert abs(good.o_e - 1) < 0.08 and abs(good.calibration_slope - 1) < 0.2 and good.ici < 0.02
+    assert bad.o_e < 0.6 and bad.ici > 0.05 and bad.ipa < good.ipa
+
+
+def test_reclassification_rewards_a_real_marker():
+    rng = np.random.default_rng(1)
+    x1, x2 = rng.standard_normal((2, 5000))
+    p_true = 1 / (1 + np.exp(-(-2 + x1 + x2)))
+    y = (rng.random(5000) < p_true).astype(float)
+    old = 1 / (1 + np.exp(-(-1.8 + 0.7 * x1)))
+    new = p_true
+    r = cal.reclassification(old, new, y, np.ones_like(y), n_boot=50).set_index("metric")
+    assert r.loc["nri_continuous", "ci_low"] > 0 and r.loc["idi", "ci_low"] > 0
+    nb = cal.net_benefit({"old": old, "new": new}, y, np.ones_like(y), thresholds=[0.2])
+    nbv = nb.set_index("model").net_benefit
+    assert nbv["new"] > nbv["old"]
+
+
+def test_survival_stage_on_simulated_truth(tmp_path):
+    """End to end on a simulated cohort with vd_true: tables present, VD's crude HR > 1."""
+    from carotidkit import io
+    from carotidkit.layout import RunLayout
+    from carotidkit.survival.stage import run
+    from carotidkit.synth.cohort import simulate_cohort
+
+    c, t = simulate_cohort(1500, seed=5, vd_hr_per_sd=2.0)
+    lay = RunLayout(tmp_path)
+    io.write_parquet(lay.data.cohort, c)
+    io.write_parquet(lay.data.cohort_truth, t)
+    io.write_json(lay.data.manifest, {"synthetic": True, "paths": {"cohort": "cohort.parquet"}})
+    res = run(run_dir=tmp_path, vd_source="truth", n_boot=100, endpoints=("death",), progress=None)
+    h = res.headline.set_index("endpoint").loc["death"]
+    assert h.hr_vd_per_sd_crude > 1.5 and h.c_vd > 0.6
+    assert {"crude", "age + sex", "SCORE2-adjusted", "fully adjusted", "SCORE2 alone"} <= set(res.cox.model)
+    assert lay.survival.headline.exists() and lay.survival.cox.exists()
+    assert "death" in res.headline_text()
