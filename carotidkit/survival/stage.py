@@ -263,7 +263,8 @@ def run(run_dir=None, profile: str = "workshop", seed: int = 0, region: str = "m
         if f"{ep}_event" not in d or f"{ep}_years" not in d:
             notes.append(f"{ep}: no {ep}_event/{ep}_years columns in the cohort, skipped")
             continue
-        progress(f"05_survival: {ep} ...")
+        if progress:
+            progress(f"05_survival: {ep} ...")
         rows.append(_endpoint(d, ep, horizon_years, n_boot, groups, seed, notes, out))
     frames = {k: (pd.concat(v, ignore_index=True) if v and isinstance(v[0], pd.DataFrame)
                   else pd.DataFrame(v)) for k, v in out.items()}
