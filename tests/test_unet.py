@@ -66,6 +66,18 @@ def test_train_save_resume_and_reload(tmp_path):
     assert len(log) == 3                             # header + 2 epochs
     m = keras.models.load_model(tmp_path / "mobilenetv2" / "best.keras", custom_objects=unet.CUSTOM_OBJECTS)
     assert m.predict(X[:1].astype(np.float32), verbose=0).shape == (1, 64, 64, 1)
+    # same settings and data: nothing to do; a new learning rate or changed data retrains from scratch
+    r3 = train_unet("mobilenetv2", X[:8], Y[:8], X[8:], Y[8:], tmp_path, epochs=2, batch_size=4, verbose=0)
+    assert r3 == r2
+    r4 = train_unet("mobilenetv2", X[:8], Y[:8], X[8:], Y[8:], tmp_path, epochs=2, batch_size=4, verbose=0,
+                    learning_rate=5e-4)
+    assert r4["learning_rate"] == 5e-4 and r4["seconds"] != r2["seconds"]
+    assert len((tmp_path / "mobilenetv2" / "log.csv").read_text().strip().splitlines()) == 3
+    X2 = X.copy()
+    X2[0, 0, 0, 0] ^= 1
+    r5 = train_unet("mobilenetv2", X2[:8], Y[:8], X2[8:], Y[8:], tmp_path, epochs=2, batch_size=4, verbose=0,
+                    learning_rate=5e-4)
+    assert r5["seconds"] != r4["seconds"]
 
 
 def test_unet_runs_on_the_torch_backend():

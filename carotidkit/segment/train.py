@@ -96,13 +96,24 @@ def train_unet(backbone: str, X_train, Y_train, X_val, Y_val, out_dir, *, epochs
     size = X_train.shape[1]
     initial_epoch = 0
     log_path, last_path, best_path = out / "log.csv", out / "last.keras", out / "best.keras"
-    if resume and last_path.exists() and log_path.exists():
+    key_path = out / "key.json"
+    # a checkpoint belongs to its settings and its input data: anything else retrains
+    key = io.stable_hash({"backbone": backbone, "batch_size": batch_size, "learning_rate": learning_rate,
+                          "seed": seed, "weights_path": str(weights_path), "size": int(size),
+                          "data": [io.sha256_bytes(np.ascontiguousarray(a).tobytes())[:16]
+                                   for a in (X_train, Y_train, X_val, Y_val)]})
+    same = key_path.exists() and io.read_json(key_path).get("key") == key
+    if not same:
+        for p in (log_path, last_path, best_path, out / "train.json"):
+            p.unlink(missing_ok=True)
+    if resume and same and last_path.exists() and log_path.exists():
         done = max(0, sum(1 for _ in open(log_path)) - 1)
         if 0 < done < epochs:
             model = keras.models.load_model(last_path, custom_objects=CUSTOM_OBJECTS)
             initial_epoch = done
-        elif done >= epochs and best_path.exists():
+        elif done == epochs and best_path.exists() and (out / "train.json").exists():
             return json.loads((out / "train.json").read_text())
+    io.write_json(key_path, {"key": key})
     if initial_epoch == 0:
         model = build_unet(backbone, size, weights_path=weights_path)
         # no XLA: on CPU it triples the first epoch and slows the steady state (measured)
