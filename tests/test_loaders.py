@@ -323,3 +323,26 @@ def test_synthetic_cohort_passes_validation(tmp_path):
     c, _ = simulate_cohort(300, seed=1)
     out = data.validate_cohort(c)
     assert len(out) == 300 and set(c.columns) == set(out.columns)
+
+
+def test_same_id_in_train_and_test_gives_two_distinct_cleaned_images(tmp_path):
+    """train/5.png and test/5.png must not overwrite each other in clean/images/."""
+    from carotidkit.clean import clean_database
+
+    root = tmp_path / "db"
+    rng = np.random.default_rng(1)
+    a = np.zeros((200, 200), np.uint8); a[40:160, 40:160] = rng.integers(30, 120, (120, 120))
+    b = np.zeros((200, 200), np.uint8); b[40:160, 40:160] = rng.integers(130, 220, (120, 120))
+    m = np.zeros((200, 200), np.uint8); m[90:110, 60:140] = 255
+    _png(root / "train" / "5.png", a); _png(root / "train" / "5_labeled.png", m)
+    _png(root / "test" / "5.png", b); _png(root / "test" / "5_labeled.png", np.zeros((200, 200), np.uint8))
+    _png(root / "train" / "6.png", a); _png(root / "train" / "6_labeled.png", m)
+    db = data.load_plaque_db(root)
+    assert db.image_id.is_unique
+    assert set(db.image_id) == {"train_5", "test_5", "6"}
+    assert db.set_index("image_id").source_id.to_dict() == {"train_5": "5", "test_5": "5", "6": "6"}
+    qc = clean_database(db, tmp_path / "clean", size=64)
+    assert qc.image_id.is_unique
+    ia = cv2.imread(str(tmp_path / "clean" / "images" / "train_5.png"), cv2.IMREAD_GRAYSCALE)
+    ib = cv2.imread(str(tmp_path / "clean" / "images" / "test_5.png"), cv2.IMREAD_GRAYSCALE)
+    assert ia.mean() < ib.mean()                     # two different images, not one overwritten

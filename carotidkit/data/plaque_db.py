@@ -94,6 +94,11 @@ def load_plaque_db(root, check: bool = True, errors: str = "raise") -> pd.DataFr
         raise CarotidkitError(f"{root}: no images found (expected <n>.png with <n>_labeled.png, "
                               "optionally in train/ and test/)")
     df = pd.DataFrame(rows)
+    # ids must be unique across splits (01 writes clean/images/<image_id>.png): an id used in two
+    # folders (train/5.png and test/5.png) becomes "<split>_<id>" in both; source_id keeps the original
+    df["source_id"] = df.image_id
+    clash = df.image_id.duplicated(keep=False)
+    df.loc[clash, "image_id"] = df.loc[clash, "split"] + "_" + df.loc[clash, "image_id"]
     df["error"] = None
     for ip, msg in problems:
         df.loc[df.image_path == str(ip), "error"] = msg
