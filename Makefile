@@ -2,6 +2,8 @@
 #   make setup                      create .venv and install the pinned stack (idempotent)
 #   make report [PROFILE=workshop] [ONLY=02] [PARAMS="epochs=2 batch_size=8"] [FORCE=1]
 #   make test                       unit tests + every notebook under profile=smoke + report site in Chromium
+#   make test-fast                  unit tests only (no notebooks, no browser)
+#   make validate                   simulate 100 cohorts: CI coverage of planted hazard ratios (Cox, Fine-Gray)
 #   make bench                      benchmarks (ratios against references measured in the same run)
 #   make clean                      remove generated outputs (runs/, reports/, caches); never raw data
 
@@ -19,10 +21,10 @@ export PYTHONUNBUFFERED := 1
 export KERAS_BACKEND ?= tensorflow
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup report test bench clean help
+.PHONY: setup report test test-fast validate bench clean help
 
 help:
-	@sed -n '1,8p' Makefile
+	@sed -n '1,10p' Makefile
 
 setup: $(STAMP)
 
@@ -40,6 +42,12 @@ report: setup
 
 test: setup
 	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m "not notebook and not browser and not slow"
+
+validate: setup
+	$(PY) -m carotidkit.survival.validate --reps 100
 
 bench: setup
 	$(PY) -m carotidkit bench

@@ -1,6 +1,7 @@
 """The registered benchmarks (imported by ``carotidkit.bench.run_benchmarks``)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -98,3 +99,80 @@ def bench_unet(out_dir: Path) -> dict:
     t, _ = timed(lambda: [m.predict(X, batch_size=32, verbose=0) for m in models])
     res["ensemble_inference_images_per_s"] = round(len(X) / t, 1)
     return res
+
+
+@benchmark
+def bench_delta_c(out_dir: Path) -> dict:
+    """1,000 paired bootstrap replicates of delta C (SCORE2 + VD vs SCORE2) on 10,000 subjects,
+    against a loop of lifelines' concordance_index per replicate (timed on 20, scaled to 1,000)."""
+    import pandas as pd
+    from lifelines.utils import concordance_index
+
+    from .survival import bootstrap_c
+    from .survival.score2 import score2
+    from .synth.cohort import simulate_cohort
+
+    c, t = simulate_cohort(10_000, seed=0)
+    c["score2_risk"] = score2(c)
+    c["both"] = np.log(-np.log(1 - c.score2_risk)) + 0.3 * t.vd_true.to_numpy()
+    secs, tab = timed(bootstrap_c, c, "death_years", "death_event", ["score2_risk", "both"], n_boot=1000,
+                      reference="score2_risk")
+    rng = np.random.default_rng(0)
+    n, reps = len(c), 20
+
+    def loop():
+        for _ in range(reps):
+            i = rng.integers(0, n, n)
+            d = c.iloc[i]
+            concordance_index(d.death_years, -d.both, d.death_event)
+            concordance_index(d.death_years, -d.score2_risk, d.death_event)
+
+    ref = timed(loop)[0] * 1000 / reps
+    return {"n": n, "events": int(c.death_event.sum()), "replicates": 1000, "seconds": round(secs, 2),
+            "lifelines_loop_seconds_projected": round(ref, 1), "speedup_vs_lifelines_loop": round(ref / secs, 1),
+            "delta_c": float(tab.delta_c.dropna().iloc[0])}
+
+
+@benchmark
+def bench_vd(out_dir: Path) -> dict:
+    """Video model clips/s (train and inference) per architecture at the workshop clip shape, and
+    the loader's clips/s, against the dense-matmul peak measured now."""
+    import torch
+
+    from .vd.clips import ClipDataset
+    from .vd.models import build_model
+
+    torch.set_num_threads(os.cpu_count() or 2)
+    peak = matmul_flops()
+    S, T, B = 48, 8, 16
+    out = {"matmul_gflops": round(peak / 1e9, 1), "clip": f"{T}x{S}x{S}", "batch": B}
+    x, y = torch.randn(B, 1, T, S, S), (torch.rand(B) > 0.5).float()
+    for arch in ("r2plus1d", "vivit"):
+        m = build_model(arch, T, S)
+        opt = torch.optim.AdamW(m.parameters(), 1e-3)
+
+        def step():
+            opt.zero_grad()
+            torch.nn.functional.binary_cross_entropy_with_logits(m(x), y).backward()
+            opt.step()
+
+        step()
+        tr = timed(step, repeat=5)[0]
+        m.eval()
+        with torch.no_grad():
+            m(x)
+            inf = timed(lambda: m(x), repeat=5)[0]
+        from torch.utils.flop_counter import FlopCounterMode
+
+        with FlopCounterMode(display=False) as fc:
+            m.train()
+            torch.nn.functional.binary_cross_entropy_with_logits(m(x), y).backward()
+        flops = fc.get_total_flops()
+        out[arch] = {"train_clips_s": round(B / tr, 1), "infer_clips_s": round(B / inf, 1),
+                     "train_flop_share_of_matmul": round(flops / tr / peak, 3)}
+    cache = np.random.default_rng(0).integers(0, 255, (256, 32, S, S), dtype=np.uint8)
+    ds = ClipDataset(cache, np.arange(256), np.zeros(256), frames=T, period=4, train=True)
+    load = timed(lambda: [ds.get(np.arange(k, k + B)) for k in range(0, 256, B)])[0]
+    out["loader_clips_s"] = round(256 / load, 1)
+    out["loader_to_train_ratio"] = round(out["loader_clips_s"] / out["r2plus1d"]["train_clips_s"], 1)
+    return out
