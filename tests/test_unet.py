@@ -52,6 +52,7 @@ def test_loss_prefers_the_right_mask():
     assert float(unet.dice_metric(y, good)) == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_train_save_resume_and_reload(tmp_path):
     rng = np.random.default_rng(0)
     X = rng.integers(0, 255, (12, 64, 64, 1)).astype(np.uint8)

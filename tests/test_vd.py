@@ -77,6 +77,7 @@ def _ddp_worker(rank, world, port, x, y, out_path):
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_take_the_single_process_step(tmp_path):
     import socket
 
@@ -111,6 +112,7 @@ def small_run(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_shuffled_labels_give_chance_auroc_out_of_fold(small_run, tmp_path):
     """Leakage guard: with hypertension shuffled, out-of-fold AUROC stays within 0.5 +/- 0.1."""
     from sklearn.metrics import roc_auc_score
@@ -131,6 +133,7 @@ def test_shuffled_labels_give_chance_auroc_out_of_fold(small_run, tmp_path):
     assert 0.4 <= auc <= 0.6, auc
 
 
+@pytest.mark.slow
 def test_checkpoint_is_keyed_on_settings(small_run, tmp_path):
     """Same settings resume (no new epochs); a changed learning rate retrains."""
     from carotidkit.vd.train import cross_fit
