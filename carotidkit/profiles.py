@@ -13,7 +13,7 @@ from typing import Any
 
 PROFILE_NAMES = ("smoke", "workshop", "full")
 
-#: notebook -> the folder (under the run folder) it writes; the DESIGN.md data flow.
+#: notebook -> the folder (under the run folder) it writes; the data flow of docs/DESIGN.md.
 STAGES: dict[str, str] = {
     "00_data": "data",
     "01_cleaning": "clean",

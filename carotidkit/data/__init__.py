@@ -1,6 +1,6 @@
 """Loaders for real data: the plaque database folder, carotid videos, cohort tables.
 
-Each returns tidy, canonical structures (DESIGN.md) and fails on bad input with one
+Each returns tidy, canonical structures (docs/DESIGN.md) and fails on bad input with one
 :class:`~carotidkit.io.CarotidkitError` line naming the file/row, the problem and the fix.
 Raw files are only ever read.
 """

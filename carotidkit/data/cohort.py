@@ -1,5 +1,5 @@
 """Read cohort tables (CSV, Parquet, Stata, SAS, Excel), map users' columns and units onto the
-canonical schema (DESIGN.md), and validate every value.
+canonical schema (docs/DESIGN.md), and validate every value.
 
 A column map (dict, or a YAML file) says ``your_column: canonical_column`` or
 ``your_column: {column: canonical_column, unit: "mg/dL"}``; units are converted to the canonical

@@ -5,7 +5,7 @@ marginals and correlations; a latent vascular damage ``vd_true`` (standard norma
 age, blood-pressure history, smoking, diabetes, lipids and unmeasured factors; competing-risk
 outcomes (myocardial infarction, cardiac death, other death) whose hazards depend on the SCORE2
 risk factors and on ``vd_true`` with a configurable hazard ratio per SD. Canonical column names
-(DESIGN.md): ``age_years``, ``sbp_mmhg``, ``tc_mmol_l``, ``<endpoint>_event``, ``<endpoint>_years``.
+(docs/DESIGN.md): ``age_years``, ``sbp_mmhg``, ``tc_mmol_l``, ``<endpoint>_event``, ``<endpoint>_years``.
 """
 from __future__ import annotations
 
