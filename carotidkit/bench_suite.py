@@ -68,8 +68,8 @@ def bench_unet(out_dir: Path) -> dict:
     """U-Net training images/s per backbone, achieved FLOP/s as a share of the machine's dense
     matmul FLOP/s (numpy BLAS, measured now), and ensemble inference images/s."""
     from . import profiles
-    from .segment import keras_quietly
     from .bench import matmul_flops
+    from .segment import keras_quietly
     from .segment.unet import build_unet, dice_bce_loss, dice_metric, forward_flops
 
     keras = keras_quietly()
@@ -105,7 +105,6 @@ def bench_unet(out_dir: Path) -> dict:
 def bench_delta_c(out_dir: Path) -> dict:
     """1,000 paired bootstrap replicates of delta C (SCORE2 + VD vs SCORE2) on 10,000 subjects,
     against a loop of lifelines' concordance_index per replicate (timed on 20, scaled to 1,000)."""
-    import pandas as pd
     from lifelines.utils import concordance_index
 
     from .survival import bootstrap_c
@@ -151,7 +150,7 @@ def bench_vd(out_dir: Path) -> dict:
         m = build_model(arch, T, S)
         opt = torch.optim.AdamW(m.parameters(), 1e-3)
 
-        def step():
+        def step(m=m, opt=opt):
             opt.zero_grad()
             torch.nn.functional.binary_cross_entropy_with_logits(m(x), y).backward()
             opt.step()
@@ -161,7 +160,7 @@ def bench_vd(out_dir: Path) -> dict:
         m.eval()
         with torch.no_grad():
             m(x)
-            inf = timed(lambda: m(x), repeat=5)[0]
+            inf = timed(m, x, repeat=5)[0]
         from torch.utils.flop_counter import FlopCounterMode
 
         with FlopCounterMode(display=False) as fc:

@@ -53,8 +53,8 @@ def gallery(images, masks=None, overlays=None, preds=None, titles=None, ncols: i
 def animate_clips(clips, titles=None, fps: float = 25.0, size: float = 2.4):
     """Side-by-side animation of cine loops (``[T, H, W]`` uint8 each) as embeddable HTML."""
     import matplotlib.pyplot as plt
-    from matplotlib import animation
     from IPython.display import HTML
+    from matplotlib import animation
 
     n = len(clips)
     fig, axes = plt.subplots(1, n, figsize=(size * n, size), squeeze=False)

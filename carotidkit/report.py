@@ -15,7 +15,6 @@ import json
 import platform
 import re
 import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path

@@ -1,7 +1,6 @@
 """Loaders for real data: formats, quirks, and one clear error per kind of bad input."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
@@ -11,7 +10,6 @@ import pytest
 
 from carotidkit import data
 from carotidkit.io import CarotidkitError
-
 
 # ----------------------------------------------------------------------------- fixtures
 
@@ -46,7 +44,7 @@ def test_plaque_db_quirks(quirky_db):
     assert row.loc["7", "mask_rgb"] and row.loc["7", "has_plaque"]
     assert row.loc["1", "mask_nonbinary"]
     assert not row.loc["3", "has_plaque"] and not row.loc["545", "has_plaque"]
-    assert row.loc["544", "has_plaque"] is np.True_ or row.loc["544", "has_plaque"] == True  # 129 > 127
+    assert row.loc["544", "has_plaque"] is np.True_ or bool(row.loc["544", "has_plaque"])  # 129 > 127
     assert data.read_mask(row.loc["7", "mask_path"]).sum() == 10 * 30
     assert {p: p.stat().st_mtime_ns for p in quirky_db.rglob("*.png")} == before   # raw data untouched
 
@@ -139,7 +137,6 @@ def test_video_mp4(tmp_path):
 
 
 def _dicom(path: Path, frames: np.ndarray, **extra):
-    import pydicom
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 

@@ -1,7 +1,6 @@
 """The report runner: incremental execution, failure reporting, banner, code toggle, CLI."""
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path

@@ -9,10 +9,9 @@ from lifelines import CoxPHFitter
 from lifelines.datasets import load_rossi
 from lifelines.utils import concordance_index
 
-from carotidkit.survival import bootstrap_c, c_index, time_dependent_auc
+from carotidkit.survival import bootstrap_c, c_index, curves, time_dependent_auc
 from carotidkit.survival import calibration as cal
 from carotidkit.survival import cox as coxm
-from carotidkit.survival import curves
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from carotidkit.synth import anatomy as A
 from carotidkit.synth import bmode, cine, speckle

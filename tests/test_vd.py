@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from carotidkit.vd.clips import ClipDataset, windows  # noqa: E402
-from carotidkit.vd.models import R2Plus1D, VideoMAE, VideoViT, build_model  # noqa: E402
+from carotidkit.vd.models import R2Plus1D, VideoMAE, build_model  # noqa: E402
 from carotidkit.vd.train import global_batches, make_folds, train_step  # noqa: E402
 
 

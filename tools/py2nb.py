@@ -19,7 +19,7 @@ def convert(src: str):
         header, _, body = block.partition("\n")
         body = body.strip("\n")
         if "[markdown]" in header:
-            text = "\n".join(l[2:] if l.startswith("# ") else l.lstrip("#") for l in body.splitlines())
+            text = "\n".join(ln[2:] if ln.startswith("# ") else ln.lstrip("#") for ln in body.splitlines())
             nb.cells.append(nbformat.v4.new_markdown_cell(text))
         else:
             cell = nbformat.v4.new_code_cell(body)

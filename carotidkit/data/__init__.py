@@ -11,4 +11,4 @@ from .video import Video, load_video
 
 __all__ = ["CarotidkitError", "CANONICAL", "load_cohort", "validate_cohort", "load_plaque_db",
            "read_image", "read_mask", "Video", "load_video", "map_columns", "prepare_data", "data_paths"]
-from .prepare import cine_table, data_paths, prepare_data  # noqa: E402
+from .prepare import cine_table, data_paths, prepare_data  # noqa: E402, F401

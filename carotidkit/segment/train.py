@@ -10,13 +10,13 @@ import math
 import time
 from pathlib import Path
 
-from . import keras_quietly
-
-keras = keras_quietly()
 import numpy as np
 
 from .. import io
+from . import keras_quietly
 from .unet import CUSTOM_OBJECTS, build_unet, dice_bce_loss, dice_metric, iou_coefficient
+
+keras = keras_quietly()
 
 
 def load_arrays(clean_dir, image_ids) -> tuple[np.ndarray, np.ndarray]:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from . import keras_quietly
 
 keras = keras_quietly()
-import numpy as np
-from keras import layers, ops
+import numpy as np  # noqa: E402  (after keras_quietly: it silences TF before keras loads)
+from keras import layers, ops  # noqa: E402
 
 #: backbone -> (keras.applications constructor name, skip layers from stride 2 to 16, bottleneck, kwargs)
 BACKBONES: dict[str, tuple[str, list[str], str, dict]] = {

@@ -90,7 +90,6 @@ def run(run_dir=None, profile: str = "workshop", seed: int = 0, n_explain: int =
     table = reg.merge(imp, on="term").sort_values("rank_shap").reset_index(drop=True)
     # 2. video attributions on fold 0's held-out subjects
     model, meta = load_fold_model(lay, 0)
-    clips = pd.read_parquet(lay.vd.clip_predictions)
     index = pd.read_parquet(paths["cine_index"])
     base = paths["cine_index"].parent
     held = vd[vd.fold == 0].sort_values("vd_logit").reset_index(drop=True)
