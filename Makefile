@@ -3,6 +3,7 @@
 #   make report [PROFILE=workshop] [ONLY=02] [PARAMS="epochs=2 batch_size=8"] [FORCE=1]
 #   make test                       unit tests + every notebook under profile=smoke + report site in Chromium
 #   make test-fast                  unit tests only (no notebooks, no browser)
+#   make lint                       ruff check + ruff format --check
 #   make validate                   simulate 100 cohorts: CI coverage of planted hazard ratios (Cox, Fine-Gray)
 #   make bench                      benchmarks (ratios against references measured in the same run)
 #   make clean                      remove generated outputs (runs/, reports/, caches); never raw data
@@ -21,10 +22,10 @@ export PYTHONUNBUFFERED := 1
 export KERAS_BACKEND ?= tensorflow
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup report test test-fast validate bench clean help
+.PHONY: setup report test test-fast lint validate bench clean help
 
 help:
-	@sed -n '1,10p' Makefile
+	@sed -n '1,11p' Makefile
 
 setup: $(STAMP)
 
@@ -45,6 +46,10 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest -m "not notebook and not browser and not slow"
+
+lint: setup
+	$(VENV)/bin/ruff check carotidkit tests tools
+	$(VENV)/bin/ruff format --check carotidkit tests tools
 
 validate: setup
 	$(PY) -m carotidkit.survival.validate --reps 100

@@ -3,6 +3,7 @@
 Light on purpose: importing carotidkit never imports TensorFlow or torch; the submodules that
 need them (``carotidkit.segment``, ``carotidkit.vd``) import them when used.
 """
+
 from __future__ import annotations
 
 __version__ = "0.1.0"

@@ -3,6 +3,7 @@ the same run (so numbers travel between machines), never as a timed assert.
 
 Results go to ``bench/results/<name>.json`` and a summary table is printed.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,7 +41,7 @@ def matmul_flops(n: int = 1024, repeat: int = 5) -> float:
     a, b = rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
     a @ b
     t, _ = timed(lambda: a @ b, repeat=repeat)
-    return 2 * n ** 3 / t
+    return 2 * n**3 / t
 
 
 def numpy_reference_s() -> float:
@@ -70,8 +71,7 @@ def run_benchmarks(root: Path, only: str | None = None) -> dict[str, dict]:
             raise KeyError(f"unknown benchmark {name!r}; have {', '.join(BENCHMARKS)}")
         print(f"== bench {name} ...", flush=True)
         res = BENCHMARKS[name](out_dir)
-        res.update(machine=platform.platform(), cpus=os.cpu_count(),
-                   measured_at=time.strftime("%Y-%m-%d %H:%M:%S"))
+        res.update(machine=platform.platform(), cpus=os.cpu_count(), measured_at=time.strftime("%Y-%m-%d %H:%M:%S"))
         io.write_json(out_dir / f"{name}.json", res)
         results[name] = res
         print(json.dumps(res, indent=1, default=str), flush=True)

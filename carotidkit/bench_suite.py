@@ -1,4 +1,5 @@
 """The registered benchmarks (imported by ``carotidkit.bench.run_benchmarks``)."""
+
 from __future__ import annotations
 
 import os
@@ -28,13 +29,29 @@ def bench_synth(out_dir: Path) -> dict:
     res = {"numpy_reference_s": round(ref, 3)}
     for prof in ("smoke", "workshop"):
         cfg = profiles.settings("00_data", prof)
-        kw = {k: cfg[k] for k in ("n_subjects", "n_plaque_images", "plaque_db_size", "cine_size",
-                                  "cine_seconds", "vd_hr_per_sd", "followup_years", "n_jobs")}
+        kw = {
+            k: cfg[k]
+            for k in (
+                "n_subjects",
+                "n_plaque_images",
+                "plaque_db_size",
+                "cine_size",
+                "cine_seconds",
+                "vd_hr_per_sd",
+                "followup_years",
+                "n_jobs",
+            )
+        }
         with tempfile.TemporaryDirectory() as tmp:
             t, m = timed(generate, tmp, seed=0, **kw)
             cached, _ = timed(generate, tmp, seed=0, **kw)
-        res[prof] = {"seconds": round(t, 2), "ratio_to_reference": round(t / ref, 1),
-                     "cached_rerun_s": round(cached, 4), "timings": m["timings"], "counts": m["counts"]}
+        res[prof] = {
+            "seconds": round(t, 2),
+            "ratio_to_reference": round(t / ref, 1),
+            "cached_rerun_s": round(cached, 4),
+            "timings": m["timings"],
+            "counts": m["counts"],
+        }
     return res
 
 
@@ -52,15 +69,34 @@ def bench_cleaning(out_dir: Path) -> dict:
     d = profiles.settings("00_data", "workshop")
     c = profiles.settings("01_cleaning", "workshop")
     with tempfile.TemporaryDirectory() as tmp:
-        generate(Path(tmp) / "data", n_subjects=10, n_plaque_images=d.n_plaque_images,
-                 plaque_db_size=d.plaque_db_size, cine_size=32, cine_seconds=0.5, n_jobs=d.n_jobs)
+        generate(
+            Path(tmp) / "data",
+            n_subjects=10,
+            n_plaque_images=d.n_plaque_images,
+            plaque_db_size=d.plaque_db_size,
+            cine_size=32,
+            cine_seconds=0.5,
+            n_jobs=d.n_jobs,
+        )
         db = load_plaque_db(Path(tmp) / "data" / "plaque_db")
-        t, qc = timed(clean.clean_database, db, Path(tmp) / "clean", size=c.model_size, n_jobs=c.n_jobs,
-                      truth_dir=Path(tmp) / "data" / "truth" / "plaque_db")
+        t, qc = timed(
+            clean.clean_database,
+            db,
+            Path(tmp) / "clean",
+            size=c.model_size,
+            n_jobs=c.n_jobs,
+            truth_dir=Path(tmp) / "data" / "truth" / "plaque_db",
+        )
         t1, _ = timed(clean.clean_database, db.head(100), Path(tmp) / "clean1", size=c.model_size, n_jobs=1)
-    return {"images": int(len(db)), "seconds": round(t, 2), "images_per_s": round(len(db) / t, 1),
-            "single_core_images_per_s": round(100 / t1, 1), "numpy_reference_s": round(ref, 3),
-            "ratio_to_reference": round(t / ref, 1), "score": clean.cleaning_score(qc)}
+    return {
+        "images": int(len(db)),
+        "seconds": round(t, 2),
+        "images_per_s": round(len(db) / t, 1),
+        "single_core_images_per_s": round(100 / t1, 1),
+        "numpy_reference_s": round(ref, 3),
+        "ratio_to_reference": round(t / ref, 1),
+        "score": clean.cleaning_score(qc),
+    }
 
 
 @benchmark
@@ -79,20 +115,21 @@ def bench_unet(out_dir: Path) -> dict:
     rng = np.random.default_rng(0)
     X = rng.integers(0, 255, (96, size, size, 1)).astype("float32")
     Y = (rng.random((96, size, size, 1)) > 0.97).astype("float32")
-    res = {"matmul_gflops": round(peak / 1e9, 1), "input_size": size, "batch_size": cfg.batch_size,
-           "backbones": {}}
+    res = {"matmul_gflops": round(peak / 1e9, 1), "input_size": size, "batch_size": cfg.batch_size, "backbones": {}}
     models = []
     for bb in cfg.backbones:
         m = build_unet(bb, size)
-        m.compile(optimizer=keras.optimizers.Adam(1e-3), loss=dice_bce_loss, metrics=[dice_metric],
-                  jit_compile=False)
-        m.fit(X[:32], Y[:32], batch_size=cfg.batch_size, epochs=1, verbose=0)      # trace / warm up
+        m.compile(optimizer=keras.optimizers.Adam(1e-3), loss=dice_bce_loss, metrics=[dice_metric], jit_compile=False)
+        m.fit(X[:32], Y[:32], batch_size=cfg.batch_size, epochs=1, verbose=0)  # trace / warm up
         t, _ = timed(m.fit, X, Y, batch_size=cfg.batch_size, epochs=2, verbose=0)
         ips = 2 * len(X) / t
         f = forward_flops(m)
-        res["backbones"][bb] = {"train_images_per_s": round(ips, 1), "gflops_forward_per_image": round(f / 1e9, 3),
-                                "achieved_gflops": round(3 * f * ips / 1e9, 1),
-                                "share_of_matmul_peak": round(3 * f * ips / peak, 3)}
+        res["backbones"][bb] = {
+            "train_images_per_s": round(ips, 1),
+            "gflops_forward_per_image": round(f / 1e9, 3),
+            "achieved_gflops": round(3 * f * ips / 1e9, 1),
+            "share_of_matmul_peak": round(3 * f * ips / peak, 3),
+        }
         models.append(m)
     for m in models:
         m.predict(X[:16], batch_size=32, verbose=0)
@@ -114,8 +151,9 @@ def bench_delta_c(out_dir: Path) -> dict:
     c, t = simulate_cohort(10_000, seed=0)
     c["score2_risk"] = score2(c)
     c["both"] = np.log(-np.log(1 - c.score2_risk)) + 0.3 * t.vd_true.to_numpy()
-    secs, tab = timed(bootstrap_c, c, "death_years", "death_event", ["score2_risk", "both"], n_boot=1000,
-                      reference="score2_risk")
+    secs, tab = timed(
+        bootstrap_c, c, "death_years", "death_event", ["score2_risk", "both"], n_boot=1000, reference="score2_risk"
+    )
     rng = np.random.default_rng(0)
     n, reps = len(c), 20
 
@@ -127,9 +165,15 @@ def bench_delta_c(out_dir: Path) -> dict:
             concordance_index(d.death_years, -d.score2_risk, d.death_event)
 
     ref = timed(loop)[0] * 1000 / reps
-    return {"n": n, "events": int(c.death_event.sum()), "replicates": 1000, "seconds": round(secs, 2),
-            "lifelines_loop_seconds_projected": round(ref, 1), "speedup_vs_lifelines_loop": round(ref / secs, 1),
-            "delta_c": float(tab.delta_c.dropna().iloc[0])}
+    return {
+        "n": n,
+        "events": int(c.death_event.sum()),
+        "replicates": 1000,
+        "seconds": round(secs, 2),
+        "lifelines_loop_seconds_projected": round(ref, 1),
+        "speedup_vs_lifelines_loop": round(ref / secs, 1),
+        "delta_c": float(tab.delta_c.dropna().iloc[0]),
+    }
 
 
 @benchmark
@@ -167,8 +211,11 @@ def bench_vd(out_dir: Path) -> dict:
             m.train()
             torch.nn.functional.binary_cross_entropy_with_logits(m(x), y).backward()
         flops = fc.get_total_flops()
-        out[arch] = {"train_clips_s": round(B / tr, 1), "infer_clips_s": round(B / inf, 1),
-                     "train_flop_share_of_matmul": round(flops / tr / peak, 3)}
+        out[arch] = {
+            "train_clips_s": round(B / tr, 1),
+            "infer_clips_s": round(B / inf, 1),
+            "train_flop_share_of_matmul": round(flops / tr / peak, 3),
+        }
     cache = np.random.default_rng(0).integers(0, 255, (256, 32, S, S), dtype=np.uint8)
     ds = ClipDataset(cache, np.arange(256), np.zeros(256), frames=T, period=4, train=True)
     load = timed(lambda: [ds.get(np.arange(k, k + B)) for k in range(0, 256, B)])[0]

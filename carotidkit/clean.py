@@ -7,6 +7,7 @@ the model size with its mask resampled consistently (and checked to stay aligned
 that look wrong; find exact and near duplicates and the leakage they cause across splits; make
 group-aware splits so one duplicate group never sits on both sides.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,6 +27,7 @@ K3 = np.ones((3, 3), np.uint8)
 
 
 # ----------------------------------------------------------------------------- scan area
+
 
 def scan_box(img: np.ndarray, thr: int = 4, col_frac: float = 0.3, row_frac: float = 0.6):
     """Bounding box ``(x0, y0, x1, y1)`` of the scan area inside black margins.
@@ -47,6 +49,7 @@ def scan_box(img: np.ndarray, thr: int = 4, col_frac: float = 0.3, row_frac: flo
 
 
 # ----------------------------------------------------------------------------- overlays
+
 
 def detect_overlays(img: np.ndarray, box=None, grow_threshold: int = 12) -> tuple[np.ndarray, tuple]:
     """Mask of burned-in overlay pixels, and the scan box it was computed with.
@@ -82,8 +85,8 @@ def detect_overlays(img: np.ndarray, box=None, grow_threshold: int = 12) -> tupl
         seeds |= inside & (spread > 40)
     band = max(6, int(round(0.03 * (x1 - x0))))
     edge = np.zeros(g.shape, bool)
-    edge[y0:y1, x1 - band:x1] = True
-    edge[y0:y1, x0:x0 + band] = True
+    edge[y0:y1, x1 - band : x1] = True
+    edge[y0:y1, x0 : x0 + band] = True
     seeds |= edge & (g >= 200) & (contrast >= 40)
     allow = ((contrast >= grow_threshold) | (g >= 200)) & inside
     region = (cv2.dilate(seeds.astype(np.uint8), K3) > 0) & inside
@@ -102,7 +105,7 @@ def inpaint(img: np.ndarray, mask: np.ndarray, radius: int = 3) -> np.ndarray:
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 def redact_for_display(img: np.ndarray, box=None) -> np.ndarray:
@@ -115,14 +118,15 @@ def redact_for_display(img: np.ndarray, box=None) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- geometry
 
+
 @dataclass
 class Geometry:
     box: tuple[int, int, int, int]
-    stretch: float            # horizontal factor applied to undo an export stretch
+    stretch: float  # horizontal factor applied to undo an export stretch
     pad_top: int
     pad_left: int
-    side: int                 # square side before resizing (pad policy)
-    scale_row: float          # source pixels per model pixel (rows)
+    side: int  # square side before resizing (pad policy)
+    scale_row: float  # source pixels per model pixel (rows)
     scale_col: float
 
 
@@ -175,7 +179,7 @@ def alignment(mask_src: np.ndarray, mask_model: np.ndarray, geom: Geometry) -> t
     wf = max(1, int(round(w * geom.stretch)))
     if geom.side:
         back = cv2.resize(mask_model.astype(np.uint8), (geom.side, geom.side), interpolation=cv2.INTER_NEAREST)
-        back = back[geom.pad_top:geom.pad_top + h, geom.pad_left:geom.pad_left + wf]
+        back = back[geom.pad_top : geom.pad_top + h, geom.pad_left : geom.pad_left + wf]
     else:
         back = cv2.resize(mask_model.astype(np.uint8), (wf, h), interpolation=cv2.INTER_NEAREST)
     back = cv2.resize(back, (w, h), interpolation=cv2.INTER_NEAREST) > 0
@@ -191,16 +195,22 @@ def alignment(mask_src: np.ndarray, mask_model: np.ndarray, geom: Geometry) -> t
 
 @dataclass
 class CleanedExport:
-    gray: np.ndarray          # the export in grayscale, as read
-    cleaned: np.ndarray       # overlays inpainted (scan area only), same size as the export
-    overlay: np.ndarray       # detected overlay pixels (margins included; only scan-area ones are inpainted)
-    image: np.ndarray         # model input: cropped, squared, resized
-    mask: np.ndarray | None   # the mask through the same geometry
+    gray: np.ndarray  # the export in grayscale, as read
+    cleaned: np.ndarray  # overlays inpainted (scan area only), same size as the export
+    overlay: np.ndarray  # detected overlay pixels (margins included; only scan-area ones are inpainted)
+    image: np.ndarray  # model input: cropped, squared, resized
+    mask: np.ndarray | None  # the mask through the same geometry
     geom: Geometry
 
 
-def clean_export(img: np.ndarray, size: int, square: str = "pad", undo_stretch: float | None = None,
-                 inpaint_radius: int = 3, mask: np.ndarray | None = None) -> CleanedExport:
+def clean_export(
+    img: np.ndarray,
+    size: int,
+    square: str = "pad",
+    undo_stretch: float | None = None,
+    inpaint_radius: int = 3,
+    mask: np.ndarray | None = None,
+) -> CleanedExport:
     """The whole per-image cleaning step: detect overlays, inpaint them inside the scan area,
     crop/square/resize image (and mask) to ``size``. 01_cleaning and ``PlaqueSegmenter`` both
     call this, so new images are preprocessed exactly like the training data."""
@@ -216,6 +226,7 @@ def clean_export(img: np.ndarray, size: int, square: str = "pad", undo_stretch: 
 
 # ----------------------------------------------------------------------------- mask QC
 
+
 def mask_qc(mask: np.ndarray, box, min_speck_px: int = 20, labelled_plaque: bool | None = None) -> dict:
     """QC flags of one binary mask in source geometry."""
     x0, y0, x1, y1 = box
@@ -224,13 +235,17 @@ def mask_qc(mask: np.ndarray, box, min_speck_px: int = 20, labelled_plaque: bool
     inside[y0:y1, x0:x1] = True
     n, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     areas = stats[1:, cv2.CC_STAT_AREA] if n > 1 else np.array([], int)
-    return {"mask_area_px": area, "mask_components": int(len(areas)),
-            "flag_mask_outside_scan": bool((mask & ~inside).any()),
-            "flag_tiny_specks": bool(((areas > 0) & (areas < min_speck_px)).any()),
-            "flag_empty_but_labelled_plaque": bool(labelled_plaque is True and area == 0)}
+    return {
+        "mask_area_px": area,
+        "mask_components": int(len(areas)),
+        "flag_mask_outside_scan": bool((mask & ~inside).any()),
+        "flag_tiny_specks": bool(((areas > 0) & (areas < min_speck_px)).any()),
+        "flag_empty_but_labelled_plaque": bool(labelled_plaque is True and area == 0),
+    }
 
 
 # ----------------------------------------------------------------------------- duplicates
+
 
 def pixel_hash(img: np.ndarray) -> str:
     """Content hash of the decoded pixels (catches byte-different encodings of one image)."""
@@ -267,7 +282,7 @@ def duplicate_groups(table: pd.DataFrame, max_hamming: int = 4) -> pd.DataFrame:
     h = np.array(table["dhash"].astype(np.uint64).values, dtype=np.uint64)
     bits = np.unpackbits(h.view(np.uint8).reshape(-1, 8), axis=1).astype(np.uint8)
     for i in range(n):
-        d = (bits[i + 1:] != bits[i]).sum(1)
+        d = (bits[i + 1 :] != bits[i]).sum(1)
         for j in np.where(d <= max_hamming)[0] + i + 1:
             if find(i) != find(j):
                 parent[find(j)] = find(i)
@@ -290,22 +305,36 @@ def leakage_table(table: pd.DataFrame, split_col: str = "split") -> pd.DataFrame
     for gid, sub in g:
         splits = sorted(sub[split_col].unique())
         if len(splits) > 1:
-            rows.append({"dup_group": gid, "kind": sub.dup_kind.dropna().iloc[0] if sub.dup_kind.notna().any() else None,
-                         "splits": "+".join(splits), "image_ids": ", ".join(map(str, sub.image_id)),
-                         "n_images": len(sub)})
+            rows.append(
+                {
+                    "dup_group": gid,
+                    "kind": sub.dup_kind.dropna().iloc[0] if sub.dup_kind.notna().any() else None,
+                    "splits": "+".join(splits),
+                    "image_ids": ", ".join(map(str, sub.image_id)),
+                    "n_images": len(sub),
+                }
+            )
     return pd.DataFrame(rows, columns=["dup_group", "kind", "splits", "image_ids", "n_images"])
 
 
-def group_split(table: pd.DataFrame, fraction: float, seed: int = 0, group_col: str = "dup_group",
-                stratify: str | None = "has_plaque") -> pd.Series:
+def group_split(
+    table: pd.DataFrame,
+    fraction: float,
+    seed: int = 0,
+    group_col: str = "dup_group",
+    stratify: str | None = "has_plaque",
+) -> pd.Series:
     """Boolean Series: True for rows drawn into the held-out part, whole groups at a time.
 
     Singletons are their own group. Stratified by ``stratify`` (the group's majority value).
     """
     rng = np.random.default_rng(seed)
     grp = table[group_col].fillna(pd.Series([f"_single{i}" for i in range(len(table))], index=table.index))
-    per_group = pd.DataFrame({"g": grp, "s": table[stratify] if stratify else 0}).groupby("g").agg(
-        size=("s", "size"), strat=("s", lambda v: v.mean() >= 0.5))
+    per_group = (
+        pd.DataFrame({"g": grp, "s": table[stratify] if stratify else 0})
+        .groupby("g")
+        .agg(size=("s", "size"), strat=("s", lambda v: v.mean() >= 0.5))
+    )
     chosen = set()
     for _, sub in per_group.groupby("strat"):
         order = sub.index.to_numpy()[rng.permutation(len(sub))]
@@ -320,18 +349,20 @@ def group_split(table: pd.DataFrame, fraction: float, seed: int = 0, group_col: 
 
 # ----------------------------------------------------------------------------- the whole database
 
+
 def _clean_one(args) -> dict:
     rec, out_dir, size, square, undo_stretch, radius, min_speck, truth_dir = args
     row = {"image_id": rec["image_id"], "split_shipped": rec["split"]}
     try:
-        if rec.get("error"):                      # e.g. an image without a mask, found when listing
+        if rec.get("error"):  # e.g. an image without a mask, found when listing
             raise io.CarotidkitError(rec["error"])
         raw = read_image(rec["image_path"], color=True)
         shape = raw.shape[:2]
         mask = read_mask(rec["mask_path"]) if rec.get("mask_path") else np.zeros(shape, bool)
         if mask.shape != shape:
-            raise io.CarotidkitError(f"{rec['mask_path']}: mask is {mask.shape[1]}x{mask.shape[0]} but the "
-                                     f"image is {shape[1]}x{shape[0]}")
+            raise io.CarotidkitError(
+                f"{rec['mask_path']}: mask is {mask.shape[1]}x{mask.shape[0]} but the image is {shape[1]}x{shape[0]}"
+            )
         ce = clean_export(raw, size, square, undo_stretch, radius, mask)
         gray, cleaned, overlay, im, m, geom = ce.gray, ce.cleaned, ce.overlay, ce.image, ce.mask, ce.geom
         box = geom.box
@@ -341,32 +372,53 @@ def _clean_one(args) -> dict:
         io.write_png(Path(out_dir) / "images" / f"{rec['image_id']}.png", im)
         io.write_png(Path(out_dir) / "masks" / f"{rec['image_id']}.png", m.astype(np.uint8) * 255)
         crop = gray[y0:y1, x0:x1]
-        row.update({
-            "height": gray.shape[0], "width": gray.shape[1], "scan_x0": x0, "scan_y0": y0, "scan_x1": x1,
-            "scan_y1": y1, "margin_left": x0, "margin_top": y0, "margin_right": gray.shape[1] - x1,
-            "margin_bottom": gray.shape[0] - y1, "overlay_fraction": float((overlay & inside).mean() /
-                                                                           max(inside.mean(), 1e-9)),
-            "overlay_px": int((overlay & inside).sum()), "scale_row": geom.scale_row, "scale_col": geom.scale_col,
-            "pad_top": geom.pad_top, "pad_left": geom.pad_left, "square_side": geom.side,
-            "mask_area_model_px": int(m.sum()),
-            "pixel_hash": pixel_hash(gray), "dhash": dhash(crop), "has_plaque": bool(mask.any()),
-            "error": None})
+        row.update(
+            {
+                "height": gray.shape[0],
+                "width": gray.shape[1],
+                "scan_x0": x0,
+                "scan_y0": y0,
+                "scan_x1": x1,
+                "scan_y1": y1,
+                "margin_left": x0,
+                "margin_top": y0,
+                "margin_right": gray.shape[1] - x1,
+                "margin_bottom": gray.shape[0] - y1,
+                "overlay_fraction": float((overlay & inside).mean() / max(inside.mean(), 1e-9)),
+                "overlay_px": int((overlay & inside).sum()),
+                "scale_row": geom.scale_row,
+                "scale_col": geom.scale_col,
+                "pad_top": geom.pad_top,
+                "pad_left": geom.pad_left,
+                "square_side": geom.side,
+                "mask_area_model_px": int(m.sum()),
+                "pixel_hash": pixel_hash(gray),
+                "dhash": dhash(crop),
+                "has_plaque": bool(mask.any()),
+                "error": None,
+            }
+        )
         row.update(mask_qc(mask, box, min_speck, rec.get("labelled_plaque")))
         iou, shift = alignment(mask, m, geom) if mask.sum() >= 30 else (None, None)
-        row.update(align_iou=iou, align_shift_model_px=shift,
-                   flag_misaligned=bool(shift is not None and shift > 2.5))
+        row.update(align_iou=iou, align_shift_model_px=shift, flag_misaligned=bool(shift is not None and shift > 2.5))
         if truth_dir is not None:
             tdir = Path(truth_dir)
             clean_truth = read_image(tdir / f"{rec['image_id']}_clean.png")
             ov_all = read_mask(tdir / f"{rec['image_id']}_overlay.png")
             ov_truth = ov_all & inside
             det = overlay & inside
-            row.update({"truth_overlay_all_px": int(ov_all.sum()), "detected_true_all_px": int((overlay & ov_all).sum()),
-                        "truth_overlay_px": int(ov_truth.sum()), "detected_true_px": int((det & ov_truth).sum()),
-                        "changed_non_overlay_px": int((cleaned != gray)[~ov_truth].sum()),
-                        "non_overlay_px": int((~ov_truth & inside).sum()),
-                        "psnr_before": psnr(gray[ov_truth], clean_truth[ov_truth]) if ov_truth.any() else None,
-                        "psnr_after": psnr(cleaned[ov_truth], clean_truth[ov_truth]) if ov_truth.any() else None})
+            row.update(
+                {
+                    "truth_overlay_all_px": int(ov_all.sum()),
+                    "detected_true_all_px": int((overlay & ov_all).sum()),
+                    "truth_overlay_px": int(ov_truth.sum()),
+                    "detected_true_px": int((det & ov_truth).sum()),
+                    "changed_non_overlay_px": int((cleaned != gray)[~ov_truth].sum()),
+                    "non_overlay_px": int((~ov_truth & inside).sum()),
+                    "psnr_before": psnr(gray[ov_truth], clean_truth[ov_truth]) if ov_truth.any() else None,
+                    "psnr_after": psnr(cleaned[ov_truth], clean_truth[ov_truth]) if ov_truth.any() else None,
+                }
+            )
     except io.CarotidkitError as exc:
         row.update({"error": str(exc), "has_plaque": False})
     except cv2.error as exc:
@@ -377,9 +429,19 @@ def _clean_one(args) -> dict:
 QC_FLAGS = ("flag_mask_outside_scan", "flag_tiny_specks", "flag_empty_but_labelled_plaque", "flag_misaligned")
 
 
-def clean_database(db: pd.DataFrame, out_dir, size: int = 128, square: str = "pad",
-                   undo_stretch: float | None = None, inpaint_radius: int = 3, min_speck_px: int = 20,
-                   near_dup_hamming: int = 4, n_jobs: int = 1, truth_dir=None, progress=None) -> pd.DataFrame:
+def clean_database(
+    db: pd.DataFrame,
+    out_dir,
+    size: int = 128,
+    square: str = "pad",
+    undo_stretch: float | None = None,
+    inpaint_radius: int = 3,
+    min_speck_px: int = 20,
+    near_dup_hamming: int = 4,
+    n_jobs: int = 1,
+    truth_dir=None,
+    progress=None,
+) -> pd.DataFrame:
     """Clean every image of ``db`` (from :func:`carotidkit.data.load_plaque_db`) into ``out_dir``.
 
     Writes ``images/<id>.png`` and ``masks/<id>.png`` at ``size`` and returns the per-image QC
@@ -393,8 +455,19 @@ def clean_database(db: pd.DataFrame, out_dir, size: int = 128, square: str = "pa
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
     (out_dir / "masks").mkdir(parents=True, exist_ok=True)
     recs = db.to_dict("records")
-    tasks = [(r, str(out_dir), size, square, undo_stretch, inpaint_radius, min_speck_px,
-              str(truth_dir) if truth_dir else None) for r in recs]
+    tasks = [
+        (
+            r,
+            str(out_dir),
+            size,
+            square,
+            undo_stretch,
+            inpaint_radius,
+            min_speck_px,
+            str(truth_dir) if truth_dir else None,
+        )
+        for r in recs
+    ]
     if n_jobs and n_jobs > 1:
         with ProcessPoolExecutor(n_jobs, mp_context=get_context("fork")) as pool:
             rows = list(pool.map(_clean_one, tasks, chunksize=8))
@@ -414,8 +487,9 @@ def clean_database(db: pd.DataFrame, out_dir, size: int = 128, square: str = "pa
     return qc
 
 
-def make_splits(qc: pd.DataFrame, val_fraction: float = 0.15, test_fraction: float = 0.1,
-                seed: int = 0) -> pd.DataFrame:
+def make_splits(
+    qc: pd.DataFrame, val_fraction: float = 0.15, test_fraction: float = 0.1, seed: int = 0
+) -> pd.DataFrame:
     """Group-aware train/val/test assignment.
 
     A shipped test split is kept as is (``split_shipped == "test"``); validation is drawn from
@@ -443,9 +517,12 @@ def cleaning_score(qc: pd.DataFrame) -> dict:
     share of non-overlay scan-area pixels changed, PSNR inside the overlays before/after cleaning
     (against the overlay-free truth). Needs the simulator's truth (``truth_dir``)."""
     t = qc.dropna(subset=["truth_overlay_px"])
-    return {"images": int(len(t)),
-            "overlay_recall": float(t.detected_true_all_px.sum() / max(t.truth_overlay_all_px.sum(), 1)),
-            "overlay_recall_in_scan_area": float(t.detected_true_px.sum() / max(t.truth_overlay_px.sum(), 1)),
-            "non_overlay_changed_fraction": float(t.changed_non_overlay_px.sum() / max(t.non_overlay_px.sum(), 1)),
-            "psnr_before_db": float(t.psnr_before.median()), "psnr_after_db": float(t.psnr_after.median()),
-            "images_psnr_improved": float((t.psnr_after > t.psnr_before).mean())}
+    return {
+        "images": int(len(t)),
+        "overlay_recall": float(t.detected_true_all_px.sum() / max(t.truth_overlay_all_px.sum(), 1)),
+        "overlay_recall_in_scan_area": float(t.detected_true_px.sum() / max(t.truth_overlay_px.sum(), 1)),
+        "non_overlay_changed_fraction": float(t.changed_non_overlay_px.sum() / max(t.non_overlay_px.sum(), 1)),
+        "psnr_before_db": float(t.psnr_before.median()),
+        "psnr_after_db": float(t.psnr_after.median()),
+        "images_psnr_improved": float((t.psnr_after > t.psnr_before).mean()),
+    }

@@ -2,6 +2,7 @@
 
 Kept apart from :mod:`carotidkit.clean` (the image operations) so the notebook stays thin.
 """
+
 from __future__ import annotations
 
 import time
@@ -26,32 +27,50 @@ def run_cleaning(cfg, progress=print) -> dict:
     db = load_plaque_db(paths["plaque_db"], check=False, errors="flag")
     truth_dir = (paths["truth"] / "plaque_db") if manifest["sources"].get("plaque_db") == "synthetic" else None
     t0 = time.perf_counter()
-    qc = clean.clean_database(db, out, size=cfg["model_size"], square=cfg["square"],
-                              undo_stretch=cfg["undo_stretch"], inpaint_radius=cfg["inpaint_radius"],
-                              min_speck_px=cfg["min_speck_px"], near_dup_hamming=cfg["near_dup_hamming"],
-                              n_jobs=cfg["n_jobs"], truth_dir=truth_dir, progress=progress)
+    qc = clean.clean_database(
+        db,
+        out,
+        size=cfg["model_size"],
+        square=cfg["square"],
+        undo_stretch=cfg["undo_stretch"],
+        inpaint_radius=cfg["inpaint_radius"],
+        min_speck_px=cfg["min_speck_px"],
+        near_dup_hamming=cfg["near_dup_hamming"],
+        n_jobs=cfg["n_jobs"],
+        truth_dir=truth_dir,
+        progress=progress,
+    )
     seconds = time.perf_counter() - t0
     qc = qc.merge(db[["image_id", "file_name"]], on="image_id", how="left")
-    if truth_dir is not None:                       # pixel spacing is known for simulated exports
+    if truth_dir is not None:  # pixel spacing is known for simulated exports
         truth = pd.read_parquet(paths["truth"] / "plaque_db_truth.parquet")
-        sp = truth.assign(image_id=truth.image_id.astype(str))[["image_id", "pixel_spacing_row_mm",
-                                                                 "pixel_spacing_col_mm"]]
+        sp = truth.assign(image_id=truth.image_id.astype(str))[
+            ["image_id", "pixel_spacing_row_mm", "pixel_spacing_col_mm"]
+        ]
         qc = qc.merge(sp, on="image_id", how="left")
-        stretch = float(cfg["undo_stretch"] or 1.0)      # a stretch back makes column pixels narrower
-        qc["model_px_area_mm2"] = (qc.pixel_spacing_row_mm * qc.scale_row
-                                   * qc.pixel_spacing_col_mm / stretch * qc.scale_col)
+        stretch = float(cfg["undo_stretch"] or 1.0)  # a stretch back makes column pixels narrower
+        qc["model_px_area_mm2"] = (
+            qc.pixel_spacing_row_mm * qc.scale_row * qc.pixel_spacing_col_mm / stretch * qc.scale_col
+        )
     splits = clean.make_splits(qc, val_fraction=cfg["val_fraction"], seed=cfg["seed"])
     leakage = clean.leakage_table(qc.assign(split=qc.split_shipped))
     io.write_parquet(out / "qc.parquet", qc)
     io.write_parquet(out / "splits.parquet", splits)
     io.write_parquet(out / "leakage.parquet", leakage)
-    summary = {"images": int(len(qc)), "errors": int(qc.flag_error.sum()), "seconds": round(seconds, 2),
-               "model_size": cfg["model_size"], "square": cfg["square"], "undo_stretch": cfg["undo_stretch"],
-               "inpaint_radius": cfg["inpaint_radius"],
-               "flags": {f: int(qc[f].sum()) for f in clean.QC_FLAGS},
-               "duplicate_groups": int(qc.dup_group.nunique()), "leaking_groups": int(len(leakage)),
-               "splits": splits.split.value_counts().to_dict(),
-               "score": clean.cleaning_score(qc) if truth_dir is not None else None}
+    summary = {
+        "images": int(len(qc)),
+        "errors": int(qc.flag_error.sum()),
+        "seconds": round(seconds, 2),
+        "model_size": cfg["model_size"],
+        "square": cfg["square"],
+        "undo_stretch": cfg["undo_stretch"],
+        "inpaint_radius": cfg["inpaint_radius"],
+        "flags": {f: int(qc[f].sum()) for f in clean.QC_FLAGS},
+        "duplicate_groups": int(qc.dup_group.nunique()),
+        "leaking_groups": int(len(leakage)),
+        "splits": splits.split.value_counts().to_dict(),
+        "score": clean.cleaning_score(qc) if truth_dir is not None else None,
+    }
     io.write_json(out / "clean.json", summary)
     return summary
 

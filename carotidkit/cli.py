@@ -1,4 +1,5 @@
 """Command line with the Makefile's powers: ``python -m carotidkit report|test|bench|clean|profiles``."""
+
 from __future__ import annotations
 
 import argparse
@@ -15,16 +16,24 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m carotidkit",
         description="carotidkit: run the notebook pipeline, tests and benchmarks.",
         epilog="Examples:\n  python -m carotidkit report --profile smoke\n"
-               "  python -m carotidkit report --profile workshop --only 02 -p epochs 2\n"
-               "  python -m carotidkit profiles 02_unet_ensemble",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        "  python -m carotidkit report --profile workshop --only 02 -p epochs 2\n"
+        "  python -m carotidkit profiles 02_unet_ensemble",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = ap.add_subparsers(dest="command", required=True)
 
     rp = sub.add_parser("report", help="execute the notebooks (what changed) and render reports/")
     rp.add_argument("--profile", default="workshop", choices=profiles.PROFILE_NAMES)
     rp.add_argument("--only", help="notebook number(s) or name(s), comma separated (e.g. 03 or 00,01)")
-    rp.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                    help="override a notebook parameter (YAML value), repeatable")
+    rp.add_argument(
+        "-p",
+        "--param",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="override a notebook parameter (YAML value), repeatable",
+    )
     rp.add_argument("--force", action="store_true", help="re-execute even if nothing changed")
     rp.add_argument("--run-dir", help="run folder (default runs/<profile>)")
     rp.add_argument("--reports-dir", help="report folder (default reports/)")
@@ -48,12 +57,21 @@ def main(argv: list[str] | None = None) -> int:
 
         overrides = {k: parse_value(v) for k, v in args.param}
         try:
-            run_report(args.profile, only=args.only, overrides=overrides, force=args.force,
-                       root=root, run_dir=args.run_dir, reports_dir=args.reports_dir, seed=args.seed)
+            run_report(
+                args.profile,
+                only=args.only,
+                overrides=overrides,
+                force=args.force,
+                root=root,
+                run_dir=args.run_dir,
+                reports_dir=args.reports_dir,
+                seed=args.seed,
+            )
         except NotebookFailed as exc:
             print(f"error: {exc}", file=sys.stderr)
-            print(f"see {root / 'reports' / 'index.html'} and the notebook's page for the full traceback",
-                  file=sys.stderr)
+            print(
+                f"see {root / 'reports' / 'index.html'} and the notebook's page for the full traceback", file=sys.stderr
+            )
             return 1
         except (KeyError, ValueError, FileNotFoundError) as exc:
             print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
@@ -81,8 +99,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"== {nb}")
             for prof in profiles.PROFILE_NAMES:
                 cfg = profiles.settings(nb, prof, run_dir=Path("runs") / prof)
-                print(f"  [{prof}] " + ", ".join(f"{k}={v!r}" for k, v in cfg.items()
-                                                 if k not in ("profile", "run_dir")))
+                print(
+                    f"  [{prof}] " + ", ".join(f"{k}={v!r}" for k, v in cfg.items() if k not in ("profile", "run_dir"))
+                )
         return 0
     return 2
 

@@ -3,6 +3,7 @@
 Every file carotidkit writes goes through :func:`atomic_path` (temp file in the same folder,
 then ``os.replace``), so a crash never leaves a half-written output behind.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -30,8 +31,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or "".join(path.suffixes),
-                               dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or "".join(path.suffixes), dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -116,8 +116,11 @@ def tree_digest(root, *, content: bool = True, exclude_prefix: str = ".") -> str
     h = hashlib.sha256()
     if not root.exists():
         return "missing"
-    files = sorted(p for p in root.rglob("*") if p.is_file()
-                   and not any(part.startswith(exclude_prefix) for part in p.relative_to(root).parts))
+    files = sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file() and not any(part.startswith(exclude_prefix) for part in p.relative_to(root).parts)
+    )
     for p in files:
         h.update(str(p.relative_to(root)).encode())
         if content:

@@ -10,6 +10,7 @@ Example:
     >>> lay.vd.vd.name, lay.survival.cox.parent.name
     ('vd.parquet', 'survival')
 """
+
 from __future__ import annotations
 
 import os
@@ -73,8 +74,9 @@ class Data(Section):
         from .io import CarotidkitError, read_json
 
         if not self.manifest.exists():
-            raise CarotidkitError(f"{self.manifest}: no data manifest; run notebook 00_data first "
-                                  "(make report ONLY=00)")
+            raise CarotidkitError(
+                f"{self.manifest}: no data manifest; run notebook 00_data first (make report ONLY=00)"
+            )
         m = read_json(self.manifest)
         return {k: (Path(v) if Path(v).is_absolute() else self.root / v) for k, v in m["paths"].items()}
 

@@ -2,22 +2,39 @@
 
 Matplotlib is imported lazily; every axis that carries a quantity says its unit.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
-PALETTE = {"plaque": "#f2c94c", "overlay": "#eb5757", "pred": "#2d9cdb", "ok": "#27ae60",
-           "male": "#2f80ed", "female": "#bb6bd9"}
+PALETTE = {
+    "plaque": "#f2c94c",
+    "overlay": "#eb5757",
+    "pred": "#2d9cdb",
+    "ok": "#27ae60",
+    "male": "#2f80ed",
+    "female": "#bb6bd9",
+}
 
 
 def style():
     """Apply carotidkit's matplotlib style (call once at the top of a notebook)."""
     import matplotlib as mpl
 
-    mpl.rcParams.update({"figure.dpi": 90, "savefig.dpi": 110, "axes.spines.top": False,
-                         "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.25,
-                         "font.size": 10, "axes.titlesize": 10, "image.cmap": "gray",
-                         "animation.embed_limit": 20})
+    mpl.rcParams.update(
+        {
+            "figure.dpi": 90,
+            "savefig.dpi": 110,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "axes.grid": True,
+            "grid.alpha": 0.25,
+            "font.size": 10,
+            "axes.titlesize": 10,
+            "image.cmap": "gray",
+            "animation.embed_limit": 20,
+        }
+    )
 
 
 def _contour(ax, mask, color, lw=1.0):
@@ -89,8 +106,9 @@ def km_overview(cohort, endpoints=("mi", "cardiac_death", "death"), by: str | No
     for ax, ep in zip(axes.flat, endpoints):
         groups = [(None, cohort)] if by is None else list(cohort.groupby(by))
         for level, sub in groups:
-            km = KaplanMeierFitter().fit(sub[f"{ep}_years"], sub[f"{ep}_event"],
-                                         label=str(level) if level is not None else "all")
+            km = KaplanMeierFitter().fit(
+                sub[f"{ep}_years"], sub[f"{ep}_event"], label=str(level) if level is not None else "all"
+            )
             km.plot_cumulative_density(ax=ax, ci_show=True, color=PALETTE.get(str(level)))
         ax.set_title(ep.replace("_", " "))
         ax.set_xlabel("years since baseline")
@@ -116,6 +134,7 @@ def bland_altman(reference, measured, ax=None, unit: str = "mm²", label: str = 
 
 
 # ----------------------------------------------------------------------------- survival (05)
+
 
 def _nothing(msg: str):
     """A small figure that says why there is nothing to draw (e.g. too few events)."""
@@ -151,9 +170,13 @@ def km_groups(res, endpoint: str, by: str):
     tab.axis("off")
     if len(risk):
         cols = [c for c in risk.columns if c.endswith("y")]
-        tab.table(cellText=risk[cols].to_numpy(), rowLabels=risk.group.tolist(),
-                  colLabels=[f"{c} at risk" if i == 0 else c for i, c in enumerate(cols)],
-                  loc="center", fontsize=7)
+        tab.table(
+            cellText=risk[cols].to_numpy(),
+            rowLabels=risk.group.tolist(),
+            colLabels=[f"{c} at risk" if i == 0 else c for i, c in enumerate(cols)],
+            loc="center",
+            fontsize=7,
+        )
     fig.tight_layout()
     return fig
 
@@ -171,8 +194,11 @@ def cif_plot(res, endpoint: str):
     for col, (g, sub) in zip(colors, cif.groupby("group", sort=False)):
         ax.step(sub.time, 100 * sub.aalen_johansen, where="post", color=col, label=f"{g} (Aalen-Johansen)")
         ax.step(sub.time, 100 * sub.one_minus_km, where="post", color=col, ls=":", lw=1)
-    ax.set(title=f"{endpoint.replace('_', ' ')}: cumulative incidence with competing death",
-           xlabel="years since baseline", ylabel="cumulative incidence (%)")
+    ax.set(
+        title=f"{endpoint.replace('_', ' ')}: cumulative incidence with competing death",
+        xlabel="years since baseline",
+        ylabel="cumulative incidence (%)",
+    )
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
@@ -209,8 +235,11 @@ def calibration_plot(res, endpoint: str):
         ax.plot(100 * sub.predicted, 100 * sub.observed, label=m)
     lim = 100 * max(cc.predicted.max(), cc.observed.max()) if len(cc) else 1
     ax.plot([0, lim], [0, lim], "k--", lw=1)
-    ax.set(xlabel=f"predicted {res.settings['horizon_years']:g}-year risk (%)",
-           ylabel="observed risk (%, IPCW-smoothed)", title=endpoint.replace("_", " "))
+    ax.set(
+        xlabel=f"predicted {res.settings['horizon_years']:g}-year risk (%)",
+        ylabel="observed risk (%, IPCW-smoothed)",
+        title=endpoint.replace("_", " "),
+    )
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
@@ -225,8 +254,13 @@ def decision_curve(res, endpoint: str):
     dc = res.decision[res.decision.endpoint == endpoint]
     fig, ax = plt.subplots(figsize=(5, 3.4))
     for m, sub in dc.groupby("model", sort=False):
-        ax.plot(100 * sub.threshold, 100 * sub.net_benefit, label=m,
-                ls="--" if m.startswith("treat") else "-", lw=1 if m.startswith("treat") else 1.6)
+        ax.plot(
+            100 * sub.threshold,
+            100 * sub.net_benefit,
+            label=m,
+            ls="--" if m.startswith("treat") else "-",
+            lw=1 if m.startswith("treat") else 1.6,
+        )
     top = dc.net_benefit.max() if len(dc) else 0.01
     ax.set_ylim(-0.2 * 100 * top, 1.1 * 100 * top)
     ax.set(xlabel="risk threshold (%)", ylabel="net benefit (per 100 people)", title=endpoint.replace("_", " "))
@@ -256,6 +290,7 @@ def c_index_plot(res):
 
 # ----------------------------------------------------------------------------- video VD (03)
 
+
 def learning_curves(log, x="epoch", panels=(("train_loss", "val_loss"), ("val_auc",)), by="fold"):
     """Training/validation curves per fold (or per backbone): loss and validation AUROC/Dice."""
     import matplotlib.pyplot as plt
@@ -264,8 +299,12 @@ def learning_curves(log, x="epoch", panels=(("train_loss", "val_loss"), ("val_au
     for ax, cols in zip(axes.flat, panels):
         for key, sub in log.groupby(by):
             for c in cols:
-                ax.plot(sub[x], sub[c], ls="--" if c.startswith("val") and len(cols) > 1 else "-",
-                        label=f"{by} {key} {c.replace('_', ' ')}")
+                ax.plot(
+                    sub[x],
+                    sub[c],
+                    ls="--" if c.startswith("val") and len(cols) > 1 else "-",
+                    label=f"{by} {key} {c.replace('_', ' ')}",
+                )
         ax.set_xlabel(x)
         ax.set_ylabel(" / ".join(c.replace("_", " ") for c in cols))
         ax.legend(fontsize=6)
@@ -281,8 +320,11 @@ def roc_plot(res):
     fig, ax = plt.subplots(figsize=(4, 4))
     ax.plot(res.roc.fpr, res.roc.tpr, color="k")
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1)
-    ax.set(xlabel="1 − specificity", ylabel="sensitivity",
-           title=f"AUROC {m.estimate['auc']:.3f} [{m.ci_low['auc']:.3f}, {m.ci_high['auc']:.3f}]")
+    ax.set(
+        xlabel="1 − specificity",
+        ylabel="sensitivity",
+        title=f"AUROC {m.estimate['auc']:.3f} [{m.ci_low['auc']:.3f}, {m.ci_high['auc']:.3f}]",
+    )
     fig.tight_layout()
     return fig
 
@@ -295,8 +337,9 @@ def vd_panels(res):
     c = res.calibration
     axes[0].plot(c.predicted, c.observed, "o-")
     axes[0].plot([0, 1], [0, 1], "k--", lw=1)
-    axes[0].set(xlabel="predicted P(hypertension)", ylabel="observed share with hypertension",
-                title="calibration (deciles)")
+    axes[0].set(
+        xlabel="predicted P(hypertension)", ylabel="observed share with hypertension", title="calibration (deciles)"
+    )
     v = res.vd.assign(age_decade=(res.vd.age_years // 10 * 10).astype(int))
     for ax, g, lab in ((axes[1], "label", "hypertension (0/1)"), (axes[2], "age_decade", "age decade (years)")):
         levels = sorted(v[g].dropna().unique())
@@ -315,21 +358,26 @@ def vd_vs_truth(res):
     m = res.metrics.set_index("metric").estimate
     fig, ax = plt.subplots(figsize=(4.2, 4))
     ax.scatter(res.vd.vd_true, res.vd.vd_z, s=5, alpha=0.4, c=res.vd.label, cmap="coolwarm")
-    ax.set(xlabel="simulated vascular damage vd_true (SD units)", ylabel="VD from video (SD units)",
-           title=f"Spearman {m['spearman_vd_true']:.2f}, partial {m['partial_spearman_vd_true']:.2f}")
+    ax.set(
+        xlabel="simulated vascular damage vd_true (SD units)",
+        ylabel="VD from video (SD units)",
+        title=f"Spearman {m['spearman_vd_true']:.2f}, partial {m['partial_spearman_vd_true']:.2f}",
+    )
     fig.tight_layout()
     return fig
 
 
 # ----------------------------------------------------------------------------- XAI (04)
 
+
 def enrichment_plot(res, phase: str = "whole cycle"):
     """Attribution enrichment per anatomical region and method (1 = no preference), 95 % CIs."""
     import matplotlib.pyplot as plt
 
     e = res.enrichment[res.enrichment.phase == phase]
-    regions = [r for r in ("lumen", "near_wall", "far_wall", "plaque", "perivascular", "background")
-               if r in set(e.region)]
+    regions = [
+        r for r in ("lumen", "near_wall", "far_wall", "plaque", "perivascular", "background") if r in set(e.region)
+    ]
     methods = list(dict.fromkeys(e.method))
     fig, ax = plt.subplots(figsize=(7, 3.4))
     w = 0.8 / max(len(methods), 1)
@@ -356,8 +404,11 @@ def sanity_plot(res):
         ax.plot(d.randomised_through, d.spearman, "o-", label=f"{m.replace('_', ' ')} (Spearman)")
         ax.plot(d.randomised_through, d.ssim, "s--", label=f"{m.replace('_', ' ')} (SSIM)")
     ax.axhline(0.3, color="grey", lw=1, ls=":")
-    ax.set(xlabel="randomised down to (cumulative, from the output)", ylabel="similarity to trained-model map",
-           ylim=(-0.2, 1.05))
+    ax.set(
+        xlabel="randomised down to (cumulative, from the output)",
+        ylabel="similarity to trained-model map",
+        ylim=(-0.2, 1.05),
+    )
     ax.tick_params(axis="x", rotation=30)
     ax.legend(fontsize=7)
     fig.tight_layout()

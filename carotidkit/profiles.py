@@ -4,6 +4,7 @@ A notebook's parameters cell declares ``profile``, ``run_dir``, ``seed`` and its
 ``None`` meaning "the profile's value"; :func:`settings` fills them in. The report runner injects
 the same resolved values, so an interactive run and ``make report`` see identical settings.
 """
+
 from __future__ import annotations
 
 import copy
@@ -43,13 +44,13 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "gallery_n": 8,
     },
     "01_cleaning": {
-        "model_size": 96,         # 2-core budget; full uses 256
-        "square": "pad",          # "pad" (keep aspect, black bars) or "resize" (stretch)
-        "undo_stretch": None,     # e.g. 1.3333 to undo a 4:3 -> square export stretch
+        "model_size": 96,  # 2-core budget; full uses 256
+        "square": "pad",  # "pad" (keep aspect, black bars) or "resize" (stretch)
+        "undo_stretch": None,  # e.g. 1.3333 to undo a 4:3 -> square export stretch
         "inpaint_radius": 3,
         "near_dup_hamming": 4,
         "min_speck_px": 20,
-        "val_fraction": 0.15,     # group-aware validation share of the development images
+        "val_fraction": 0.15,  # group-aware validation share of the development images
         "n_jobs": 2,
         "gallery_n": 6,
     },
@@ -61,10 +62,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "patience": 3,
         "vote": "majority",
         "n_boot": 1000,
-        "weights_dir": None,      # optional local folder of encoder weights (opt-in; never downloaded)
+        "weights_dir": None,  # optional local folder of encoder weights (opt-in; never downloaded)
     },
     "03_vd_video": {
-        "architecture": "r2plus1d",   # or "vivit" (video transformer; pretrain_epochs > 0 for VideoMAE)
+        "architecture": "r2plus1d",  # or "vivit" (video transformer; pretrain_epochs > 0 for VideoMAE)
         "folds": 3,
         "epochs": 5,
         "batch_size": 16,
@@ -76,13 +77,13 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "depth": 1,
         "patience": 3,
         "pretrain_epochs": 0,
-        "weights_path": None,         # optional local state_dict (opt-in; never downloaded)
+        "weights_path": None,  # optional local state_dict (opt-in; never downloaded)
         "n_boot": 1000,
         "n_jobs": 2,
     },
     "04_xai": {
-        "n_explain": 24,          # out-of-fold subjects explained, spread over the VD range
-        "n_sanity": 4,            # clips in the cascading-randomisation test
+        "n_explain": 24,  # out-of-fold subjects explained, spread over the VD range
+        "n_sanity": 4,  # clips in the cascading-randomisation test
         "methods": ["integrated_gradients", "occlusion", "grad_cam"],
         "n_boot": 1000,
     },
@@ -98,8 +99,15 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 #: Per-profile differences from DEFAULTS.
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "smoke": {
-        "00_data": {"n_subjects": 240, "n_plaque_images": 40, "plaque_db_size": 800,
-                    "cine_size": 32, "cine_seconds": 1.3, "gallery_n": 4, "n_jobs": 1},
+        "00_data": {
+            "n_subjects": 240,
+            "n_plaque_images": 40,
+            "plaque_db_size": 800,
+            "cine_size": 32,
+            "cine_seconds": 1.3,
+            "gallery_n": 4,
+            "n_jobs": 1,
+        },
         "01_cleaning": {"model_size": 64, "n_jobs": 1, "gallery_n": 3},
         "02_unet_ensemble": {"epochs": 1, "batch_size": 8, "n_boot": 50, "patience": 1},
         "03_vd_video": {"folds": 2, "epochs": 1, "input_size_px": 32, "width": 8, "n_boot": 50, "n_jobs": 1},
@@ -110,10 +118,24 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "full": {
         "00_data": {"n_subjects": 15000, "cine_size": 112, "cine_seconds": 3.0, "n_jobs": 0},
         "01_cleaning": {"model_size": 256, "n_jobs": 0},
-        "02_unet_ensemble": {"backbones": ["mobilenetv2", "efficientnetb0", "resnet50"], "epochs": 80,
-                             "patience": 10, "n_boot": 2000},
-        "03_vd_video": {"folds": 5, "epochs": 30, "input_size_px": 112, "frames": 16, "period": 2,
-                        "width": 32, "depth": 2, "patience": 5, "n_boot": 2000, "n_jobs": 0},
+        "02_unet_ensemble": {
+            "backbones": ["mobilenetv2", "efficientnetb0", "resnet50"],
+            "epochs": 80,
+            "patience": 10,
+            "n_boot": 2000,
+        },
+        "03_vd_video": {
+            "folds": 5,
+            "epochs": 30,
+            "input_size_px": 112,
+            "frames": 16,
+            "period": 2,
+            "width": 32,
+            "depth": 2,
+            "patience": 5,
+            "n_boot": 2000,
+            "n_jobs": 0,
+        },
         "05_survival": {"n_boot": 2000},
     },
 }
@@ -167,8 +189,7 @@ def knobs(notebook: str) -> dict[str, Any]:
     return copy.deepcopy(DEFAULTS[notebook])
 
 
-def settings(notebook: str, profile: str = "workshop", run_dir=None, seed: int | None = None,
-             **overrides) -> Settings:
+def settings(notebook: str, profile: str = "workshop", run_dir=None, seed: int | None = None, **overrides) -> Settings:
     """Resolve a notebook's parameters: profile values, then non-None overrides.
 
     Example:
@@ -182,12 +203,10 @@ def settings(notebook: str, profile: str = "workshop", run_dir=None, seed: int |
     values.update(copy.deepcopy(PROFILES[profile].get(notebook, {})))
     unknown = sorted(set(overrides) - set(values))
     if unknown:
-        raise KeyError(f"{notebook}: unknown parameter(s) {', '.join(unknown)}; "
-                       f"known: {', '.join(sorted(values))}")
+        raise KeyError(f"{notebook}: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(values))}")
     values.update({k: v for k, v in overrides.items() if v is not None})
     run_dir = Path(run_dir) if run_dir else default_run_dir(profile)
-    return Settings(profile=profile, run_dir=str(run_dir), seed=0 if seed is None else int(seed),
-                    **values)
+    return Settings(profile=profile, run_dir=str(run_dir), seed=0 if seed is None else int(seed), **values)
 
 
 def stage_dir(cfg: Settings | dict, notebook: str) -> Path:
@@ -206,5 +225,10 @@ def notebook_settings(notebook: str, namespace: dict) -> Settings:
         100
     """
     names = knobs(notebook)
-    return settings(notebook, namespace.get("profile", "workshop"), run_dir=namespace.get("run_dir"),
-                    seed=namespace.get("seed"), **{k: namespace[k] for k in names if k in namespace})
+    return settings(
+        notebook,
+        namespace.get("profile", "workshop"),
+        run_dir=namespace.get("run_dir"),
+        seed=namespace.get("seed"),
+        **{k: namespace[k] for k in names if k in namespace},
+    )

@@ -7,6 +7,7 @@ folder (``runs/<profile>``) and report folder (``reports/<profile>``); ``reports
 lists every profile's notebooks with status, duration, parameters, versions, commit and data
 hashes. A failed notebook stops the run; its cell and error are printed and shown on the index.
 """
+
 from __future__ import annotations
 
 import html
@@ -23,22 +24,34 @@ from typing import Any
 from . import io, profiles
 
 STATE_NAME = "_report/state.json"
-VERSIONED_PACKAGES = ("carotidkit", "numpy", "pandas", "scipy", "scikit-learn", "scikit-image",
-                      "opencv-python-headless", "tensorflow-cpu", "keras", "torch", "lifelines",
-                      "papermill", "nbconvert")
+VERSIONED_PACKAGES = (
+    "carotidkit",
+    "numpy",
+    "pandas",
+    "scipy",
+    "scikit-learn",
+    "scikit-image",
+    "opencv-python-headless",
+    "tensorflow-cpu",
+    "keras",
+    "torch",
+    "lifelines",
+    "papermill",
+    "nbconvert",
+)
 
 
 @dataclass
 class NotebookResult:
     notebook: str
-    status: str                      # ok | failed | up-to-date | not run
+    status: str  # ok | failed | up-to-date | not run
     duration_s: float | None = None
     executed_at: str | None = None
     fingerprint: str | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     html: str | None = None
-    outputs: str | None = None       # digest of the stage folder right after the run
+    outputs: str | None = None  # digest of the stage folder right after the run
 
 
 class NotebookFailed(RuntimeError):
@@ -46,6 +59,7 @@ class NotebookFailed(RuntimeError):
 
 
 # ----------------------------------------------------------------------------- discovery
+
 
 def discover(root: Path) -> list[Path]:
     nbs = sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -74,8 +88,9 @@ def select(nbs: list[Path], only: str | None) -> list[Path]:
     return picked
 
 
-def resolve_parameters(nb: Path, profile: str, run_dir: Path, seed: int | None,
-                       overrides: dict[str, Any]) -> dict[str, Any]:
+def resolve_parameters(
+    nb: Path, profile: str, run_dir: Path, seed: int | None, overrides: dict[str, Any]
+) -> dict[str, Any]:
     name = nb.stem
     if name in profiles.DEFAULTS:
         mine = {k: v for k, v in overrides.items() if k in profiles.DEFAULTS[name]}
@@ -86,6 +101,7 @@ def resolve_parameters(nb: Path, profile: str, run_dir: Path, seed: int | None,
 
 
 # ----------------------------------------------------------------------------- fingerprints
+
 
 def package_digest() -> str:
     return io.tree_digest(Path(__file__).parent, content=True, exclude_prefix="__pycache__")
@@ -104,8 +120,15 @@ def path_params_digest(params: dict[str, Any]) -> dict[str, str]:
 
 
 def fingerprint(nb: Path, params: dict[str, Any], pkg: str, upstream: list[str]) -> str:
-    return io.stable_hash({"nb": io.sha256_file(nb), "params": params, "pkg": pkg,
-                           "upstream": upstream, "data": path_params_digest(params)})
+    return io.stable_hash(
+        {
+            "nb": io.sha256_file(nb),
+            "params": params,
+            "pkg": pkg,
+            "upstream": upstream,
+            "data": path_params_digest(params),
+        }
+    )
 
 
 def stage_outputs_digest(run_dir: Path, nb_name: str) -> str:
@@ -115,6 +138,7 @@ def stage_outputs_digest(run_dir: Path, nb_name: str) -> str:
 
 # ----------------------------------------------------------------------------- execution
 
+
 def _execute(nb: Path, out_nb: Path, params: dict[str, Any], cwd: Path) -> None:
     """Execute ``nb`` into ``out_nb`` (atomically); a failed run still leaves its partial output."""
     import os
@@ -122,16 +146,17 @@ def _execute(nb: Path, out_nb: Path, params: dict[str, Any], cwd: Path) -> None:
 
     import papermill as pm
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")      # kernels inherit: no TF INFO noise
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # kernels inherit: no TF INFO noise
     out_nb.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out_nb.stem}.", suffix=".ipynb", dir=out_nb.parent)
     os.close(fd)
     try:
-        pm.execute_notebook(str(nb), tmp, parameters=params, kernel_name="python3",
-                            cwd=str(cwd), progress_bar=False, log_output=False)
+        pm.execute_notebook(
+            str(nb), tmp, parameters=params, kernel_name="python3", cwd=str(cwd), progress_bar=False, log_output=False
+        )
     finally:
         if os.path.getsize(tmp) > 0:
-            os.replace(tmp, out_nb)   # on failure: the notebook with the failing cell marked
+            os.replace(tmp, out_nb)  # on failure: the notebook with the failing cell marked
         else:
             os.unlink(tmp)
 
@@ -147,11 +172,17 @@ def _describe_failure(exc: BaseException) -> str:
     return f"{where} raised {ename}: {evalue}{src}"
 
 
-def run_report(profile: str = "workshop", only: str | None = None,
-               overrides: dict[str, Any] | None = None, force: bool = False,
-               root: str | Path | None = None, run_dir: str | Path | None = None,
-               reports_dir: str | Path | None = None, seed: int | None = None,
-               echo=print) -> list[NotebookResult]:
+def run_report(
+    profile: str = "workshop",
+    only: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    force: bool = False,
+    root: str | Path | None = None,
+    run_dir: str | Path | None = None,
+    reports_dir: str | Path | None = None,
+    seed: int | None = None,
+    echo=print,
+) -> list[NotebookResult]:
     """Execute (what changed of) the notebook sequence and render the report site.
 
     Example:
@@ -166,8 +197,7 @@ def run_report(profile: str = "workshop", only: str | None = None,
     known = set().union(*(profiles.DEFAULTS.get(nb.stem, {}).keys() for nb in chosen))
     stray = sorted(set(overrides) - known - {"seed"})
     if stray:
-        raise KeyError(f"parameter(s) {', '.join(stray)} are not used by "
-                       f"{', '.join(nb.stem for nb in chosen)}")
+        raise KeyError(f"parameter(s) {', '.join(stray)} are not used by {', '.join(nb.stem for nb in chosen)}")
     if "seed" in overrides:
         seed = int(overrides.pop("seed"))
 
@@ -182,21 +212,24 @@ def run_report(profile: str = "workshop", only: str | None = None,
         prev = state.get(name)
         if failed is not None:
             if nb in chosen or prev is None:
-                results.append(NotebookResult(name, "not run", parameters=params,
-                                              error=f"stopped: {failed} failed"))
+                results.append(NotebookResult(name, "not run", parameters=params, error=f"stopped: {failed} failed"))
             continue
         upstream = [stage_outputs_digest(run_dir, n.stem) for n in all_nbs if n.stem < name]
         fp = fingerprint(nb, params, pkg, upstream)
         html_path = reports_dir / profile / f"{name}.html"
         executed = run_dir / "_report" / f"{name}.ipynb"
         explicit = only is not None and nb in chosen
-        up_to_date = (prev and prev.get("fingerprint") == fp and prev.get("status") == "ok"
-                      and prev.get("outputs") == stage_outputs_digest(run_dir, name)
-                      and executed.exists() and html_path.exists())
+        up_to_date = (
+            prev
+            and prev.get("fingerprint") == fp
+            and prev.get("status") == "ok"
+            and prev.get("outputs") == stage_outputs_digest(run_dir, name)
+            and executed.exists()
+            and html_path.exists()
+        )
         if nb not in chosen or (up_to_date and not force and not explicit):
             if prev:
-                prev_res = NotebookResult(**{**prev, "status": prev["status"] if nb not in chosen
-                                             else "up-to-date"})
+                prev_res = NotebookResult(**{**prev, "status": prev["status"] if nb not in chosen else "up-to-date"})
                 results.append(prev_res)
                 if nb not in chosen and prev["status"] == "ok" and not up_to_date:
                     # not re-run now, but what it was computed from has changed: say so on the index
@@ -211,8 +244,9 @@ def run_report(profile: str = "workshop", only: str | None = None,
             continue
         echo(f"[{profile}] {name}: executing ...")
         t0 = time.time()
-        res = NotebookResult(name, "ok", parameters=params, fingerprint=fp,
-                             executed_at=time.strftime("%Y-%m-%d %H:%M:%S"))
+        res = NotebookResult(
+            name, "ok", parameters=params, fingerprint=fp, executed_at=time.strftime("%Y-%m-%d %H:%M:%S")
+        )
         try:
             _execute(nb, executed, params, cwd=nb.parent)
         except Exception as exc:  # papermill's PapermillExecutionError, kernel death, ...
@@ -221,8 +255,13 @@ def run_report(profile: str = "workshop", only: str | None = None,
             echo(f"[{profile}] {name}: FAILED: {res.error}")
         res.duration_s = round(time.time() - t0, 1)
         if executed.exists():
-            render_notebook(executed, html_path, title=f"{name} ({profile})",
-                            banner=synthetic_banner(run_dir), index_href="../index.html")
+            render_notebook(
+                executed,
+                html_path,
+                title=f"{name} ({profile})",
+                banner=synthetic_banner(run_dir),
+                index_href="../index.html",
+            )
             res.html = f"{profile}/{name}.html"
         if res.status == "ok":
             res.outputs = stage_outputs_digest(run_dir, name)
@@ -232,12 +271,12 @@ def run_report(profile: str = "workshop", only: str | None = None,
         results.append(res)
     write_index(reports_dir, current=profile, run_dir=run_dir)
     if failed is not None:
-        raise NotebookFailed(f"{failed} failed: "
-                             f"{next(r.error for r in results if r.notebook == failed)}")
+        raise NotebookFailed(f"{failed} failed: {next(r.error for r in results if r.notebook == failed)}")
     return results
 
 
 # ----------------------------------------------------------------------------- rendering
+
 
 def synthetic_banner(run_dir: Path) -> str | None:
     """Banner text when the run's data are synthetic (or unknown: the safe default)."""
@@ -248,10 +287,11 @@ def synthetic_banner(run_dir: Path) -> str | None:
             return None
         parts = [k for k, v in (m.get("sources") or {}).items() if v == "synthetic"]
         what = f" ({', '.join(parts)})" if parts and len(parts) < 3 else ""
-        return (f"SYNTHETIC DATA{what}: generated by carotidkit.synth, not real patients. "
-                "Numbers on this page describe the simulator, not a clinical population.")
-    return ("SYNTHETIC DATA (assumed: no data manifest yet): numbers on this page do not "
-            "describe real patients.")
+        return (
+            f"SYNTHETIC DATA{what}: generated by carotidkit.synth, not real patients. "
+            "Numbers on this page describe the simulator, not a clinical population."
+        )
+    return "SYNTHETIC DATA (assumed: no data manifest yet): numbers on this page do not describe real patients."
 
 
 _PAGE_CSS = """
@@ -284,24 +324,25 @@ def _strip_remote(page: str) -> str:
     page = re.sub(r"<script[^>]*\bsrc=\"https?://[^\"]*\"[^>]*>\s*</script>", "", page)
     page = re.sub(r"<link[^>]*\bhref=\"https?://[^\"]*\"[^>]*>", "", page)
     # the Mermaid loader imports from a CDN (only when a diagram exists); carotidkit draws none
-    page = re.sub(r"<script type=\"module\">(?:(?!</script>).)*?mermaid(?:(?!</script>).)*</script>", "",
-                  page, flags=re.S)
+    page = re.sub(
+        r"<script type=\"module\">(?:(?!</script>).)*?mermaid(?:(?!</script>).)*</script>", "", page, flags=re.S
+    )
     # MathJax config blocks reference the (removed) MathJax global
-    page = re.sub(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", "", page,
-                  flags=re.S)
+    page = re.sub(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", "", page, flags=re.S)
     return page
 
 
 def _decorate(page: str, banner: str | None, nav_html: str) -> str:
     page = _strip_remote(page)
-    top = (f'<div class="ck-banner" role="alert">{html.escape(banner)}</div>' if banner else "")
+    top = f'<div class="ck-banner" role="alert">{html.escape(banner)}</div>' if banner else ""
     page = page.replace("</head>", _PAGE_CSS + _PAGE_JS + "</head>", 1)
     page = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + top + nav_html, page, count=1)
     return page
 
 
-def render_notebook(executed: Path, html_path: Path, title: str, banner: str | None,
-                    index_href: str = "index.html") -> Path:
+def render_notebook(
+    executed: Path, html_path: Path, title: str, banner: str | None, index_href: str = "index.html"
+) -> Path:
     """Render an executed notebook to a self-contained HTML page (code hidden, one-click toggle)."""
     import nbformat
     from nbconvert import HTMLExporter
@@ -311,19 +352,27 @@ def render_notebook(executed: Path, html_path: Path, title: str, banner: str | N
     exporter = HTMLExporter(template_name="lab")
     exporter.embed_images = True
     body, _ = exporter.from_notebook_node(nb)
-    nav = (f'<div class="ck-nav"><a href="{index_href}">&larr; Report index</a>'
-           f'<strong>{html.escape(title)}</strong>'
-           '<button id="ck-code-toggle" onclick="ckToggleCode()">Show code</button></div>')
+    nav = (
+        f'<div class="ck-nav"><a href="{index_href}">&larr; Report index</a>'
+        f"<strong>{html.escape(title)}</strong>"
+        '<button id="ck-code-toggle" onclick="ckToggleCode()">Show code</button></div>'
+    )
     io.write_text(html_path, _decorate(body, banner, nav))
     return html_path
 
 
 def _git_commit(root: Path) -> str:
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                             text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return (sha or "unknown") + (" (with uncommitted changes)" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -345,24 +394,35 @@ def _profile_section(reports_dir: Path, run_dir: Path, profile: str) -> str:
     manifest = io.read_json(manifest_path) if manifest_path.exists() else {}
     rows = []
     for name, r in sorted(state.items()):
-        link = (f'<a href="{html.escape(r["html"])}">{html.escape(name)}</a>'
-                if r.get("html") and (reports_dir / r["html"]).exists() else html.escape(name))
+        link = (
+            f'<a href="{html.escape(r["html"])}">{html.escape(name)}</a>'
+            if r.get("html") and (reports_dir / r["html"]).exists()
+            else html.escape(name)
+        )
         params = html.escape(json.dumps(r.get("parameters", {}), indent=1, default=str))
         err = f'<div class="err">{html.escape(r["error"])}</div>' if r.get("error") else ""
-        dur = f'{r["duration_s"]:.1f} s' if r.get("duration_s") is not None else "–"
-        rows.append(f'<tr class="st-{html.escape(r["status"].replace(" ", "-"))}"><td>{link}</td>'
-                    f'<td>{html.escape(r["status"])}{err}</td><td>{dur}</td>'
-                    f'<td>{html.escape(r.get("executed_at") or "–")}</td>'
-                    f'<td><details><summary>show</summary><pre>{params}</pre></details></td></tr>')
+        dur = f"{r['duration_s']:.1f} s" if r.get("duration_s") is not None else "–"
+        rows.append(
+            f'<tr class="st-{html.escape(r["status"].replace(" ", "-"))}"><td>{link}</td>'
+            f"<td>{html.escape(r['status'])}{err}</td><td>{dur}</td>"
+            f"<td>{html.escape(r.get('executed_at') or '–')}</td>"
+            f"<td><details><summary>show</summary><pre>{params}</pre></details></td></tr>"
+        )
     hashes = manifest.get("data_hashes", {})
-    hash_rows = "".join(f"<tr><td>{html.escape(k)}</td><td><code>{html.escape(str(v))}</code></td></tr>"
-                        for k, v in sorted(hashes.items())) or "<tr><td colspan=2>no data manifest yet</td></tr>"
-    return (f'<section id="profile-{profile}"><h2>Profile <code>{profile}</code></h2>'
-            f'<p>Run folder: <code>{html.escape(str(run_dir))}</code></p>'
-            '<table class="nb"><thead><tr><th>notebook</th><th>status</th><th>duration</th>'
-            '<th>executed</th><th>parameters</th></tr></thead><tbody>'
-            + "".join(rows) + '</tbody></table>'
-            '<h3>Input data hashes</h3><table>' + hash_rows + '</table></section>')
+    hash_rows = (
+        "".join(
+            f"<tr><td>{html.escape(k)}</td><td><code>{html.escape(str(v))}</code></td></tr>"
+            for k, v in sorted(hashes.items())
+        )
+        or "<tr><td colspan=2>no data manifest yet</td></tr>"
+    )
+    return (
+        f'<section id="profile-{profile}"><h2>Profile <code>{profile}</code></h2>'
+        f"<p>Run folder: <code>{html.escape(str(run_dir))}</code></p>"
+        '<table class="nb"><thead><tr><th>notebook</th><th>status</th><th>duration</th>'
+        "<th>executed</th><th>parameters</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+        "<h3>Input data hashes</h3><table>" + hash_rows + "</table></section>"
+    )
 
 
 def write_index(reports_dir: Path, current: str | None = None, run_dir: Path | None = None) -> Path:
@@ -381,10 +441,10 @@ def write_index(reports_dir: Path, current: str | None = None, run_dir: Path | N
     order = ([current] if current in runs else []) + [p for p in runs if p != current]
     sections = "".join(_profile_section(reports_dir, runs[p], p) for p in order)
     synthetic = any(synthetic_banner(runs[p]) for p in order) or not order
-    banner = ("SYNTHETIC DATA: the runs listed here use carotidkit's simulator, not real patients."
-              if synthetic else None)
-    vers = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>"
-                   for k, v in versions().items())
+    banner = (
+        "SYNTHETIC DATA: the runs listed here use carotidkit's simulator, not real patients." if synthetic else None
+    )
+    vers = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in versions().items())
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>carotidkit report</title>
 <style>
@@ -393,12 +453,12 @@ table{{border-collapse:collapse;margin:8px 0}} td,th{{border:1px solid #ddd;padd
 tr.st-failed td{{background:#fde8e8}} tr.st-out-of-date td{{background:#fff7e0}} tr.st-ok td:nth-child(2),tr.st-up-to-date td:nth-child(2){{color:#176f2c}}
 .err{{color:#b3261e;font-family:monospace;white-space:pre-wrap;max-width:60em}} pre{{margin:0;font-size:12px}}
 </style></head><body>
-{f'<div class="ck-banner" role="alert">{html.escape(banner)}</div>' if banner else ''}
+{f'<div class="ck-banner" role="alert">{html.escape(banner)}</div>' if banner else ""}
 {_PAGE_CSS}
 <main><h1>carotidkit report</h1>
 <p>Generated {time.strftime("%Y-%m-%d %H:%M:%S")} from commit <code>{html.escape(_git_commit(root))}</code>
 on {html.escape(platform.platform())} with Python {platform.python_version()}.</p>
-{sections or '<p>No notebook has been run yet: <code>make report</code>.</p>'}
+{sections or "<p>No notebook has been run yet: <code>make report</code>.</p>"}
 <h2>Package versions</h2><table>{vers}</table>
 </main></body></html>
 """

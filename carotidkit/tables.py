@@ -1,17 +1,31 @@
 """Descriptive tables epidemiologists expect ("Table 1"), as tidy DataFrames."""
+
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
 LABELS = {
-    "age_years": "Age, years", "sex": "Women", "smoking": "Current smoking", "diabetes": "Diabetes",
-    "sbp_mmhg": "Systolic BP, mmHg", "dbp_mmhg": "Diastolic BP, mmHg", "tc_mmol_l": "Total cholesterol, mmol/L",
-    "hdl_mmol_l": "HDL cholesterol, mmol/L", "ldl_mmol_l": "LDL cholesterol, mmol/L", "bmi_kg_m2": "BMI, kg/m²",
-    "antihypertensive": "Antihypertensive treatment", "heart_rate_bpm": "Heart rate, bpm",
-    "hba1c_pct": "HbA1c, %", "egfr_ml_min": "eGFR, mL/min/1.73 m²", "crp_mg_l": "CRP, mg/L",
-    "prior_mi": "Prior MI", "prior_stroke": "Prior stroke", "atrial_fibrillation": "Atrial fibrillation",
-    "pad": "Peripheral artery disease", "ckd": "CKD (eGFR < 60)",
+    "age_years": "Age, years",
+    "sex": "Women",
+    "smoking": "Current smoking",
+    "diabetes": "Diabetes",
+    "sbp_mmhg": "Systolic BP, mmHg",
+    "dbp_mmhg": "Diastolic BP, mmHg",
+    "tc_mmol_l": "Total cholesterol, mmol/L",
+    "hdl_mmol_l": "HDL cholesterol, mmol/L",
+    "ldl_mmol_l": "LDL cholesterol, mmol/L",
+    "bmi_kg_m2": "BMI, kg/m²",
+    "antihypertensive": "Antihypertensive treatment",
+    "heart_rate_bpm": "Heart rate, bpm",
+    "hba1c_pct": "HbA1c, %",
+    "egfr_ml_min": "eGFR, mL/min/1.73 m²",
+    "crp_mg_l": "CRP, mg/L",
+    "prior_mi": "Prior MI",
+    "prior_stroke": "Prior stroke",
+    "atrial_fibrillation": "Atrial fibrillation",
+    "pad": "Peripheral artery disease",
+    "ckd": "CKD (eGFR < 60)",
 }
 
 
@@ -23,7 +37,7 @@ def table1(df: pd.DataFrame, by: str | None = "hypertension", columns=None) -> p
         >>> table1(cohort, by="hypertension")      # doctest: +SKIP
     """
     if by is not None and by not in df.columns:
-        by = None                               # e.g. a real cohort without that column
+        by = None  # e.g. a real cohort without that column
     columns = [c for c in (columns or LABELS) if c in df.columns and c != by]
     groups = [("Overall", df)]
     if by is not None:

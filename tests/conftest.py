@@ -1,4 +1,5 @@
 """Shared fixtures: the smoke pipeline runs once per test session into a temporary run folder."""
+
 from __future__ import annotations
 
 import os
@@ -25,10 +26,8 @@ def smoke_run(tmp_path_factory):
     run_dir, reports_dir = base / "runs" / "smoke", base / "reports"
     log: list[str] = []
     try:
-        results = run_report("smoke", root=ROOT, run_dir=run_dir, reports_dir=reports_dir,
-                             echo=log.append)
+        results = run_report("smoke", root=ROOT, run_dir=run_dir, reports_dir=reports_dir, echo=log.append)
         error = None
     except NotebookFailed as exc:  # reported per notebook by the tests below
         results, error = None, str(exc)
-    return {"run_dir": run_dir, "reports_dir": reports_dir, "results": results, "error": error,
-            "log": log}
+    return {"run_dir": run_dir, "reports_dir": reports_dir, "results": results, "error": error, "log": log}

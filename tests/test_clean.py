@@ -1,4 +1,5 @@
 """Cleaning: overlay removal scored against the simulator's truth, geometry, QC, duplicates."""
+
 from __future__ import annotations
 
 import shutil
@@ -15,8 +16,9 @@ from carotidkit.synth.dataset import generate
 @pytest.fixture(scope="module")
 def synth_db(tmp_path_factory):
     root = tmp_path_factory.mktemp("cleandb")
-    generate(root, n_subjects=5, n_plaque_images=30, plaque_db_size=800, cine_size=32, cine_seconds=0.5,
-             n_jobs=2, seed=3)
+    generate(
+        root, n_subjects=5, n_plaque_images=30, plaque_db_size=800, cine_size=32, cine_seconds=0.5, n_jobs=2, seed=3
+    )
     return root
 
 
@@ -31,17 +33,18 @@ def cleaned(synth_db, tmp_path_factory):
 def test_overlay_removal_meets_targets(cleaned):
     _, qc, _ = cleaned
     s = clean.cleaning_score(qc)
-    assert s["overlay_recall"] >= 0.95, s                    # all overlay pixels, margins included
-    assert s["overlay_recall_in_scan_area"] >= 0.92, s       # the ones that get inpainted
+    assert s["overlay_recall"] >= 0.95, s  # all overlay pixels, margins included
+    assert s["overlay_recall_in_scan_area"] >= 0.92, s  # the ones that get inpainted
     assert s["non_overlay_changed_fraction"] < 0.01, s
-    assert (qc.psnr_after > qc.psnr_before).all()            # closer to the overlay-free truth, every image
+    assert (qc.psnr_after > qc.psnr_before).all()  # closer to the overlay-free truth, every image
     assert s["psnr_after_db"] > s["psnr_before_db"] + 6
 
 
 def test_scan_box_matches_truth(synth_db, cleaned):
     _, qc, _ = cleaned
     truth = pd.read_parquet(synth_db / "truth" / "plaque_db_truth.parquet").assign(
-        image_id=lambda d: d.image_id.astype(str))
+        image_id=lambda d: d.image_id.astype(str)
+    )
     m = qc.merge(truth, on="image_id", suffixes=("", "_true"))
     for c in ("scan_x0", "scan_y0", "scan_x1", "scan_y1"):
         assert (m[c] - m[f"{c}_true"]).abs().max() <= 2, c
@@ -60,15 +63,15 @@ def test_inpaint_changes_only_masked_pixels():
 
 def test_crop_square_resize_keeps_mask_aligned():
     img = np.zeros((300, 400), np.uint8)
-    img[50:250, 40:360] = 120                     # scan area 320 x 200
+    img[50:250, 40:360] = 120  # scan area 320 x 200
     mask = np.zeros(img.shape, bool)
-    mask[100:140, 200:280] = True                 # a plaque right of centre
+    mask[100:140, 200:280] = True  # a plaque right of centre
     box = clean.scan_box(img)
     assert box == (40, 50, 360, 250)
     im, m, g = clean.crop_square_resize(img, mask, box, 64, square="pad")
     assert im.shape == m.shape == (64, 64)
-    assert g.pad_top == 60 and g.pad_left == 0                  # 200 rows padded to 320
-    assert im[:10].max() == 0 and im[32].min() == 120           # black bars top/bottom, tissue in the middle
+    assert g.pad_top == 60 and g.pad_left == 0  # 200 rows padded to 320
+    assert im[:10].max() == 0 and im[32].min() == 120  # black bars top/bottom, tissue in the middle
     ys, xs = np.nonzero(m)
     # the plaque's centre maps to ((120-50+60)/5, (240-40)/5) = (26, 40) in model pixels
     assert abs(ys.mean() - 26) <= 1 and abs(xs.mean() - 40) <= 1
@@ -78,20 +81,21 @@ def test_crop_square_resize_keeps_mask_aligned():
     _, m2, g2 = clean.crop_square_resize(img, mask, box, 64, square="resize")
     assert g2.side == 0 and abs(g2.scale_col - 5) < 1e-9 and abs(g2.scale_row - 200 / 64) < 1e-9
     _, _, g3 = clean.crop_square_resize(img, mask, box, 64, square="pad", undo_stretch=0.5)
-    assert g3.pad_left == 20 and g3.pad_top == 0                 # 160 wide x 200 high: pad columns
-    shifted = np.roll(m, 6, axis=1)                             # a mask that moved is caught
+    assert g3.pad_left == 20 and g3.pad_top == 0  # 160 wide x 200 high: pad columns
+    shifted = np.roll(m, 6, axis=1)  # a mask that moved is caught
     assert clean.alignment(mask, shifted, g)[1] > 2.5
 
 
 def test_mask_qc_flags():
     box = (10, 10, 90, 90)
     m = np.zeros((100, 100), bool)
-    m[0:5, 0:5] = True                           # outside the scan area, and a speck
+    m[0:5, 0:5] = True  # outside the scan area, and a speck
     f = clean.mask_qc(m, box, min_speck_px=30)
     assert f["flag_mask_outside_scan"] and f["flag_tiny_specks"]
     f = clean.mask_qc(np.zeros((100, 100), bool), box, labelled_plaque=True)
     assert f["flag_empty_but_labelled_plaque"] and f["mask_area_px"] == 0
-    ok = np.zeros((100, 100), bool); ok[40:60, 30:70] = True
+    ok = np.zeros((100, 100), bool)
+    ok[40:60, 30:70] = True
     assert not any(v for k, v in clean.mask_qc(ok, box).items() if k.startswith("flag"))
 
 
@@ -105,7 +109,9 @@ def test_planted_cross_split_duplicates_are_all_found(synth_db, cleaned):
         ga = qc.set_index("image_id").loc[a, "dup_group"]
         assert ga is not None and ga == qc.set_index("image_id").loc[b, "dup_group"]
     leak = clean.leakage_table(qc.assign(split=qc.split_shipped))
-    cross = planted[planted.split != planted.merge(truth, left_on="duplicate_of_id", right_on="image_id").split_y.values]
+    cross = planted[
+        planted.split != planted.merge(truth, left_on="duplicate_of_id", right_on="image_id").split_y.values
+    ]
     assert len(leak) == len(cross) >= 1
     # nothing that is not a planted duplicate is grouped
     assert qc.dup_group.notna().sum() == 2 * len(planted)
@@ -114,10 +120,15 @@ def test_planted_cross_split_duplicates_are_all_found(synth_db, cleaned):
 def test_near_duplicates_are_found():
     rng = np.random.default_rng(1)
     base = cv2.GaussianBlur(rng.integers(0, 255, (200, 200), dtype=np.uint8), (9, 9), 3)
-    near = np.clip(base.astype(int) + 6, 0, 255).astype(np.uint8)          # gain change
+    near = np.clip(base.astype(int) + 6, 0, 255).astype(np.uint8)  # gain change
     other = cv2.GaussianBlur(rng.integers(0, 255, (200, 200), dtype=np.uint8), (9, 9), 3)
-    t = pd.DataFrame({"image_id": ["a", "b", "c"], "pixel_hash": [clean.pixel_hash(x) for x in (base, near, other)],
-                      "dhash": [clean.dhash(x) for x in (base, near, other)]})
+    t = pd.DataFrame(
+        {
+            "image_id": ["a", "b", "c"],
+            "pixel_hash": [clean.pixel_hash(x) for x in (base, near, other)],
+            "dhash": [clean.dhash(x) for x in (base, near, other)],
+        }
+    )
     g = clean.duplicate_groups(t, max_hamming=4).set_index("image_id")
     assert g.loc["a", "dup_group"] == g.loc["b", "dup_group"] and g.loc["a", "dup_kind"] == "near"
     assert g.loc["c", "dup_group"] is None
@@ -141,7 +152,7 @@ def test_make_splits_respects_shipped_test_and_marks_leaks(cleaned):
     m = s.merge(qc[["image_id", "split_shipped"]], on="image_id", suffixes=("", "_qc"))
     assert (m[m.split_shipped_qc == "test"].split == "test").all()
     dev = s[s.split != "test"].dropna(subset=["dup_group"])
-    assert (dev.groupby("dup_group").split.nunique() == 1).all()      # no group in both train and val
+    assert (dev.groupby("dup_group").split.nunique() == 1).all()  # no group in both train and val
     assert s.test_leak.sum() >= 1 and (s[s.test_leak].split == "test").all()
 
 
@@ -149,14 +160,16 @@ def test_bad_images_are_flagged_not_fatal(synth_db, tmp_path):
     root = tmp_path / "db"
     shutil.copytree(synth_db / "plaque_db", root)
     imgs = sorted((root / "train").glob("*[0-9].png"))
-    imgs[0].write_bytes(imgs[0].read_bytes()[:100])                                    # truncated
+    imgs[0].write_bytes(imgs[0].read_bytes()[:100])  # truncated
     cv2.imwrite(str(imgs[1].with_name(imgs[1].stem + "_labeled.png")), np.zeros((10, 10), np.uint8))  # wrong size
     db = data.load_plaque_db(root, errors="flag")
     qc = clean.clean_database(db, tmp_path / "out", size=64)
     bad = qc[qc.flag_error]
     assert len(bad) == 2 and len(qc) == len(db)
     assert bad.error.str.contains("not a readable image").any() and bad.error.str.contains("mask is").any()
-    assert (tmp_path / "out" / "images").exists() and len(list((tmp_path / "out" / "images").glob("*.png"))) == len(db) - 2
+    assert (tmp_path / "out" / "images").exists() and len(list((tmp_path / "out" / "images").glob("*.png"))) == len(
+        db
+    ) - 2
 
 
 def test_redaction_blacks_out_margins():

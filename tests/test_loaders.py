@@ -1,4 +1,5 @@
 """Loaders for real data: formats, quirks, and one clear error per kind of bad input."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,6 +14,7 @@ from carotidkit.io import CarotidkitError
 
 # ----------------------------------------------------------------------------- fixtures
 
+
 def _png(path: Path, arr):
     path.parent.mkdir(parents=True, exist_ok=True)
     assert cv2.imwrite(str(path), arr)
@@ -25,12 +27,19 @@ def quirky_db(tmp_path):
     root = tmp_path / "Ar-PlaqSegm1"
     rng = np.random.default_rng(0)
     img = lambda: rng.integers(0, 255, (64, 64), dtype=np.uint8)
-    m = np.zeros((64, 64), np.uint8); m[20:30, 10:40] = 255; m[19, 10:40] = 100   # anti-aliased edge (below half: not plaque)
-    _png(root / "train" / "1.png", img()); _png(root / "train" / "1_labeled.png", m)
-    _png(root / "train" / "3.png", img()); _png(root / "train" / "3_labeled.png", np.zeros((64, 64), np.uint8))
-    _png(root / "train" / "7.png", img()); _png(root / "train" / "7_labeled.png", cv2.merge([m, m, m]))  # RGB
-    _png(root / "test" / "544 .png", img()); _png(root / "test" / "544_labeled.png", m // 2 + 1)  # values 1..128
-    _png(root / "test" / "545.png", img()); _png(root / "test" / "545_labeled.png", np.zeros((64, 64), np.uint8))
+    m = np.zeros((64, 64), np.uint8)
+    m[20:30, 10:40] = 255
+    m[19, 10:40] = 100  # anti-aliased edge (below half: not plaque)
+    _png(root / "train" / "1.png", img())
+    _png(root / "train" / "1_labeled.png", m)
+    _png(root / "train" / "3.png", img())
+    _png(root / "train" / "3_labeled.png", np.zeros((64, 64), np.uint8))
+    _png(root / "train" / "7.png", img())
+    _png(root / "train" / "7_labeled.png", cv2.merge([m, m, m]))  # RGB
+    _png(root / "test" / "544 .png", img())
+    _png(root / "test" / "544_labeled.png", m // 2 + 1)  # values 1..128
+    _png(root / "test" / "545.png", img())
+    _png(root / "test" / "545_labeled.png", np.zeros((64, 64), np.uint8))
     return root
 
 
@@ -46,14 +55,13 @@ def test_plaque_db_quirks(quirky_db):
     assert not row.loc["3", "has_plaque"] and not row.loc["545", "has_plaque"]
     assert row.loc["544", "has_plaque"] is np.True_ or bool(row.loc["544", "has_plaque"])  # 129 > 127
     assert data.read_mask(row.loc["7", "mask_path"]).sum() == 10 * 30
-    assert {p: p.stat().st_mtime_ns for p in quirky_db.rglob("*.png")} == before   # raw data untouched
+    assert {p: p.stat().st_mtime_ns for p in quirky_db.rglob("*.png")} == before  # raw data untouched
 
 
 def test_plaque_db_reads_the_simulators_output(tmp_path):
     from carotidkit.synth.dataset import generate
 
-    generate(tmp_path, n_subjects=10, n_plaque_images=24, plaque_db_size=128, cine_size=32,
-             cine_seconds=0.5, n_jobs=1)
+    generate(tmp_path, n_subjects=10, n_plaque_images=24, plaque_db_size=128, cine_size=32, cine_seconds=0.5, n_jobs=1)
     db = data.load_plaque_db(tmp_path / "plaque_db")
     truth = pd.read_parquet(tmp_path / "truth" / "plaque_db_truth.parquet")
     assert len(db) == len(truth) == 24
@@ -62,6 +70,7 @@ def test_plaque_db_reads_the_simulators_output(tmp_path):
 
 
 # ----------------------------------------------------------------------------- bad input (plaque db)
+
 
 def test_bad_db_folder_missing(tmp_path):
     with pytest.raises(CarotidkitError, match="folder not found"):
@@ -109,6 +118,7 @@ def test_bad_db_duplicate_id(quirky_db):
 
 
 # ----------------------------------------------------------------------------- videos
+
 
 def test_video_formats_roundtrip(tmp_path):
     rng = np.random.default_rng(1)
@@ -202,32 +212,54 @@ def test_bad_video_unsupported_format(tmp_path):
 
 # ----------------------------------------------------------------------------- cohort tables
 
+
 @pytest.fixture()
 def user_table():
-    return pd.DataFrame({"ID": ["a1", "a2", "a3"], "AGE": [50, 61, 70], "SEX": ["F", "m", "male"],
-                         "SYS": [140, 120, 155], "CHOL_MGDL": [232, 193, 270], "HDL": [1.3, 1.1, 1.6],
-                         "SMK": ["yes", "no", "no"], "FU_DAYS": [3650, 2000, 400], "DIED": [0, 1, 0],
-                         "MY_SCORE": [1, 2, 3]})
+    return pd.DataFrame(
+        {
+            "ID": ["a1", "a2", "a3"],
+            "AGE": [50, 61, 70],
+            "SEX": ["F", "m", "male"],
+            "SYS": [140, 120, 155],
+            "CHOL_MGDL": [232, 193, 270],
+            "HDL": [1.3, 1.1, 1.6],
+            "SMK": ["yes", "no", "no"],
+            "FU_DAYS": [3650, 2000, 400],
+            "DIED": [0, 1, 0],
+            "MY_SCORE": [1, 2, 3],
+        }
+    )
 
 
-CMAP = {"ID": "subject_id", "AGE": "age_years", "SEX": "sex", "SYS": "sbp_mmhg",
-        "CHOL_MGDL": {"column": "tc_mmol_l", "unit": "mg/dL"}, "HDL": "hdl_mmol_l", "SMK": "smoking",
-        "FU_DAYS": {"column": "death_years", "unit": "days"}, "DIED": "death_event"}
+CMAP = {
+    "ID": "subject_id",
+    "AGE": "age_years",
+    "SEX": "sex",
+    "SYS": "sbp_mmhg",
+    "CHOL_MGDL": {"column": "tc_mmol_l", "unit": "mg/dL"},
+    "HDL": "hdl_mmol_l",
+    "SMK": "smoking",
+    "FU_DAYS": {"column": "death_years", "unit": "days"},
+    "DIED": "death_event",
+}
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "dta", "xlsx"])
 def test_cohort_formats_mapping_and_units(tmp_path, user_table, fmt):
     p = tmp_path / f"cohort.{fmt}"
-    {"csv": lambda: user_table.to_csv(p, index=False), "parquet": lambda: user_table.to_parquet(p),
-     "dta": lambda: user_table.to_stata(p, write_index=False),
-     "xlsx": lambda: user_table.to_excel(p, index=False)}[fmt]()
+    {
+        "csv": lambda: user_table.to_csv(p, index=False),
+        "parquet": lambda: user_table.to_parquet(p),
+        "dta": lambda: user_table.to_stata(p, write_index=False),
+        "xlsx": lambda: user_table.to_excel(p, index=False),
+    }[fmt]()
     df = data.load_cohort(p, CMAP)
     assert list(df.columns[:3]) == ["subject_id", "age_years", "sex"]
     assert list(df.sex) == ["female", "male", "male"]
-    assert abs(df.tc_mmol_l.iloc[0] - 6.0) < 0.01               # 232 mg/dL
-    assert abs(df.death_years.iloc[0] - 9.993) < 0.01            # 3650 days
+    assert abs(df.tc_mmol_l.iloc[0] - 6.0) < 0.01  # 232 mg/dL
+    assert abs(df.death_years.iloc[0] - 9.993) < 0.01  # 3650 days
     assert list(df.smoking) == [1, 0, 0]
-    assert "MY_SCORE" in df.columns                               # users' extra covariates kept
+    assert "MY_SCORE" in df.columns  # users' extra covariates kept
 
 
 def test_cohort_column_map_from_yaml(tmp_path, user_table):
@@ -243,7 +275,7 @@ def _bad(tmp_path, table, cmap=CMAP, match="", **kw):
     table.to_csv(p, index=False)
     with pytest.raises(CarotidkitError, match=match) as info:
         data.load_cohort(p, cmap, **kw)
-    assert "\n" not in str(info.value)          # one line
+    assert "\n" not in str(info.value)  # one line
     return str(info.value)
 
 
@@ -261,7 +293,11 @@ def test_bad_cohort_unknown_columns_when_strict(tmp_path, user_table):
 
 
 def test_bad_cohort_impossible_sbp(tmp_path, user_table):
-    _bad(tmp_path, user_table.assign(SYS=[140, 20, 150]), match=r"c.csv row 3 \(subject_id a2\): sbp_mmhg = 20 is outside")
+    _bad(
+        tmp_path,
+        user_table.assign(SYS=[140, 20, 150]),
+        match=r"c.csv row 3 \(subject_id a2\): sbp_mmhg = 20 is outside",
+    )
 
 
 def test_bad_cohort_impossible_age(tmp_path, user_table):
@@ -277,8 +313,12 @@ def test_bad_cohort_duplicate_ids(tmp_path, user_table):
 
 
 def test_bad_cohort_unknown_unit(tmp_path, user_table):
-    _bad(tmp_path, user_table, {**CMAP, "CHOL_MGDL": {"column": "tc_mmol_l", "unit": "furlongs"}},
-         match=r"unknown unit 'furlongs'.*use 'mmol/L' or mg/dL")
+    _bad(
+        tmp_path,
+        user_table,
+        {**CMAP, "CHOL_MGDL": {"column": "tc_mmol_l", "unit": "furlongs"}},
+        match=r"unknown unit 'furlongs'.*use 'mmol/L' or mg/dL",
+    )
 
 
 def test_bad_cohort_binary_not_binary(tmp_path, user_table):
@@ -310,8 +350,9 @@ def test_bad_cohort_no_subject_id(tmp_path, user_table):
 
 
 def test_bad_cohort_event_without_time(tmp_path, user_table):
-    _bad(tmp_path, user_table, {k: v for k, v in CMAP.items() if k != "FU_DAYS"},
-         match="death_event without death_years")
+    _bad(
+        tmp_path, user_table, {k: v for k, v in CMAP.items() if k != "FU_DAYS"}, match="death_event without death_years"
+    )
 
 
 def test_synthetic_cohort_passes_validation(tmp_path):
@@ -328,12 +369,18 @@ def test_same_id_in_train_and_test_gives_two_distinct_cleaned_images(tmp_path):
 
     root = tmp_path / "db"
     rng = np.random.default_rng(1)
-    a = np.zeros((200, 200), np.uint8); a[40:160, 40:160] = rng.integers(30, 120, (120, 120))
-    b = np.zeros((200, 200), np.uint8); b[40:160, 40:160] = rng.integers(130, 220, (120, 120))
-    m = np.zeros((200, 200), np.uint8); m[90:110, 60:140] = 255
-    _png(root / "train" / "5.png", a); _png(root / "train" / "5_labeled.png", m)
-    _png(root / "test" / "5.png", b); _png(root / "test" / "5_labeled.png", np.zeros((200, 200), np.uint8))
-    _png(root / "train" / "6.png", a); _png(root / "train" / "6_labeled.png", m)
+    a = np.zeros((200, 200), np.uint8)
+    a[40:160, 40:160] = rng.integers(30, 120, (120, 120))
+    b = np.zeros((200, 200), np.uint8)
+    b[40:160, 40:160] = rng.integers(130, 220, (120, 120))
+    m = np.zeros((200, 200), np.uint8)
+    m[90:110, 60:140] = 255
+    _png(root / "train" / "5.png", a)
+    _png(root / "train" / "5_labeled.png", m)
+    _png(root / "test" / "5.png", b)
+    _png(root / "test" / "5_labeled.png", np.zeros((200, 200), np.uint8))
+    _png(root / "train" / "6.png", a)
+    _png(root / "train" / "6_labeled.png", m)
     db = data.load_plaque_db(root)
     assert db.image_id.is_unique
     assert set(db.image_id) == {"train_5", "test_5", "6"}
@@ -342,4 +389,4 @@ def test_same_id_in_train_and_test_gives_two_distinct_cleaned_images(tmp_path):
     assert qc.image_id.is_unique
     ia = cv2.imread(str(tmp_path / "clean" / "images" / "train_5.png"), cv2.IMREAD_GRAYSCALE)
     ib = cv2.imread(str(tmp_path / "clean" / "images" / "test_5.png"), cv2.IMREAD_GRAYSCALE)
-    assert ia.mean() < ib.mean()                     # two different images, not one overwritten
+    assert ia.mean() < ib.mean()  # two different images, not one overwritten

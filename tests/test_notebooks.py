@@ -1,4 +1,5 @@
 """Notebooks: stored clean, one parameters cell, and each executes end to end under profile=smoke."""
+
 from __future__ import annotations
 
 import ast
@@ -52,8 +53,9 @@ def test_notebook_runs_under_smoke(smoke_run, nb):
 def test_rerun_with_nothing_changed_executes_nothing(smoke_run):
     assert smoke_run["error"] is None
     log: list[str] = []
-    results = report.run_report("smoke", root=ROOT, run_dir=smoke_run["run_dir"],
-                                reports_dir=smoke_run["reports_dir"], echo=log.append)
+    results = report.run_report(
+        "smoke", root=ROOT, run_dir=smoke_run["run_dir"], reports_dir=smoke_run["reports_dir"], echo=log.append
+    )
     assert {r.status for r in results} == {"up-to-date"}
     assert not any("executing" in line for line in log)
 

@@ -1,4 +1,5 @@
 """Packaging rules: pins agree between pyproject and environment.yml; `import carotidkit` stays light."""
+
 from __future__ import annotations
 
 import subprocess
@@ -25,7 +26,7 @@ def _pins_env():
 def test_every_dependency_is_pinned_exactly():
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     assert all("==" in d for d in deps), [d for d in deps if "==" not in d]
-    assert _pins_pyproject()["torch"] == "2.13.0"   # the local CPU wheel; anything looser pulls CUDA
+    assert _pins_pyproject()["torch"] == "2.13.0"  # the local CPU wheel; anything looser pulls CUDA
 
 
 def test_environment_yml_has_the_same_pins_as_pyproject():
@@ -42,13 +43,15 @@ HEAVY_BY_DESIGN = ("carotidkit.segment", "carotidkit.vd", "carotidkit.xai")
 
 def test_import_carotidkit_is_light():
     """`import carotidkit` (and every module outside the model packages) never loads TF/torch."""
-    code = ("import sys, pkgutil, importlib, carotidkit\n"
-            "light = [m.name for m in pkgutil.walk_packages(carotidkit.__path__, 'carotidkit.')\n"
-            f"         if not m.name.startswith({HEAVY_BY_DESIGN!r}) and m.name != 'carotidkit.__main__']\n"
-            "for name in light: importlib.import_module(name)\n"
-            "heavy = [m for m in ('tensorflow', 'torch', 'keras', 'lifelines', 'shap', 'captum')"
-            " if m in sys.modules]\n"
-            "print(len(light), heavy); sys.exit(1 if heavy else 0)")
+    code = (
+        "import sys, pkgutil, importlib, carotidkit\n"
+        "light = [m.name for m in pkgutil.walk_packages(carotidkit.__path__, 'carotidkit.')\n"
+        f"         if not m.name.startswith({HEAVY_BY_DESIGN!r}) and m.name != 'carotidkit.__main__']\n"
+        "for name in light: importlib.import_module(name)\n"
+        "heavy = [m for m in ('tensorflow', 'torch', 'keras', 'lifelines', 'shap', 'captum')"
+        " if m in sys.modules]\n"
+        "print(len(light), heavy); sys.exit(1 if heavy else 0)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 

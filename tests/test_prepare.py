@@ -1,4 +1,5 @@
 """prepare_data: synthetic by default, real parts read in place when their paths are given."""
+
 from __future__ import annotations
 
 import cv2
@@ -17,23 +18,32 @@ def test_real_plaque_db_and_cohort_replace_the_simulated_ones(tmp_path):
         cv2.imwrite(str(db / "train" / f"{i}_labeled.png"), np.zeros((40, 40), np.uint8))
     pd.DataFrame({"pid": ["x1", "x2"], "age": [50, 60], "chol": [200, 240]}).to_csv(tmp_path / "c.csv", index=False)
     before = sorted((p.name, p.stat().st_mtime_ns) for p in tmp_path.rglob("*") if p.is_file())
-    cfg = profiles.settings("00_data", "smoke", run_dir=tmp_path / "run", plaque_db_dir=str(db),
-                            cohort_path=str(tmp_path / "c.csv"),
-                            column_map={"pid": "subject_id", "age": "age_years",
-                                        "chol": {"column": "tc_mmol_l", "unit": "mg/dL"}},
-                            n_subjects=10, n_plaque_images=20, cine_seconds=0.5)
+    cfg = profiles.settings(
+        "00_data",
+        "smoke",
+        run_dir=tmp_path / "run",
+        plaque_db_dir=str(db),
+        cohort_path=str(tmp_path / "c.csv"),
+        column_map={"pid": "subject_id", "age": "age_years", "chol": {"column": "tc_mmol_l", "unit": "mg/dL"}},
+        n_subjects=10,
+        n_plaque_images=20,
+        cine_seconds=0.5,
+    )
     m = data.prepare_data(cfg, progress=lambda *_: None)
     assert m["sources"]["plaque_db"] == str(db.resolve())
     assert m["sources"]["cohort"] == str((tmp_path / "c.csv").resolve())
-    assert m["sources"]["video"] == "synthetic" and m["synthetic"]      # still partly simulated
+    assert m["sources"]["video"] == "synthetic" and m["synthetic"]  # still partly simulated
     paths = data.data_paths(cfg.run_dir)
     assert paths["plaque_db"] == db.resolve()
     cohort = pd.read_parquet(paths["cohort"])
     assert list(cohort.subject_id) == ["x1", "x2"] and abs(cohort.tc_mmol_l.iloc[1] - 6.21) < 0.01
     assert m["counts"]["plaque_images"] == 3 and m["counts"]["subjects"] == 2
     # raw inputs untouched
-    after = sorted((p.name, p.stat().st_mtime_ns) for p in tmp_path.rglob("*") if p.is_file()
-                   and "run" not in p.relative_to(tmp_path).parts)
+    after = sorted(
+        (p.name, p.stat().st_mtime_ns)
+        for p in tmp_path.rglob("*")
+        if p.is_file() and "run" not in p.relative_to(tmp_path).parts
+    )
     assert after == before
 
 
@@ -50,7 +60,7 @@ def test_table1_by_group_and_without_it():
 
     c, _ = simulate_cohort(400, seed=2)
     t = tables.table1(c, by="hypertension")
-    assert "SMD" in t.columns and t.loc["Systolic BP, mmHg", "SMD"] > 0.5     # hypertensives: higher SBP
+    assert "SMD" in t.columns and t.loc["Systolic BP, mmHg", "SMD"] > 0.5  # hypertensives: higher SBP
     assert t.shape[1] == 4
     t2 = tables.table1(c.drop(columns=["hypertension"]), by="hypertension")
     assert t2.shape[1] == 1

@@ -1,4 +1,5 @@
 """The report runner: incremental execution, failure reporting, banner, code toggle, CLI."""
+
 from __future__ import annotations
 
 import subprocess
@@ -27,19 +28,24 @@ def toy_root(tmp_path):
     """A miniature checkout: two notebooks, 00_data writes data/, 01_cleaning reads it."""
     (tmp_path / "carotidkit").mkdir()
     (tmp_path / "notebooks").mkdir()
-    _nb(tmp_path / "notebooks" / "00_data.ipynb",
+    _nb(
+        tmp_path / "notebooks" / "00_data.ipynb",
         "from pathlib import Path\nd = Path(run_dir) / 'data'; d.mkdir(parents=True, exist_ok=True)\n"
         "(d / 'x.txt').write_text(str(seed))\n"
-        "import json; (d / 'manifest.json').write_text(json.dumps({'synthetic': True}))")
-    _nb(tmp_path / "notebooks" / "01_cleaning.ipynb",
-        "from pathlib import Path\nprint('upstream says', (Path(run_dir) / 'data' / 'x.txt').read_text())")
+        "import json; (d / 'manifest.json').write_text(json.dumps({'synthetic': True}))",
+    )
+    _nb(
+        tmp_path / "notebooks" / "01_cleaning.ipynb",
+        "from pathlib import Path\nprint('upstream says', (Path(run_dir) / 'data' / 'x.txt').read_text())",
+    )
     return tmp_path
 
 
 def _run(root, **kw):
     log = []
-    res = report.run_report("smoke", root=root, run_dir=root / "runs" / "smoke",
-                            reports_dir=root / "reports", echo=log.append, **kw)
+    res = report.run_report(
+        "smoke", root=root, run_dir=root / "runs" / "smoke", reports_dir=root / "reports", echo=log.append, **kw
+    )
     return {r.notebook: r.status for r in res}, log
 
 
@@ -59,9 +65,11 @@ def test_incremental_reruns_only_what_changed(toy_root):
     status, _ = _run(toy_root)
     assert status == {"00_data": "up-to-date", "01_cleaning": "ok"}
     # re-running only the upstream notebook with new outputs marks the downstream one out of date
-    _nb(toy_root / "notebooks" / "00_data.ipynb",
+    _nb(
+        toy_root / "notebooks" / "00_data.ipynb",
         "from pathlib import Path\nd = Path(run_dir) / 'data'; d.mkdir(parents=True, exist_ok=True)\n"
-        "(d / 'x.txt').write_text('v2')")
+        "(d / 'x.txt').write_text('v2')",
+    )
     status, _ = _run(toy_root, only="00")
     assert status == {"00_data": "ok", "01_cleaning": "out of date"}
     assert "out of date" in (toy_root / "reports" / "index.html").read_text()
@@ -93,9 +101,14 @@ def test_failed_notebook_stops_the_run_and_is_shown(toy_root):
 
 def test_cli_failure_prints_cell_and_error(toy_root):
     _nb(toy_root / "notebooks" / "00_data.ipynb", "raise RuntimeError('cli boom')")
-    proc = subprocess.run([sys.executable, "-m", "carotidkit", "report", "--profile", "smoke"],
-                          cwd=toy_root, capture_output=True, text=True, timeout=300,
-                          env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.run(
+        [sys.executable, "-m", "carotidkit", "report", "--profile", "smoke"],
+        cwd=toy_root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
+    )
     assert proc.returncode == 1
     assert "cli boom" in proc.stderr and "cell [3]" in proc.stderr
 

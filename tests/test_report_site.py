@@ -1,4 +1,5 @@
 """The rendered report site, opened in headless Chromium: links, images, console, code toggle."""
+
 from __future__ import annotations
 
 import shutil
@@ -18,9 +19,19 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
         yield b
         b.close()
 
@@ -42,7 +53,8 @@ def _check_page(browser, path: Path):
         else:
             assert url.scheme in ("", "about", "javascript") or href.startswith("#"), href
     broken = page.eval_on_selector_all(
-        "img", "els => els.filter(e => !(e.complete && e.naturalWidth > 0)).map(e => e.src.slice(0, 80))")
+        "img", "els => els.filter(e => !(e.complete && e.naturalWidth > 0)).map(e => e.src.slice(0, 80))"
+    )
     assert not broken, f"{path.name}: images that do not load {broken}"
     assert page.locator(".ck-banner").first.is_visible(), f"{path.name}: no synthetic-data banner"
     return page

@@ -1,4 +1,5 @@
 """SCORE2 / SCORE2-OP / SCORE2-Diabetes reproduce the published worked examples."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -43,8 +44,22 @@ DM_EXAMPLES = [
 
 @pytest.mark.parametrize("dx_age,hba1c,egfr,expected", DM_EXAMPLES)
 def test_score2_diabetes_worked_examples(dx_age, hba1c, egfr, expected):
-    d = pd.DataFrame([_person(60, s, smoking=0, tc_mmol_l=5.5, hdl_mmol_l=1.3, diabetes=1, hba1c_mmol_mol=hba1c,
-                              egfr_ml_min=egfr, age_at_diabetes_years=dx_age) for s in ("male", "female")])
+    d = pd.DataFrame(
+        [
+            _person(
+                60,
+                s,
+                smoking=0,
+                tc_mmol_l=5.5,
+                hdl_mmol_l=1.3,
+                diabetes=1,
+                hba1c_mmol_mol=hba1c,
+                egfr_ml_min=egfr,
+                age_at_diabetes_years=dx_age,
+            )
+            for s in ("male", "female")
+        ]
+    )
     for region, exp in expected.items():
         assert (100 * score2_diabetes(d, region)).round(1).tolist() == list(exp), region
 
@@ -52,8 +67,9 @@ def test_score2_diabetes_worked_examples(dx_age, hba1c, egfr, expected):
 def test_hba1c_master_equation_and_pct_input():
     assert hba1c_pct_to_mmol_mol(6.5) == pytest.approx(47.5, abs=0.1)
     assert hba1c_pct_to_mmol_mol(2.152) == pytest.approx(0.0)
-    d = pd.DataFrame([_person(60, "male", smoking=0, diabetes=1, hba1c_pct=6.5, egfr_ml_min=80,
-                              age_at_diabetes_years=55)])
+    d = pd.DataFrame(
+        [_person(60, "male", smoking=0, diabetes=1, hba1c_pct=6.5, egfr_ml_min=80, age_at_diabetes_years=55)]
+    )
     d2 = d.drop(columns="hba1c_pct").assign(hba1c_mmol_mol=float(hba1c_pct_to_mmol_mol(6.5)))
     assert score2_diabetes(d).iloc[0] == pytest.approx(score2_diabetes(d2).iloc[0])
 

@@ -1,4 +1,5 @@
 """Segmentation metrics and the pixel-wise vote (numpy only)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,13 +9,15 @@ from carotidkit.segment import metrics
 
 
 def _disk(shape, cy, cx, r):
-    yy, xx = np.mgrid[:shape[0], :shape[1]]
-    return (yy - cy) ** 2 + (xx - cx) ** 2 <= r ** 2
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return (yy - cy) ** 2 + (xx - cx) ** 2 <= r**2
 
 
 def test_dice_iou_known_values():
-    a = np.zeros((10, 10), bool); a[:, :5] = True
-    b = np.zeros((10, 10), bool); b[:, 2:7] = True
+    a = np.zeros((10, 10), bool)
+    a[:, :5] = True
+    b = np.zeros((10, 10), bool)
+    b[:, 2:7] = True
     assert metrics.dice(a, b) == pytest.approx(2 * 30 / 100)
     assert metrics.iou(a, b) == pytest.approx(30 / 70)
     assert metrics.dice(a, a) == 1.0 and metrics.dice(a, ~a) == 0.0
@@ -22,8 +25,8 @@ def test_dice_iou_known_values():
 
 
 def test_per_plaque_detection_counts_components():
-    t = _disk((64, 64), 20, 15, 5) | _disk((64, 64), 40, 45, 5)        # two plaques
-    p = _disk((64, 64), 21, 16, 4) | _disk((64, 64), 5, 55, 2)         # finds one, one false
+    t = _disk((64, 64), 20, 15, 5) | _disk((64, 64), 40, 45, 5)  # two plaques
+    p = _disk((64, 64), 21, 16, 4) | _disk((64, 64), 5, 55, 2)  # finds one, one false
     found, n_true, hit, n_pred = metrics.plaque_matches(t, p)
     assert (found, n_true, hit, n_pred) == (1, 2, 1, 2)
 
@@ -31,12 +34,13 @@ def test_per_plaque_detection_counts_components():
 def test_summary_separates_plaque_and_plaque_free_images():
     rng = np.random.default_rng(0)
     T, P = [], []
-    for k in range(20):                        # 10 plaque images predicted well, 10 free ones
+    for k in range(20):  # 10 plaque images predicted well, 10 free ones
         t = _disk((64, 64), 32, 32, 8) if k < 10 else np.zeros((64, 64), bool)
         p = _disk((64, 64), 32 + rng.integers(-2, 3), 32, 8) if k < 10 else np.zeros((64, 64), bool)
-        if k in (10, 11):                      # two false alarms
+        if k in (10, 11):  # two false alarms
             p = _disk((64, 64), 10, 10, 3)
-        T.append(t); P.append(p)
+        T.append(t)
+        P.append(p)
     df = metrics.per_image(np.array(T), np.array(P), px_area_mm2=np.full(20, 0.01))
     s = metrics.summarize(df, n_boot=200, seed=1).set_index("metric")
     assert 0.8 < s.loc["dice_mean", "estimate"] <= 1.0
@@ -49,7 +53,7 @@ def test_summary_separates_plaque_and_plaque_free_images():
 
 
 def test_majority_vote_and_mean_vote():
-    probs = np.array([[[0.9, 0.9, 0.1]], [[0.8, 0.2, 0.1]], [[0.1, 0.3, 0.6]]])   # 3 models, 1x3 image
+    probs = np.array([[[0.9, 0.9, 0.1]], [[0.8, 0.2, 0.1]], [[0.1, 0.3, 0.6]]])  # 3 models, 1x3 image
     assert metrics.vote(probs, "majority").tolist() == [[True, False, False]]
     assert metrics.vote(probs, "mean").tolist() == [[True, False, False]]
     d = metrics.disagreement(probs)

@@ -1,4 +1,5 @@
 """The saved ensemble, as users call it on new images (uses the smoke run's trained models)."""
+
 from __future__ import annotations
 
 import numpy as np

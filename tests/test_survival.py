@@ -1,5 +1,6 @@
 """Survival statistics agree with lifelines and scikit-survival on their bundled data sets, and
 recover planted values on simulated data."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,8 +20,9 @@ def whas():
     from sksurv.datasets import load_whas500
 
     X, y = load_whas500()
-    return pd.DataFrame({"t": y["lenfol"], "e": y["fstat"].astype(int), "age": X.age.to_numpy(float),
-                         "bmi": X.bmi.to_numpy(float)}), y
+    return pd.DataFrame(
+        {"t": y["lenfol"], "e": y["fstat"].astype(int), "age": X.age.to_numpy(float), "bmi": X.bmi.to_numpy(float)}
+    ), y
 
 
 @pytest.mark.parametrize("col", ["prio", "age", "fin"])
@@ -35,7 +37,8 @@ def test_uno_and_td_auc_match_scikit_survival_on_whas500(whas, col):
 
     d, y = whas
     assert c_index(d, "t", "e", col, "uno", tau=1500) == pytest.approx(
-        concordance_index_ipcw(y, y, d[col].to_numpy(), tau=1500)[0], abs=1e-10)
+        concordance_index_ipcw(y, y, d[col].to_numpy(), tau=1500)[0], abs=1e-10
+    )
     ours = time_dependent_auc(d, "t", "e", col, [365, 1000]).auc.to_numpy()
     theirs = cumulative_dynamic_auc(y, y, d[col].to_numpy(), [365, 1000])[0]
     np.testing.assert_allclose(ours, theirs, atol=1e-10)
@@ -56,7 +59,7 @@ def test_bootstrap_point_estimate_and_paired_delta():
     row = b.iloc[0]
     assert row.ci_low < row.c_index < row.ci_high
     assert row.delta_c == pytest.approx(row.c_index - b.c_index.iloc[1])
-    assert row.delta_ci_low > 0          # prio ranks re-arrest far better than age does (reversed)
+    assert row.delta_ci_low > 0  # prio ranks re-arrest far better than age does (reversed)
 
 
 def test_bootstrap_replicates_equal_resampled_c_index():

@@ -1,4 +1,5 @@
 """The simulator: speckle statistics, anatomy truth, cohort realism, cine physiology, caching."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,7 +27,7 @@ def test_rayleigh_holds_inside_simulated_tissue():
     anat = A.random_anatomy(rng, n_plaques=0)
     z, x = np.arange(0, 40, 0.1), np.arange(0, 50, 0.1)
     amp, labels, _ = A.echo_map(anat, z, x, rng)
-    amp[:] = np.where(labels == A.LABELS["lumen"], amp, 0.5)   # flatten texture outside the lumen
+    amp[:] = np.where(labels == A.LABELS["lumen"], amp, 0.5)  # flatten texture outside the lumen
     env = speckle.envelope(speckle.iq_image(amp, speckle.gaussian_psf(0.1, 0.1), rng))
     patch = env[-80:-10, 50:-50]
     assert abs(patch.mean() / patch.std() - 1.913) < 0.08
@@ -35,9 +36,9 @@ def test_rayleigh_holds_inside_simulated_tissue():
 def test_log_compression_keeps_tissue_below_white():
     rng = np.random.default_rng(2)
     ex = bmode.render_export(rng, size=256)
-    scan = ex.clean[ex.scan_box[1]:ex.scan_box[3], ex.scan_box[0]:ex.scan_box[2]]
-    assert (scan >= 250).mean() < 0.002          # only overlays are pure white
-    assert scan.mean() > 40                       # but the tissue is not black
+    scan = ex.clean[ex.scan_box[1] : ex.scan_box[3], ex.scan_box[0] : ex.scan_box[2]]
+    assert (scan >= 250).mean() < 0.002  # only overlays are pure white
+    assert scan.mean() > 40  # but the tissue is not black
 
 
 def test_plaque_truth_matches_geometry():
@@ -46,9 +47,9 @@ def test_plaque_truth_matches_geometry():
     z, x = np.arange(0, 40, 0.1), np.arange(0, 50, 0.1)
     amp, labels, mask = A.echo_map(anat, z, x, rng)
     cols = np.where(mask.any(0))[0]
-    assert 8.5 < (cols.max() - cols.min()) * 0.1 < 10.5         # plaque length ~10 mm
+    assert 8.5 < (cols.max() - cols.min()) * 0.1 < 10.5  # plaque length ~10 mm
     thick = mask.sum(0).max() * 0.1
-    assert 1.5 < thick < 2.0 + anat.imt_far_mm                    # encroachment + part of IMT
+    assert 1.5 < thick < 2.0 + anat.imt_far_mm  # encroachment + part of IMT
     assert (labels[mask] == A.LABELS["plaque"]).all()
     lumen_center = labels[:, 100] == A.LABELS["lumen"]
     assert abs(lumen_center.sum() * 0.1 - 2 * anat.lumen_radius_mm) < 0.3
@@ -71,7 +72,7 @@ def test_cohort_is_realistic_and_reproducible():
     assert c.hdl_mmol_l[c.sex == "male"].mean() < c.hdl_mmol_l[c.sex == "female"].mean()
     assert c.age_years.between(35, 75).all()
     decade = ((c.age_years - 35) // 10).clip(0, 3)
-    assert c.groupby([c.sex, decade]).size().std() / len(c) < 0.01   # balanced by sex x decade
+    assert c.groupby([c.sex, decade]).size().std() / len(c) < 0.01  # balanced by sex x decade
     death10 = ((c.death_event == 1) & (c.death_years <= 10)).mean()
     assert 0.04 <= death10 <= 0.09
     assert 0.01 < ((c.mi_event == 1) & (c.mi_years <= 10)).mean() < 0.04
@@ -86,9 +87,11 @@ def test_cohort_is_realistic_and_reproducible():
 
 def test_vd_hazard_ratio_is_configurable():
     """With a larger HR per SD, events concentrate more in high-vd subjects."""
+
     def slope(hr):
         c, t = simulate_cohort(8000, seed=6, vd_hr_per_sd=hr)
         return c.mi_event[t.vd_true > 0.5].mean() / max(c.mi_event[t.vd_true < -0.5].mean(), 1e-3)
+
     assert slope(2.5) > slope(1.0)
 
 
@@ -113,8 +116,8 @@ def test_plaque_db_plan_has_the_real_databases_quirks():
     src_split = plan.set_index("render")[plan.duplicate_of.isna().values].split
     cross = sum(src_split[int(r.duplicate_of)] != r.split for r in dup.itertuples())
     assert cross == 4
-    assert plan.image_id.max() > len(plan)                  # gaps in the numbering
-    assert plan.file.str.contains(" ").sum() == 1           # the "544 .png" quirk
+    assert plan.image_id.max() > len(plan)  # gaps in the numbering
+    assert plan.file.str.contains(" ").sum() == 1  # the "544 .png" quirk
     assert 0.05 < plan.mask_rgb.mean() < 0.3
     assert 0.55 < plan.has_plaque.mean() < 0.75
 
@@ -129,7 +132,7 @@ def test_generate_writes_layout_truth_and_caches(tmp_path):
     assert (tmp_path / "truth" / "plaque_db" / f"{truth.image_id.iloc[0]}_overlay.png").exists()
     mtime = (tmp_path / "manifest.json").stat().st_mtime_ns
     assert generate(tmp_path, **kw)["key"] == m["key"]
-    assert (tmp_path / "manifest.json").stat().st_mtime_ns == mtime        # cached: nothing redone
+    assert (tmp_path / "manifest.json").stat().st_mtime_ns == mtime  # cached: nothing redone
     m2 = generate(tmp_path, **{**kw, "n_subjects": 31})
     assert m2["key"] != m["key"] and m2["counts"]["subjects"] == 31
     # the same seed gives byte-identical images, whatever the worker count
@@ -141,9 +144,8 @@ def test_generate_writes_layout_truth_and_caches(tmp_path):
 def test_truth_summary_links_vd_to_what_images_show(tmp_path):
     from carotidkit.synth.dataset import truth_summary
 
-    generate(tmp_path, n_subjects=300, n_plaque_images=20, plaque_db_size=128, cine_size=32,
-             cine_seconds=0.5, n_jobs=2)
+    generate(tmp_path, n_subjects=300, n_plaque_images=20, plaque_db_size=128, cine_size=32, cine_seconds=0.5, n_jobs=2)
     truth, corr = truth_summary(tmp_path)
     assert len(truth) == 300
-    assert corr["distension"] < -0.3          # stiffer arteries with more damage
+    assert corr["distension"] < -0.3  # stiffer arteries with more damage
     assert corr["imt_far_mm"] > 0.3 and corr["hypertension"] > 0.2

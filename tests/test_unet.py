@@ -1,4 +1,5 @@
 """The Keras U-Net: builds on every backbone, trains, resumes, saves/loads; runs on torch too."""
+
 from __future__ import annotations
 
 import os
@@ -24,7 +25,7 @@ def test_every_backbone_builds_a_unet(backbone):
     assert m.input_shape == (None, 64, 64, 1) and m.output_shape == (None, 64, 64, 1)
     out = m.predict(np.zeros((1, 64, 64, 1), np.float32), verbose=0)
     assert out.shape == (1, 64, 64, 1) and (0 <= out).all() and (out <= 1).all()
-    assert out.mean() < 0.2                          # starts near the plaque prior, not 0.5
+    assert out.mean() < 0.2  # starts near the plaque prior, not 0.5
 
 
 def test_bad_arguments_are_clear():
@@ -41,11 +42,12 @@ def test_augmentation_moves_image_and_mask_together():
     x = y * 255
     xa, ya = augment_batch(x, y, rng, shift=0.2, gain=0.0)
     assert ((xa > 127) == (ya > 0.5)).all()
-    assert not np.array_equal(ya, y)                 # something moved
+    assert not np.array_equal(ya, y)  # something moved
 
 
 def test_loss_prefers_the_right_mask():
-    y = np.zeros((2, 16, 16, 1), np.float32); y[:, 4:8, 4:8] = 1
+    y = np.zeros((2, 16, 16, 1), np.float32)
+    y[:, 4:8, 4:8] = 1
     good = np.clip(y * 0.9 + 0.05, 0, 1)
     bad = np.clip((1 - y) * 0.9 + 0.05, 0, 1)
     assert float(unet.dice_bce_loss(y, good)) < float(unet.dice_bce_loss(y, bad))
@@ -56,39 +58,49 @@ def test_loss_prefers_the_right_mask():
 def test_train_save_resume_and_reload(tmp_path):
     rng = np.random.default_rng(0)
     X = rng.integers(0, 255, (12, 64, 64, 1)).astype(np.uint8)
-    Y = np.zeros((12, 64, 64, 1), np.float32); Y[:, 30:40, 10:50] = 1
+    Y = np.zeros((12, 64, 64, 1), np.float32)
+    Y[:, 30:40, 10:50] = 1
     X[Y > 0] = 250
     r1 = train_unet("mobilenetv2", X[:8], Y[:8], X[8:], Y[8:], tmp_path, epochs=1, batch_size=4, verbose=0)
     assert r1["epochs_run"] == 1 and (tmp_path / "mobilenetv2" / "best.keras").exists()
-    r2 = train_unet("mobilenetv2", X[:8], Y[:8], X[8:], Y[8:], tmp_path, epochs=2, batch_size=4, verbose=0,
-                    patience=5)
-    assert r2["epochs_run"] == 2                     # resumed from last.keras, one more epoch
+    r2 = train_unet("mobilenetv2", X[:8], Y[:8], X[8:], Y[8:], tmp_path, epochs=2, batch_size=4, verbose=0, patience=5)
+    assert r2["epochs_run"] == 2  # resumed from last.keras, one more epoch
     log = (tmp_path / "mobilenetv2" / "log.csv").read_text().strip().splitlines()
-    assert len(log) == 3                             # header + 2 epochs
+    assert len(log) == 3  # header + 2 epochs
     m = keras.models.load_model(tmp_path / "mobilenetv2" / "best.keras", custom_objects=unet.CUSTOM_OBJECTS)
     assert m.predict(X[:1].astype(np.float32), verbose=0).shape == (1, 64, 64, 1)
     # same settings and data: nothing to do; a new learning rate or changed data retrains from scratch
     r3 = train_unet("mobilenetv2", X[:8], Y[:8], X[8:], Y[8:], tmp_path, epochs=2, batch_size=4, verbose=0)
     assert r3 == r2
-    r4 = train_unet("mobilenetv2", X[:8], Y[:8], X[8:], Y[8:], tmp_path, epochs=2, batch_size=4, verbose=0,
-                    learning_rate=5e-4)
+    r4 = train_unet(
+        "mobilenetv2", X[:8], Y[:8], X[8:], Y[8:], tmp_path, epochs=2, batch_size=4, verbose=0, learning_rate=5e-4
+    )
     assert r4["learning_rate"] == 5e-4 and r4["seconds"] != r2["seconds"]
     assert len((tmp_path / "mobilenetv2" / "log.csv").read_text().strip().splitlines()) == 3
     X2 = X.copy()
     X2[0, 0, 0, 0] ^= 1
-    r5 = train_unet("mobilenetv2", X2[:8], Y[:8], X2[8:], Y[8:], tmp_path, epochs=2, batch_size=4, verbose=0,
-                    learning_rate=5e-4)
+    r5 = train_unet(
+        "mobilenetv2", X2[:8], Y[:8], X2[8:], Y[8:], tmp_path, epochs=2, batch_size=4, verbose=0, learning_rate=5e-4
+    )
     assert r5["seconds"] != r4["seconds"]
 
 
 def test_unet_runs_on_the_torch_backend():
-    code = ("import numpy as np, keras; assert keras.backend.backend() == 'torch';"
-            "from carotidkit.segment.unet import build_unet, dice_bce_loss, dice_metric;"
-            "m = build_unet('mobilenetv2', 64);"
-            "m.compile(optimizer='adam', loss=dice_bce_loss, metrics=[dice_metric]);"
-            "x = np.random.rand(4, 64, 64, 1).astype('float32') * 255; y = (x > 200).astype('float32');"
-            "h = m.fit(x, y, epochs=1, batch_size=2, verbose=0);"
-            "p = m.predict(x, verbose=0); assert p.shape == (4, 64, 64, 1); print('torch ok', h.history['loss'][0])")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=600,
-                          env={**os.environ, "KERAS_BACKEND": "torch"})
+    code = (
+        "import numpy as np, keras; assert keras.backend.backend() == 'torch';"
+        "from carotidkit.segment.unet import build_unet, dice_bce_loss, dice_metric;"
+        "m = build_unet('mobilenetv2', 64);"
+        "m.compile(optimizer='adam', loss=dice_bce_loss, metrics=[dice_metric]);"
+        "x = np.random.rand(4, 64, 64, 1).astype('float32') * 255; y = (x > 200).astype('float32');"
+        "h = m.fit(x, y, epochs=1, batch_size=2, verbose=0);"
+        "p = m.predict(x, verbose=0); assert p.shape == (4, 64, 64, 1); print('torch ok', h.history['loss'][0])"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+        env={**os.environ, "KERAS_BACKEND": "torch"},
+    )
     assert proc.returncode == 0 and "torch ok" in proc.stdout, proc.stderr[-2000:]

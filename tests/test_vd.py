@@ -1,5 +1,6 @@
 """Video VD: clip sampling, models, DDP gives the single-process step, and the cross-fitting
 does not leak (shuffled labels give chance AUROC out of fold)."""
+
 from __future__ import annotations
 
 import os
@@ -28,7 +29,7 @@ def test_windows_and_clip_dataset():
     tr = ClipDataset(cache, [0, 1, 2], labels=[0, 1, 0], frames=4, period=2, train=True, seed=1)
     a, _ = tr.get([1])
     b, _ = tr.get([1])
-    np.testing.assert_array_equal(a, b)          # seeded per (seed, epoch, item): any process sees the same
+    np.testing.assert_array_equal(a, b)  # seeded per (seed, epoch, item): any process sees the same
     tr.set_epoch(1)
     c, _ = tr.get([1])
     assert not np.array_equal(a, c)
@@ -99,7 +100,7 @@ def test_two_gloo_processes_take_the_single_process_step(tmp_path):
     for k, v in model.state_dict().items():
         torch.testing.assert_close(ddp[k], v, atol=2e-5, rtol=1e-4)
         moved += int(not torch.equal(v, before[k]))
-    assert moved > 10                               # the step really changed the weights
+    assert moved > 10  # the step really changed the weights
 
 
 @pytest.fixture(scope="module")
@@ -107,8 +108,16 @@ def small_run(tmp_path_factory):
     from carotidkit.synth.dataset import generate
 
     root = tmp_path_factory.mktemp("vdrun")
-    generate(root / "data", n_subjects=300, n_plaque_images=20, plaque_db_size=256, cine_size=32,
-             cine_seconds=1.3, seed=5, n_jobs=1)
+    generate(
+        root / "data",
+        n_subjects=300,
+        n_plaque_images=20,
+        plaque_db_size=256,
+        cine_size=32,
+        cine_seconds=1.3,
+        seed=5,
+        n_jobs=1,
+    )
     return root
 
 
@@ -128,7 +137,7 @@ def test_shuffled_labels_give_chance_auroc_out_of_fold(small_run, tmp_path):
     out = cross_fit(run, seed=0, progress=False, folds=3, epochs=3, input_size_px=32, width=8, batch_size=16)
     vd = pd.read_parquet(run / "vd" / "vd.parquet").merge(cohort[["subject_id", "hypertension"]])
     assert len(vd) == cohort.subject_id.nunique()
-    assert set(out["clips"].groupby("subject_id").fold.nunique()) == {1}   # all clips of a subject in one fold
+    assert set(out["clips"].groupby("subject_id").fold.nunique()) == {1}  # all clips of a subject in one fold
     auc = roc_auc_score(vd.hypertension, vd.vd_logit)
     assert 0.4 <= auc <= 0.6, auc
 

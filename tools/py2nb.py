@@ -3,6 +3,7 @@
 Cells start with ``# %%`` (code), ``# %% [markdown]`` (markdown, lines prefixed by ``# ``) or
 ``# %% tags=["parameters"]`` (the papermill parameters cell).
 """
+
 import json
 import re
 import sys
@@ -12,8 +13,10 @@ import nbformat
 
 def convert(src: str):
     nb = nbformat.v4.new_notebook()
-    nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-                   "language_info": {"name": "python"}}
+    nb.metadata = {
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+        "language_info": {"name": "python"},
+    }
     blocks = re.split(r"^# %%", src, flags=re.M)
     for block in blocks[1:]:
         header, _, body = block.partition("\n")

@@ -4,11 +4,24 @@ Each returns tidy, canonical structures (docs/DESIGN.md) and fails on bad input 
 :class:`~carotidkit.io.CarotidkitError` line naming the file/row, the problem and the fix.
 Raw files are only ever read.
 """
+
 from ..io import CarotidkitError
 from .cohort import CANONICAL, load_cohort, map_columns, validate_cohort
 from .plaque_db import load_plaque_db, read_image, read_mask
 from .video import Video, load_video
 
-__all__ = ["CarotidkitError", "CANONICAL", "load_cohort", "validate_cohort", "load_plaque_db",
-           "read_image", "read_mask", "Video", "load_video", "map_columns", "prepare_data", "data_paths"]
+__all__ = [
+    "CarotidkitError",
+    "CANONICAL",
+    "load_cohort",
+    "validate_cohort",
+    "load_plaque_db",
+    "read_image",
+    "read_mask",
+    "Video",
+    "load_video",
+    "map_columns",
+    "prepare_data",
+    "data_paths",
+]
 from .prepare import cine_table, data_paths, prepare_data  # noqa: E402, F401

@@ -5,6 +5,7 @@ A column map (dict, or a YAML file) says ``your_column: canonical_column`` or
 ``your_column: {column: canonical_column, unit: "mg/dL"}``; units are converted to the canonical
 ones (mmol/L for lipids, %, mmHg, umol/L, years).
 """
+
 from __future__ import annotations
 
 import difflib
@@ -52,18 +53,37 @@ UNIT_CONVERSIONS = {
     **{(c, u): _LIPID for c in ("tc_mmol_l", "hdl_mmol_l", "ldl_mmol_l") for u in ("mg/dl", "mg/dL")},
     ("creatinine_umol_l", "mg/dl"): 88.42,
     ("hba1c_pct", "mmol/mol"): lambda x: x / 10.929 + 2.15,
-    ("sbp_mmhg", "kpa"): 7.50062, ("dbp_mmhg", "kpa"): 7.50062,
+    ("sbp_mmhg", "kpa"): 7.50062,
+    ("dbp_mmhg", "kpa"): 7.50062,
     ("crp_mg_l", "mg/dl"): 10.0,
     **{(c, u): 1 / 365.25 for c in CANONICAL if c.endswith("_years") for u in ("days", "d")},
     **{(c, u): 1 / 12 for c in CANONICAL if c.endswith("_years") for u in ("months",)},
 }
-_SEX = {"female": "female", "f": "female", "w": "female", "woman": "female", "weiblich": "female",
-        "male": "male", "m": "male", "man": "male", "männlich": "male"}
+_SEX = {
+    "female": "female",
+    "f": "female",
+    "w": "female",
+    "woman": "female",
+    "weiblich": "female",
+    "male": "male",
+    "m": "male",
+    "man": "male",
+    "männlich": "male",
+}
 _BINARY = {"1": 1, "0": 0, "yes": 1, "no": 0, "true": 1, "false": 0, "y": 1, "n": 0, "ja": 1, "nein": 0}
 
-READERS = {".csv": pd.read_csv, ".txt": pd.read_csv, ".tsv": lambda p: pd.read_csv(p, sep="\t"),
-           ".parquet": pd.read_parquet, ".pq": pd.read_parquet, ".dta": pd.read_stata,
-           ".sas7bdat": pd.read_sas, ".xpt": pd.read_sas, ".xlsx": pd.read_excel, ".xls": pd.read_excel}
+READERS = {
+    ".csv": pd.read_csv,
+    ".txt": pd.read_csv,
+    ".tsv": lambda p: pd.read_csv(p, sep="\t"),
+    ".parquet": pd.read_parquet,
+    ".pq": pd.read_parquet,
+    ".dta": pd.read_stata,
+    ".sas7bdat": pd.read_sas,
+    ".xpt": pd.read_sas,
+    ".xlsx": pd.read_excel,
+    ".xls": pd.read_excel,
+}
 
 
 def _suggest(name: str, options) -> str:
@@ -92,8 +112,10 @@ def read_column_map(column_map) -> dict[str, dict]:
     for src, spec in column_map.items():
         spec = {"column": spec} if isinstance(spec, str) else dict(spec or {})
         if spec.get("column") not in CANONICAL:
-            raise CarotidkitError(f"{where}: {src!r} maps to unknown column {spec.get('column')!r}"
-                                  f"{_suggest(str(spec.get('column')), CANONICAL)}; see carotidkit.data.CANONICAL")
+            raise CarotidkitError(
+                f"{where}: {src!r} maps to unknown column {spec.get('column')!r}"
+                f"{_suggest(str(spec.get('column')), CANONICAL)}; see carotidkit.data.CANONICAL"
+            )
         out[str(src)] = spec
     return out
 
@@ -112,13 +134,14 @@ def load_cohort(path, column_map=None, extra: str = "keep") -> pd.DataFrame:
         raise CarotidkitError(f"{path}: cohort table not found")
     reader = READERS.get(path.suffix.lower())
     if reader is None:
-        raise CarotidkitError(f"{path}: unsupported table format {path.suffix!r}; use "
-                              f"{', '.join(sorted(READERS))}")
+        raise CarotidkitError(f"{path}: unsupported table format {path.suffix!r}; use {', '.join(sorted(READERS))}")
     try:
         raw = reader(path)
     except Exception as exc:
-        raise CarotidkitError(f"{path}: could not be read as {path.suffix} ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+        raise CarotidkitError(
+            f"{path}: could not be read as {path.suffix} ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from None
     return map_columns(raw, column_map, source=str(path), extra=extra)
 
 
@@ -128,8 +151,9 @@ def map_columns(raw: pd.DataFrame, column_map=None, source: str = "table", extra
     df = raw.copy()
     for src, spec in cmap.items():
         if src not in df.columns:
-            raise CarotidkitError(f"{source}: column {src!r} named in the column map is not in the table"
-                                  f"{_suggest(src, df.columns)}")
+            raise CarotidkitError(
+                f"{source}: column {src!r} named in the column map is not in the table{_suggest(src, df.columns)}"
+            )
         unit = spec.get("unit")
         target = spec["column"]
         values = df[src]
@@ -138,16 +162,20 @@ def map_columns(raw: pd.DataFrame, column_map=None, source: str = "table", extra
             conv = UNIT_CONVERSIONS.get((target, unit)) or UNIT_CONVERSIONS.get((target, unit.lower()))
             if conv is None:
                 known = sorted({u for (c, u) in UNIT_CONVERSIONS if c == target})
-                raise CarotidkitError(f"{source}: unknown unit {unit!r} for {src!r} -> {target}; "
-                                      f"use {canon_unit!r}{' or ' + ', '.join(known) if known else ''}")
+                raise CarotidkitError(
+                    f"{source}: unknown unit {unit!r} for {src!r} -> {target}; "
+                    f"use {canon_unit!r}{' or ' + ', '.join(known) if known else ''}"
+                )
             values = pd.to_numeric(values, errors="coerce")
             values = conv(values) if callable(conv) else values * conv
         df = df.drop(columns=[src])
         df[target] = values
     unknown = [c for c in df.columns if c not in CANONICAL]
     if unknown and extra == "error":
-        raise CarotidkitError(f"{source}: unknown column(s) {', '.join(map(repr, unknown))}"
-                              f"{_suggest(unknown[0], CANONICAL)}; map them in the column map or drop them")
+        raise CarotidkitError(
+            f"{source}: unknown column(s) {', '.join(map(repr, unknown))}"
+            f"{_suggest(unknown[0], CANONICAL)}; map them in the column map or drop them"
+        )
     return validate_cohort(df, source=source)
 
 
@@ -174,8 +202,10 @@ def validate_cohort(df: pd.DataFrame, source: str = "table") -> pd.DataFrame:
     dup = df["subject_id"].duplicated(keep=False)
     if dup.any():
         rows = np.where(dup)[0][:2]
-        raise CarotidkitError(f"{source}: duplicate subject_id {df.subject_id.iloc[rows[0]]!r} in rows "
-                              f"{rows[0] + 2} and {rows[1] + 2}; one row per subject")
+        raise CarotidkitError(
+            f"{source}: duplicate subject_id {df.subject_id.iloc[rows[0]]!r} in rows "
+            f"{rows[0] + 2} and {rows[1] + 2}; one row per subject"
+        )
     for col in df.columns:
         if col not in CANONICAL or col == "subject_id":
             continue
@@ -186,8 +216,9 @@ def validate_cohort(df: pd.DataFrame, source: str = "table") -> pd.DataFrame:
             bad = mapped.isna() & s.notna()
             if bad.any():
                 i = int(np.argmax(bad.values))
-                raise CarotidkitError(f"{_row_label(df, i, source)}: sex {_show(s.iloc[i])} not understood; "
-                                      "use female/male (or f/m)")
+                raise CarotidkitError(
+                    f"{_row_label(df, i, source)}: sex {_show(s.iloc[i])} not understood; use female/male (or f/m)"
+                )
             df[col] = mapped
         elif kind == "binary":
             mapped = s.map(lambda v: v if pd.isna(v) else _BINARY.get(str(v).strip().lower().removesuffix(".0")))
@@ -206,8 +237,10 @@ def validate_cohort(df: pd.DataFrame, source: str = "table") -> pd.DataFrame:
             if out.any():
                 i = int(np.argmax(out.values))
                 hint = " (negative follow-up time)" if col.endswith("_years") and num.iloc[i] < 0 else ""
-                raise CarotidkitError(f"{_row_label(df, i, source)}: {col} = {num.iloc[i]:g} is outside "
-                                      f"{lo:g}-{hi:g} {unit}{hint}; check the value or its unit")
+                raise CarotidkitError(
+                    f"{_row_label(df, i, source)}: {col} = {num.iloc[i]:g} is outside "
+                    f"{lo:g}-{hi:g} {unit}{hint}; check the value or its unit"
+                )
             df[col] = num.astype(float)
     for ep in ("mi", "cardiac_death", "death"):
         if f"{ep}_event" in df.columns and f"{ep}_years" not in df.columns:

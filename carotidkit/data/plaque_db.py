@@ -4,6 +4,7 @@ Handles the database's quirks: ``train/`` and ``test/`` split folders, ``<n>.png
 ``<n>_labeled.png`` masks, stray spaces in names (``"544 .png"``), gaps in the numbering, masks
 stored as RGB, mask values that are not only 0/255 (thresholded, never compared to 255).
 """
+
 from __future__ import annotations
 
 import re
@@ -17,8 +18,17 @@ from ..io import CarotidkitError
 
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 MASK_RE = re.compile(r"^(?P<id>.+?)\s*_labell?ed\s*$", re.I)
-SPLIT_ALIASES = {"train": "train", "training": "train", "dev": "train", "development": "train",
-                 "test": "test", "testing": "test", "val": "val", "valid": "val", "validation": "val"}
+SPLIT_ALIASES = {
+    "train": "train",
+    "training": "train",
+    "dev": "train",
+    "development": "train",
+    "test": "test",
+    "testing": "test",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+}
 
 
 def read_image(path, color: bool = False) -> np.ndarray:
@@ -76,23 +86,37 @@ def load_plaque_db(root, check: bool = True, errors: str = "raise") -> pd.DataFr
             m = MASK_RE.match(stem)
             target, key = (masks, m.group("id").strip()) if m else (images, stem.strip())
             if key in target:
-                raise CarotidkitError(f"{p}: id {key!r} also used by {target[key].name} in {folder}; "
-                                      "rename one of them")
+                raise CarotidkitError(
+                    f"{p}: id {key!r} also used by {target[key].name} in {folder}; rename one of them"
+                )
             target[key] = p
         for key, mp in masks.items():
             if key not in images:
-                raise CarotidkitError(f"{mp}: mask without an image (expected {key}.png in {folder}); "
-                                      "add the image or remove the mask")
+                raise CarotidkitError(
+                    f"{mp}: mask without an image (expected {key}.png in {folder}); add the image or remove the mask"
+                )
         for key, ip in images.items():
             if key not in masks:
-                problems.append((ip, f"{ip}: image without a mask (expected {key}_labeled.png); "
-                                     "add an empty mask for plaque-free images"))
-            rows.append({"image_id": key, "split": split, "image_path": str(ip),
-                         "mask_path": str(masks[key]) if key in masks else None,
-                         "file_name": ip.name})
+                problems.append(
+                    (
+                        ip,
+                        f"{ip}: image without a mask (expected {key}_labeled.png); "
+                        "add an empty mask for plaque-free images",
+                    )
+                )
+            rows.append(
+                {
+                    "image_id": key,
+                    "split": split,
+                    "image_path": str(ip),
+                    "mask_path": str(masks[key]) if key in masks else None,
+                    "file_name": ip.name,
+                }
+            )
     if not rows:
-        raise CarotidkitError(f"{root}: no images found (expected <n>.png with <n>_labeled.png, "
-                              "optionally in train/ and test/)")
+        raise CarotidkitError(
+            f"{root}: no images found (expected <n>.png with <n>_labeled.png, optionally in train/ and test/)"
+        )
     df = pd.DataFrame(rows)
     # ids must be unique across splits (01 writes clean/images/<image_id>.png): an id used in two
     # folders (train/5.png and test/5.png) becomes "<split>_<id>" in both; source_id keeps the original
@@ -112,12 +136,17 @@ def load_plaque_db(root, check: bool = True, errors: str = "raise") -> pd.DataFr
                 if r.mask_path is not None:
                     raw = read_image(r.mask_path, color=True)
                     if raw.shape[:2] != img.shape[:2]:
-                        raise CarotidkitError(f"{r.mask_path}: mask is {raw.shape[1]}x{raw.shape[0]} but its image "
-                                              f"{Path(r.image_path).name} is {img.shape[1]}x{img.shape[0]}; "
-                                              "resample the mask to the image grid")
+                        raise CarotidkitError(
+                            f"{r.mask_path}: mask is {raw.shape[1]}x{raw.shape[0]} but its image "
+                            f"{Path(r.image_path).name} is {img.shape[1]}x{img.shape[0]}; "
+                            "resample the mask to the image grid"
+                        )
                     flat = raw.max(axis=2) if raw.ndim == 3 else raw
-                    info.update(has_plaque=bool((flat > 127).any()), mask_rgb=raw.ndim == 3,
-                                mask_nonbinary=bool(((flat > 0) & (flat < 255)).any()))
+                    info.update(
+                        has_plaque=bool((flat > 127).any()),
+                        mask_rgb=raw.ndim == 3,
+                        mask_nonbinary=bool(((flat > 0) & (flat < 255)).any()),
+                    )
             except CarotidkitError as exc:
                 if errors == "raise":
                     raise
@@ -129,5 +158,6 @@ def load_plaque_db(root, check: bool = True, errors: str = "raise") -> pd.DataFr
 
     def _order(s):
         return s.str.extract(r"(\d+)")[0].astype(float).fillna(np.inf)
+
     df = df.sort_values(["split", "image_id"], key=lambda s: _order(s) if s.name == "image_id" else s)
     return df.reset_index(drop=True)

@@ -5,6 +5,7 @@ source (synthetic or a real path), the files downstream notebooks read, counts a
 Real raw files are read in place and never copied or modified; a real cohort is validated and
 stored in canonical form as ``cohort.parquet``.
 """
+
 from __future__ import annotations
 
 import time
@@ -39,19 +40,32 @@ def prepare_data(cfg, progress=print) -> dict:
     """Build ``<run_dir>/data`` from the 00_data settings ``cfg``; return the manifest."""
     out = Path(cfg["run_dir"]) / "data"
     real = {k: cfg.get(k) for k in ("plaque_db_dir", "cohort_path", "video_dir") if cfg.get(k)}
-    manifest = generate(out, n_subjects=cfg["n_subjects"], n_plaque_images=cfg["n_plaque_images"],
-                        plaque_db_size=cfg["plaque_db_size"], cine_size=cfg["cine_size"],
-                        cine_seconds=cfg["cine_seconds"], vd_hr_per_sd=cfg["vd_hr_per_sd"],
-                        followup_years=cfg["followup_years"], seed=cfg["seed"],
-                        n_jobs=cfg.get("n_jobs", 1), progress=progress) if len(real) < 3 else {
-        "parameters": {}, "counts": {}, "data_hashes": {}, "timings": {}, "paths": {}, "sources": {}}
+    manifest = (
+        generate(
+            out,
+            n_subjects=cfg["n_subjects"],
+            n_plaque_images=cfg["n_plaque_images"],
+            plaque_db_size=cfg["plaque_db_size"],
+            cine_size=cfg["cine_size"],
+            cine_seconds=cfg["cine_seconds"],
+            vd_hr_per_sd=cfg["vd_hr_per_sd"],
+            followup_years=cfg["followup_years"],
+            seed=cfg["seed"],
+            n_jobs=cfg.get("n_jobs", 1),
+            progress=progress,
+        )
+        if len(real) < 3
+        else {"parameters": {}, "counts": {}, "data_hashes": {}, "timings": {}, "paths": {}, "sources": {}}
+    )
     manifest = dict(manifest)
     sources, paths, hashes = dict(manifest["sources"]), dict(manifest["paths"]), dict(manifest["data_hashes"])
     t0 = time.perf_counter()
     if "plaque_db_dir" in real:
         db = load_plaque_db(real["plaque_db_dir"])
-        sources["plaque_db"], paths["plaque_db"] = str(Path(real["plaque_db_dir"]).resolve()), \
-            str(Path(real["plaque_db_dir"]).resolve())
+        sources["plaque_db"], paths["plaque_db"] = (
+            str(Path(real["plaque_db_dir"]).resolve()),
+            str(Path(real["plaque_db_dir"]).resolve()),
+        )
         hashes["plaque_db"] = io.tree_digest(real["plaque_db_dir"])
         manifest["counts"]["plaque_images"] = int(len(db))
     if "cohort_path" in real:
@@ -67,8 +81,12 @@ def prepare_data(cfg, progress=print) -> dict:
         hashes["video"] = io.tree_digest(real["video_dir"], content=False)
         manifest["counts"]["clips"] = int(len(idx))
     manifest["timings"]["real_data_s"] = round(time.perf_counter() - t0, 2)
-    manifest.update(sources=sources, paths=paths, data_hashes=hashes,
-                    synthetic=any(v == "synthetic" for v in sources.values()) or not sources)
+    manifest.update(
+        sources=sources,
+        paths=paths,
+        data_hashes=hashes,
+        synthetic=any(v == "synthetic" for v in sources.values()) or not sources,
+    )
     io.write_json(out / "manifest.json", manifest)
     return manifest
 
@@ -78,8 +96,7 @@ def data_paths(run_dir) -> dict[str, Path]:
     out = Path(run_dir) / "data"
     mpath = out / "manifest.json"
     if not mpath.exists():
-        raise io.CarotidkitError(f"{mpath}: no data manifest; run notebook 00_data first "
-                                 "(make report ONLY=00)")
+        raise io.CarotidkitError(f"{mpath}: no data manifest; run notebook 00_data first (make report ONLY=00)")
     m = io.read_json(mpath)
     return {k: (Path(v) if Path(v).is_absolute() else out / v) for k, v in m["paths"].items()}
 

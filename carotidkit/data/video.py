@@ -4,6 +4,7 @@ Every reader returns a :class:`Video` with grayscale uint8 frames ``[T, H, W]``,
 and the pixel spacing when the file says so. From DICOM only whitelisted technical tags are kept
 (:data:`SAFE_DICOM_TAGS`): names, ids, dates and institutions never leave the reader.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -16,14 +17,26 @@ from ..io import CarotidkitError
 VIDEO_EXT = {".avi", ".mp4", ".mov", ".mkv", ".wmv"}
 FRAME_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 #: DICOM attributes that describe the acquisition and identify nobody.
-SAFE_DICOM_TAGS = ("Modality", "Manufacturer", "ManufacturerModelName", "Rows", "Columns",
-                   "NumberOfFrames", "PhotometricInterpretation", "BitsStored", "FrameTime",
-                   "CineRate", "RecommendedDisplayFrameRate", "PixelSpacing", "TransducerFrequency")
+SAFE_DICOM_TAGS = (
+    "Modality",
+    "Manufacturer",
+    "ManufacturerModelName",
+    "Rows",
+    "Columns",
+    "NumberOfFrames",
+    "PhotometricInterpretation",
+    "BitsStored",
+    "FrameTime",
+    "CineRate",
+    "RecommendedDisplayFrameRate",
+    "PixelSpacing",
+    "TransducerFrequency",
+)
 
 
 @dataclass
 class Video:
-    frames: np.ndarray                      # uint8 [T, H, W]
+    frames: np.ndarray  # uint8 [T, H, W]
     fps: float | None
     pixel_spacing_mm: float | None
     source: str
@@ -50,8 +63,9 @@ def _check(video: Video, path) -> Video:
     if video.n_frames == 0:
         raise CarotidkitError(f"{path}: video has no frames; re-export the loop")
     if video.n_frames == 1:
-        raise CarotidkitError(f"{path}: video has a single frame; a cine loop needs at least 2 "
-                              "(is this a still image?)")
+        raise CarotidkitError(
+            f"{path}: video has a single frame; a cine loop needs at least 2 (is this a still image?)"
+        )
     if video.fps is not None and not (1 <= video.fps <= 1000):
         raise CarotidkitError(f"{path}: implausible frame rate {video.fps} fps; pass fps= explicitly")
     return video
@@ -64,8 +78,11 @@ def deidentified_dicom_meta(ds) -> dict:
         if tag in ds:
             v = ds.data_element(tag).value
             try:
-                out[tag] = [float(x) for x in v] if isinstance(v, (list, tuple)) or hasattr(v, "__len__") \
-                    and not isinstance(v, (str, bytes)) else (v if isinstance(v, (int, float)) else str(v))
+                out[tag] = (
+                    [float(x) for x in v]
+                    if isinstance(v, (list, tuple)) or hasattr(v, "__len__") and not isinstance(v, (str, bytes))
+                    else (v if isinstance(v, (int, float)) else str(v))
+                )
             except (TypeError, ValueError):
                 out[tag] = str(v)
     return out
@@ -101,7 +118,7 @@ def _read_dicom(path: Path, fps) -> Video:
     if regions:
         dx = getattr(regions[0], "PhysicalDeltaX", None)
         if dx:
-            spacing = abs(float(dx)) * 10.0            # cm -> mm
+            spacing = abs(float(dx)) * 10.0  # cm -> mm
     elif getattr(ds, "PixelSpacing", None):
         spacing = float(ds.PixelSpacing[0])
     return Video(_to_gray_uint8(arr, path), rate, spacing, "dicom", deidentified_dicom_meta(ds))
@@ -114,11 +131,13 @@ def _read_container(path: Path, fps) -> Video:
         frames = iio.imread(str(path), plugin="pyav")
         meta = iio.immeta(str(path), plugin="pyav")
     except Exception as exc:  # pyav raises many types for broken files
-        raise CarotidkitError(f"{path}: not a readable video ({type(exc).__name__}); "
-                              "re-encode it (e.g. ffmpeg -i in.avi out.mp4)") from None
+        raise CarotidkitError(
+            f"{path}: not a readable video ({type(exc).__name__}); re-encode it (e.g. ffmpeg -i in.avi out.mp4)"
+        ) from None
     rate = fps or (float(meta["fps"]) if meta.get("fps") else None)
-    return Video(_to_gray_uint8(frames, path), rate, None, path.suffix.lower().lstrip("."),
-                 {"codec": str(meta.get("codec", ""))})
+    return Video(
+        _to_gray_uint8(frames, path), rate, None, path.suffix.lower().lstrip("."), {"codec": str(meta.get("codec", ""))}
+    )
 
 
 def load_video(path, fps: float | None = None, pixel_spacing_mm: float | None = None) -> Video:
@@ -147,8 +166,9 @@ def load_video(path, fps: float | None = None, pixel_spacing_mm: float | None = 
             arr = np.load(path, allow_pickle=False)
         except (ValueError, OSError) as exc:
             raise CarotidkitError(f"{path}: not a readable .npy array ({exc})") from None
-        video = Video(_to_gray_uint8(arr, path) if arr.size else np.zeros((0, 1, 1), np.uint8),
-                      fps, pixel_spacing_mm, "npy")
+        video = Video(
+            _to_gray_uint8(arr, path) if arr.size else np.zeros((0, 1, 1), np.uint8), fps, pixel_spacing_mm, "npy"
+        )
     elif suffix == ".npz":
         try:
             with np.load(path, allow_pickle=False) as z:
@@ -159,13 +179,14 @@ def load_video(path, fps: float | None = None, pixel_spacing_mm: float | None = 
         except (ValueError, OSError, IndexError) as exc:
             raise CarotidkitError(f"{path}: not a readable .npz archive ({exc})") from None
         video = Video(_to_gray_uint8(arr, path) if arr.size else np.zeros((0, 1, 1), np.uint8), rate, sp, "npz")
-    elif suffix in (".dcm", ".dicom", "") :
+    elif suffix in (".dcm", ".dicom", ""):
         video = _read_dicom(path, fps)
     elif suffix in VIDEO_EXT:
         video = _read_container(path, fps)
     else:
-        raise CarotidkitError(f"{path}: unsupported video format {suffix!r}; use DICOM, AVI/MP4, NPY/NPZ "
-                              "or a folder of frames")
+        raise CarotidkitError(
+            f"{path}: unsupported video format {suffix!r}; use DICOM, AVI/MP4, NPY/NPZ or a folder of frames"
+        )
     if pixel_spacing_mm is not None:
         video.pixel_spacing_mm = pixel_spacing_mm
     return _check(video, path)

@@ -3,6 +3,7 @@
 Importing this package does not import TensorFlow: ``carotidkit.segment.metrics`` is numpy
 only; ``carotidkit.segment.unet``, ``train`` and ``ensemble.PlaqueSegmenter.load`` import Keras.
 """
+
 import logging
 import os
 
@@ -31,11 +32,11 @@ def keras_quietly():
     finally:
         os.dup2(saved, 2)
         os.close(saved)
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)    # TF resets it while importing
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # TF resets it while importing
     try:
         import tensorflow as tf
 
-        tf.get_logger().setLevel(logging.ERROR)                 # retracing warnings in notebooks
-    except ImportError:                                         # torch backend without TF
+        tf.get_logger().setLevel(logging.ERROR)  # retracing warnings in notebooks
+    except ImportError:  # torch backend without TF
         pass
     return keras

@@ -5,6 +5,7 @@ at training time; ``segment(paths_or_arrays)`` cleans raw exports exactly as 01_
 (overlays inpainted, scan area cropped, squared, resized), votes the models pixel-wise and
 returns masks, probabilities and plaque areas.
 """
+
 from __future__ import annotations
 
 import time
@@ -21,10 +22,10 @@ from . import metrics
 
 @dataclass
 class Segmentation:
-    table: pd.DataFrame                 # one row per image: areas, disagreement, geometry
-    masks: np.ndarray                   # bool [N, S, S] ensemble masks at model size
-    probs: np.ndarray                   # float32 [n_models, N, S, S]
-    images: np.ndarray = field(repr=False, default=None)   # uint8 [N, S, S] the cleaned inputs
+    table: pd.DataFrame  # one row per image: areas, disagreement, geometry
+    masks: np.ndarray  # bool [N, S, S] ensemble masks at model size
+    probs: np.ndarray  # float32 [n_models, N, S, S]
+    images: np.ndarray = field(repr=False, default=None)  # uint8 [N, S, S] the cleaned inputs
 
 
 class PlaqueSegmenter:
@@ -49,8 +50,10 @@ class PlaqueSegmenter:
 
         unet_dir = Path(unet_dir)
         meta = io.read_json(unet_dir / "ensemble.json")
-        models = {b: keras.models.load_model(unet_dir / b / f"{which}.keras", custom_objects=CUSTOM_OBJECTS,
-                                             compile=False) for b in meta["backbones"]}
+        models = {
+            b: keras.models.load_model(unet_dir / b / f"{which}.keras", custom_objects=CUSTOM_OBJECTS, compile=False)
+            for b in meta["backbones"]
+        }
         return cls(models, meta)
 
     def preprocess(self, image) -> tuple[np.ndarray, clean.Geometry]:
@@ -84,13 +87,18 @@ class PlaqueSegmenter:
         masks = metrics.vote(probs, self.meta["vote"], self.meta["threshold"])
         masks = np.stack([metrics.remove_small(m, self.meta.get("min_component_px", 0)) for m in masks])
         dis = metrics.disagreement(probs, self.meta["threshold"])
-        table = pd.DataFrame({"plaque_area_px": masks.sum((1, 2)), "any_plaque": masks.any((1, 2)),
-                              "mean_disagreement": [float(d[m].mean()) if m.any() else 0.0
-                                                    for d, m in zip(dis, masks)]})
+        table = pd.DataFrame(
+            {
+                "plaque_area_px": masks.sum((1, 2)),
+                "any_plaque": masks.any((1, 2)),
+                "mean_disagreement": [float(d[m].mean()) if m.any() else 0.0 for d, m in zip(dis, masks)],
+            }
+        )
         if geoms and pixel_spacing_mm is not None:
             r, c = pixel_spacing_mm
-            table["plaque_area_mm2"] = [a * r * g.scale_row * c / g.stretch * g.scale_col
-                                        for a, g in zip(table.plaque_area_px, geoms)]
+            table["plaque_area_mm2"] = [
+                a * r * g.scale_row * c / g.stretch * g.scale_col for a, g in zip(table.plaque_area_px, geoms)
+            ]
         return Segmentation(table, masks, probs, X)
 
 
@@ -111,16 +119,34 @@ def run_unet_stage(cfg, progress=print) -> dict:
     summaries = []
     for bb in cfg["backbones"]:
         weights = str(Path(cfg["weights_dir"]) / f"{bb}.weights.h5") if cfg.get("weights_dir") else None
-        s = train_unet(bb, Xtr, Ytr, Xva, Yva, out, epochs=cfg["epochs"], batch_size=cfg["batch_size"],
-                       learning_rate=cfg["learning_rate"], patience=cfg["patience"], seed=cfg["seed"],
-                       weights_path=weights)
+        s = train_unet(
+            bb,
+            Xtr,
+            Ytr,
+            Xva,
+            Yva,
+            out,
+            epochs=cfg["epochs"],
+            batch_size=cfg["batch_size"],
+            learning_rate=cfg["learning_rate"],
+            patience=cfg["patience"],
+            seed=cfg["seed"],
+            weights_path=weights,
+        )
         progress(f"{bb}: best val Dice {s['best_val_dice']:.3f} at epoch {s['best_epoch']} ({s['seconds']} s)")
         summaries.append(s)
-    meta = {"backbones": list(cfg["backbones"]), "vote": cfg["vote"], "threshold": 0.5,
-            "min_component_px": 0,
-            "preprocessing": {"model_size": cmeta["model_size"], "square": cmeta["square"],
-                              "undo_stretch": cmeta["undo_stretch"],
-                              "inpaint_radius": cmeta.get("inpaint_radius", 3)}}
+    meta = {
+        "backbones": list(cfg["backbones"]),
+        "vote": cfg["vote"],
+        "threshold": 0.5,
+        "min_component_px": 0,
+        "preprocessing": {
+            "model_size": cmeta["model_size"],
+            "square": cmeta["square"],
+            "undo_stretch": cmeta["undo_stretch"],
+            "inpaint_radius": cmeta.get("inpaint_radius", 3),
+        },
+    }
     io.write_json(out / "ensemble.json", meta)
     seg = PlaqueSegmenter.load(out)
     t0 = time.perf_counter()
@@ -142,10 +168,18 @@ def run_unet_stage(cfg, progress=print) -> dict:
     table = pd.concat(tables, ignore_index=True)
     io.write_parquet(out / "test_predictions.parquet", per_img)
     io.write_parquet(out / "metrics.parquet", table)
-    io.write_npz(out / "test_probs.npz", probs=(probs * 255).round().astype(np.uint8),
-                 image_ids=np.array(ids["test"]), masks=Yte[..., 0].astype(bool), images=Xte[..., 0])
-    summary = {"train": summaries, "n_test": len(ids["test"]), "inference_images_per_s":
-               round(len(Xte) * len(cfg["backbones"]) / infer_s, 1) if infer_s > 0 else None,
-               "ensemble_images_per_s": round(len(Xte) / infer_s, 1) if infer_s > 0 else None}
+    io.write_npz(
+        out / "test_probs.npz",
+        probs=(probs * 255).round().astype(np.uint8),
+        image_ids=np.array(ids["test"]),
+        masks=Yte[..., 0].astype(bool),
+        images=Xte[..., 0],
+    )
+    summary = {
+        "train": summaries,
+        "n_test": len(ids["test"]),
+        "inference_images_per_s": round(len(Xte) * len(cfg["backbones"]) / infer_s, 1) if infer_s > 0 else None,
+        "ensemble_images_per_s": round(len(Xte) / infer_s, 1) if infer_s > 0 else None,
+    }
     io.write_json(out / "summary.json", summary)
     return summary

@@ -5,6 +5,7 @@ plaque; on plaque-free images what matters is false alarms (any predicted plaque
 Per-plaque detection matches connected components (a true plaque is found when a predicted
 component overlaps it). Every summary comes with a percentile bootstrap CI over images.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -52,12 +53,23 @@ def per_image(y_true: np.ndarray, y_pred: np.ndarray, px_area_mm2=None, image_id
         t, p = y_true[k].astype(bool).squeeze(), y_pred[k].astype(bool).squeeze()
         found, n_true, hit, n_pred = plaque_matches(t, p)
         a = float(px_area_mm2[k]) if px_area_mm2 is not None else np.nan
-        rows.append({"image_id": image_ids[k] if image_ids is not None else k, "has_plaque": bool(t.any()),
-                     "dice": dice(t, p) if t.any() else np.nan, "iou": iou(t, p) if t.any() else np.nan,
-                     "true_area_px": int(t.sum()), "pred_area_px": int(p.sum()),
-                     "true_area_mm2": t.sum() * a, "pred_area_mm2": p.sum() * a,
-                     "any_predicted": bool(p.any()), "plaques_true": n_true, "plaques_found": found,
-                     "pred_components": n_pred, "pred_components_hit": hit})
+        rows.append(
+            {
+                "image_id": image_ids[k] if image_ids is not None else k,
+                "has_plaque": bool(t.any()),
+                "dice": dice(t, p) if t.any() else np.nan,
+                "iou": iou(t, p) if t.any() else np.nan,
+                "true_area_px": int(t.sum()),
+                "pred_area_px": int(p.sum()),
+                "true_area_mm2": t.sum() * a,
+                "pred_area_mm2": p.sum() * a,
+                "any_predicted": bool(p.any()),
+                "plaques_true": n_true,
+                "plaques_found": found,
+                "pred_components": n_pred,
+                "pred_components_hit": hit,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -66,17 +78,23 @@ def _summaries(df: pd.DataFrame) -> dict[str, float]:
     rec = pl.plaques_found.sum() / max(pl.plaques_true.sum(), 1)
     prec = df.pred_components_hit.sum() / max(df.pred_components.sum(), 1)
     out = {
-        "dice_mean": pl.dice.mean(), "dice_median": pl.dice.median(),
-        "iou_mean": pl.iou.mean(), "iou_median": pl.iou.median(),
+        "dice_mean": pl.dice.mean(),
+        "dice_median": pl.dice.median(),
+        "iou_mean": pl.iou.mean(),
+        "iou_median": pl.iou.median(),
         "false_alarm_rate": free.any_predicted.mean() if len(free) else np.nan,
         "false_positive_area_px": free.pred_area_px.mean() if len(free) else np.nan,
-        "plaque_recall": rec, "plaque_precision": prec,
+        "plaque_recall": rec,
+        "plaque_precision": prec,
         "plaque_f1": 2 * prec * rec / (prec + rec) if prec + rec > 0 else 0.0,
     }
     if pl.true_area_mm2.notna().any():
-        d = (pl.pred_area_mm2 - pl.true_area_mm2)
-        out.update(area_bias_mm2=d.mean(), area_loa_low_mm2=d.mean() - 1.96 * d.std(),
-                   area_loa_high_mm2=d.mean() + 1.96 * d.std())
+        d = pl.pred_area_mm2 - pl.true_area_mm2
+        out.update(
+            area_bias_mm2=d.mean(),
+            area_loa_low_mm2=d.mean() - 1.96 * d.std(),
+            area_loa_high_mm2=d.mean() + 1.96 * d.std(),
+        )
     return out
 
 
@@ -92,8 +110,12 @@ def summarize(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0, ci: float = 0
     pl_idx, free_idx = np.where(df.has_plaque.values)[0], np.where(~df.has_plaque.values)[0]
     boots = {k: [] for k in est}
     for _ in range(n_boot):
-        idx = np.concatenate([rng.choice(pl_idx, len(pl_idx)) if len(pl_idx) else pl_idx,
-                              rng.choice(free_idx, len(free_idx)) if len(free_idx) else free_idx])
+        idx = np.concatenate(
+            [
+                rng.choice(pl_idx, len(pl_idx)) if len(pl_idx) else pl_idx,
+                rng.choice(free_idx, len(free_idx)) if len(free_idx) else free_idx,
+            ]
+        )
         for k, v in _summaries(df.iloc[idx]).items():
             boots[k].append(v)
     a = (1 - ci) / 2
@@ -101,15 +123,26 @@ def summarize(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0, ci: float = 0
     for k, v in est.items():
         b = np.asarray(boots[k], float)
         b = b[np.isfinite(b)]
-        rows.append({"metric": k, "estimate": float(v),
-                     "ci_low": float(np.quantile(b, a)) if b.size else np.nan,
-                     "ci_high": float(np.quantile(b, 1 - a)) if b.size else np.nan,
-                     "n_images": int(len(pl_idx) if k.startswith(("dice", "iou", "area")) else
-                                     len(free_idx) if k.startswith(("false",)) else len(df))})
+        rows.append(
+            {
+                "metric": k,
+                "estimate": float(v),
+                "ci_low": float(np.quantile(b, a)) if b.size else np.nan,
+                "ci_high": float(np.quantile(b, 1 - a)) if b.size else np.nan,
+                "n_images": int(
+                    len(pl_idx)
+                    if k.startswith(("dice", "iou", "area"))
+                    else len(free_idx)
+                    if k.startswith(("false",))
+                    else len(df)
+                ),
+            }
+        )
     return pd.DataFrame(rows)
 
 
 # ----------------------------------------------------------------------------- ensemble
+
 
 def vote(probs: np.ndarray, mode: str = "majority", threshold: float = 0.5) -> np.ndarray:
     """Combine ``[n_models, N, H, W, ...]`` probabilities pixel-wise.

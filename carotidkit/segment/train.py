@@ -3,6 +3,7 @@
 Each backbone trains into ``<out_dir>/<backbone>/`` with ``log.csv`` (one row per epoch),
 ``last.keras`` (resumable), ``best.keras`` (best validation Dice) and ``train.json``.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,9 @@ def load_arrays(clean_dir, image_ids) -> tuple[np.ndarray, np.ndarray]:
     return X, Y.astype(np.float32)
 
 
-def augment_batch(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, shift: float = 0.1,
-                  hflip: bool = True, gain: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
+def augment_batch(
+    x: np.ndarray, y: np.ndarray, rng: np.random.Generator, shift: float = 0.1, hflip: bool = True, gain: float = 0.15
+) -> tuple[np.ndarray, np.ndarray]:
     """Random left-right flips, shifts (up to ``shift`` of the side, zero fill) and mild
     gain/contrast/gamma changes; the masks get the same geometric changes."""
     x = x.astype(np.float32).copy()
@@ -39,7 +41,7 @@ def augment_batch(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, shift:
     for i in range(n):
         if hflip and rng.random() < 0.5:
             x[i], y[i] = x[i, :, ::-1], y[i, :, ::-1]
-        dy, dx = (rng.integers(-int(shift * s), int(shift * s) + 1, 2) if shift > 0 else (0, 0))
+        dy, dx = rng.integers(-int(shift * s), int(shift * s) + 1, 2) if shift > 0 else (0, 0)
         if dy or dx:
             x[i] = _shift(x[i], dy, dx)
             y[i] = _shift(y[i], dy, dx)
@@ -72,7 +74,7 @@ class AugmentedBatches(keras.utils.PyDataset):
         return math.ceil(len(self.X) / self.batch_size)
 
     def __getitem__(self, k):
-        idx = self.order[k * self.batch_size:(k + 1) * self.batch_size]
+        idx = self.order[k * self.batch_size : (k + 1) * self.batch_size]
         x, y = self.X[idx], self.Y[idx]
         if self.augment:
             x, y = augment_batch(x, y, self.rng)
@@ -82,9 +84,23 @@ class AugmentedBatches(keras.utils.PyDataset):
         self.order = self.rng.permutation(len(self.X))
 
 
-def train_unet(backbone: str, X_train, Y_train, X_val, Y_val, out_dir, *, epochs: int = 12,
-               batch_size: int = 16, learning_rate: float = 1e-3, patience: int = 4, seed: int = 0,
-               weights_path: str | None = None, resume: bool = True, verbose: int = 2) -> dict:
+def train_unet(
+    backbone: str,
+    X_train,
+    Y_train,
+    X_val,
+    Y_val,
+    out_dir,
+    *,
+    epochs: int = 12,
+    batch_size: int = 16,
+    learning_rate: float = 1e-3,
+    patience: int = 4,
+    seed: int = 0,
+    weights_path: str | None = None,
+    resume: bool = True,
+    verbose: int = 2,
+) -> dict:
     """Train one U-Net; return a summary (best epoch, validation Dice, seconds, images/s).
 
     Example:
@@ -98,10 +114,17 @@ def train_unet(backbone: str, X_train, Y_train, X_val, Y_val, out_dir, *, epochs
     log_path, last_path, best_path = out / "log.csv", out / "last.keras", out / "best.keras"
     key_path = out / "key.json"
     # a checkpoint belongs to its settings and its input data: anything else retrains
-    key = io.stable_hash({"backbone": backbone, "batch_size": batch_size, "learning_rate": learning_rate,
-                          "seed": seed, "weights_path": str(weights_path), "size": int(size),
-                          "data": [io.sha256_bytes(np.ascontiguousarray(a).tobytes())[:16]
-                                   for a in (X_train, Y_train, X_val, Y_val)]})
+    key = io.stable_hash(
+        {
+            "backbone": backbone,
+            "batch_size": batch_size,
+            "learning_rate": learning_rate,
+            "seed": seed,
+            "weights_path": str(weights_path),
+            "size": int(size),
+            "data": [io.sha256_bytes(np.ascontiguousarray(a).tobytes())[:16] for a in (X_train, Y_train, X_val, Y_val)],
+        }
+    )
     same = key_path.exists() and io.read_json(key_path).get("key") == key
     if not same:
         for p in (log_path, last_path, best_path, out / "train.json"):
@@ -117,31 +140,46 @@ def train_unet(backbone: str, X_train, Y_train, X_val, Y_val, out_dir, *, epochs
     if initial_epoch == 0:
         model = build_unet(backbone, size, weights_path=weights_path)
         # no XLA: on CPU it triples the first epoch and slows the steady state (measured)
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=dice_bce_loss,
-                      metrics=[dice_metric, iou_coefficient], jit_compile=False)
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate),
+            loss=dice_bce_loss,
+            metrics=[dice_metric, iou_coefficient],
+            jit_compile=False,
+        )
         log_path.unlink(missing_ok=True)
     callbacks = [
         keras.callbacks.CSVLogger(str(log_path), append=initial_epoch > 0),
         keras.callbacks.ModelCheckpoint(str(last_path)),
         keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_dice", mode="max", save_best_only=True),
-        keras.callbacks.EarlyStopping(monitor="val_dice", mode="max", patience=patience,
-                                      restore_best_weights=True),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_dice", mode="max", factor=0.5,
-                                          patience=max(1, patience // 2), min_lr=1e-5),
+        keras.callbacks.EarlyStopping(monitor="val_dice", mode="max", patience=patience, restore_best_weights=True),
+        keras.callbacks.ReduceLROnPlateau(
+            monitor="val_dice", mode="max", factor=0.5, patience=max(1, patience // 2), min_lr=1e-5
+        ),
     ]
     t0 = time.perf_counter()
-    hist = model.fit(AugmentedBatches(X_train, Y_train, batch_size, seed), epochs=epochs,
-                     initial_epoch=initial_epoch, validation_data=(X_val.astype(np.float32), Y_val),
-                     callbacks=callbacks, verbose=verbose)
+    hist = model.fit(
+        AugmentedBatches(X_train, Y_train, batch_size, seed),
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        validation_data=(X_val.astype(np.float32), Y_val),
+        callbacks=callbacks,
+        verbose=verbose,
+    )
     seconds = time.perf_counter() - t0
     n_epochs = len(hist.history.get("loss", []))
     val = hist.history.get("val_dice", [float("nan")])
-    summary = {"backbone": backbone, "epochs_run": n_epochs + initial_epoch,
-               "best_epoch": int(np.nanargmax(val)) + 1 + initial_epoch if n_epochs else None,
-               "best_val_dice": float(np.nanmax(val)) if n_epochs else None,
-               "seconds": round(seconds, 1), "params": int(model.count_params()),
-               "train_images_per_s": round(len(X_train) * n_epochs / seconds, 1) if n_epochs else None,
-               "input_size": int(size), "batch_size": batch_size, "learning_rate": learning_rate}
+    summary = {
+        "backbone": backbone,
+        "epochs_run": n_epochs + initial_epoch,
+        "best_epoch": int(np.nanargmax(val)) + 1 + initial_epoch if n_epochs else None,
+        "best_val_dice": float(np.nanmax(val)) if n_epochs else None,
+        "seconds": round(seconds, 1),
+        "params": int(model.count_params()),
+        "train_images_per_s": round(len(X_train) * n_epochs / seconds, 1) if n_epochs else None,
+        "input_size": int(size),
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+    }
     if not best_path.exists():
         model.save(best_path)
     io.write_json(out / "train.json", summary)

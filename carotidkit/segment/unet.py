@@ -5,6 +5,7 @@ pretrained weights are opt-in from a local file. The decoder upsamples and conca
 encoder's stride-16/8/4/2 features. Written with Keras layers and ``keras.ops`` only, so it runs
 on the TensorFlow and the torch backends.
 """
+
 from __future__ import annotations
 
 from . import keras_quietly
@@ -15,16 +16,35 @@ from keras import layers, ops  # noqa: E402
 
 #: backbone -> (keras.applications constructor name, skip layers from stride 2 to 16, bottleneck, kwargs)
 BACKBONES: dict[str, tuple[str, list[str], str, dict]] = {
-    "mobilenetv2": ("MobileNetV2", ["block_1_expand_relu", "block_3_expand_relu", "block_6_expand_relu",
-                                    "block_13_expand_relu"], "out_relu", {"alpha": 0.5}),
-    "efficientnetb0": ("EfficientNetB0", ["block2a_expand_activation", "block3a_expand_activation",
-                                          "block4a_expand_activation", "block6a_expand_activation"],
-                       "top_activation", {}),
-    "efficientnetv2b0": ("EfficientNetV2B0", ["block1a_project_activation", "block2b_add",
-                                              "block4a_expand_activation", "block6a_expand_activation"],
-                         "top_activation", {"include_preprocessing": False}),
-    "resnet50": ("ResNet50", ["conv1_relu", "conv2_block3_out", "conv3_block4_out", "conv4_block6_out"],
-                 "conv5_block3_out", {}),
+    "mobilenetv2": (
+        "MobileNetV2",
+        ["block_1_expand_relu", "block_3_expand_relu", "block_6_expand_relu", "block_13_expand_relu"],
+        "out_relu",
+        {"alpha": 0.5},
+    ),
+    "efficientnetb0": (
+        "EfficientNetB0",
+        [
+            "block2a_expand_activation",
+            "block3a_expand_activation",
+            "block4a_expand_activation",
+            "block6a_expand_activation",
+        ],
+        "top_activation",
+        {},
+    ),
+    "efficientnetv2b0": (
+        "EfficientNetV2B0",
+        ["block1a_project_activation", "block2b_add", "block4a_expand_activation", "block6a_expand_activation"],
+        "top_activation",
+        {"include_preprocessing": False},
+    ),
+    "resnet50": (
+        "ResNet50",
+        ["conv1_relu", "conv2_block3_out", "conv3_block4_out", "conv4_block6_out"],
+        "conv5_block3_out",
+        {},
+    ),
     "vgg16": ("VGG16", ["block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3"], "block5_pool", {}),
     "densenet121": ("DenseNet121", ["conv1_relu", "pool2_conv", "pool3_conv", "pool4_conv"], "relu", {}),
 }
@@ -38,9 +58,14 @@ def _conv_block(x, filters: int, name: str):
     return x
 
 
-def build_unet(backbone: str = "mobilenetv2", input_size: int = 128, decoder_filters=(128, 64, 32, 16, 8),
-               weights_path: str | None = None, name: str | None = None,
-               bn_momentum: float = 0.9) -> keras.Model:
+def build_unet(
+    backbone: str = "mobilenetv2",
+    input_size: int = 128,
+    decoder_filters=(128, 64, 32, 16, 8),
+    weights_path: str | None = None,
+    name: str | None = None,
+    bn_momentum: float = 0.9,
+) -> keras.Model:
     """A U-Net for ``input_size`` x ``input_size`` grayscale images (uint8 scaled to [0, 1] inside).
 
     ``weights_path``: optional local ``.h5``/``.weights.h5`` file of encoder weights (opt-in;
@@ -60,7 +85,7 @@ def build_unet(backbone: str = "mobilenetv2", input_size: int = 128, decoder_fil
     # grayscale -> 3 channels so ImageNet-shaped weights can be loaded; scale to what each expects
     x = layers.Concatenate(name="gray_to_rgb")([inp, inp, inp])
     if backbone == "efficientnetb0":
-        x3 = x                                          # EfficientNet rescales 0..255 itself
+        x3 = x  # EfficientNet rescales 0..255 itself
     else:
         x3 = layers.Rescaling(1 / 127.5, offset=-1.0, name="scale")(x)
     encoder = getattr(keras.applications, ctor)(include_top=False, weights=None, input_tensor=x3, **kw)
@@ -75,8 +100,14 @@ def build_unet(backbone: str = "mobilenetv2", input_size: int = 128, decoder_fil
     x = layers.UpSampling2D(2, interpolation="bilinear", name="dec_final_up")(x)
     x = _conv_block(x, decoder_filters[-1], "dec_final")
     # output bias at the plaque prior (~2 % of pixels): training starts from "no plaque"
-    out = layers.Conv2D(1, 1, activation="sigmoid", name="plaque_prob", dtype="float32",
-                        bias_initializer=keras.initializers.Constant(-4.0))(x)
+    out = layers.Conv2D(
+        1,
+        1,
+        activation="sigmoid",
+        name="plaque_prob",
+        dtype="float32",
+        bias_initializer=keras.initializers.Constant(-4.0),
+    )(x)
     model = keras.Model(inp, out, name=name or f"unet_{backbone}")
     # keras.applications use BatchNorm momentum 0.99-0.999, tuned for ImageNet-length training;
     # from scratch on a few hundred images the moving statistics would stay near their initial
@@ -88,6 +119,7 @@ def build_unet(backbone: str = "mobilenetv2", input_size: int = 128, decoder_fil
 
 
 # ----------------------------------------------------------------------------- losses and metrics
+
 
 def dice_coefficient(y_true, y_pred, smooth: float = 1.0):
     """Soft Dice over each image, averaged over the batch (keras.ops: any backend)."""

@@ -8,11 +8,22 @@ Example:
     >>> bool(risk.between(0, 1).all())
     True
 """
+
 from .discrimination import bootstrap_c, c_index, time_dependent_auc
 from .score2 import esc_category, esc_risk, hba1c_pct_to_mmol_mol, score2, score2_diabetes, score2_table
 
-__all__ = ["score2", "score2_table", "score2_diabetes", "esc_risk", "esc_category", "hba1c_pct_to_mmol_mol",
-           "c_index", "bootstrap_c", "time_dependent_auc", "run"]
+__all__ = [
+    "score2",
+    "score2_table",
+    "score2_diabetes",
+    "esc_risk",
+    "esc_category",
+    "hba1c_pct_to_mmol_mol",
+    "c_index",
+    "bootstrap_c",
+    "time_dependent_auc",
+    "run",
+]
 
 
 def run(**settings):

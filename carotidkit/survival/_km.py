@@ -1,4 +1,5 @@
 """Kaplan-Meier step functions in numpy (the censoring distribution G for IPCW weights)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,7 +21,7 @@ class StepKM:
         t, e, w = time[order], event[order], w[order]
         uniq, first = np.unique(t, return_index=True)
         at_risk = np.cumsum(w[::-1])[::-1][first]
-        if leave_first is not None:        # these leave the risk set before ties (events before censoring)
+        if leave_first is not None:  # these leave the risk set before ties (events before censoring)
             at_risk = at_risk - np.add.reduceat(w * np.asarray(leave_first, bool)[order], first)
         d = np.add.reduceat(w * e, first)
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -8,6 +8,7 @@ is a control with weight ``1/G(t)``, one with a competing event by ``t`` is a co
 weight ``1/G(T-)`` (so "risk" is the cumulative incidence), and one censored before ``t`` has
 weight 0. The weighted share of cases equals the Kaplan-Meier (Aalen-Johansen) estimate.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,8 +17,9 @@ import pandas as pd
 from ._km import censoring_km
 
 
-def ipcw_outcome(df: pd.DataFrame, duration_col: str, event_col: str, horizon: float,
-                 competing_col: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+def ipcw_outcome(
+    df: pd.DataFrame, duration_col: str, event_col: str, horizon: float, competing_col: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(case indicator at ``horizon``, IPCW weight) per row of ``df``."""
     t = df[duration_col].to_numpy(float)
     e = df[event_col].to_numpy(float) > 0
@@ -58,21 +60,33 @@ def calibration(risk, case, w, n_boot: int = 200, seed: int = 0, bandwidth: floa
         brier = np.sum(ww * (cc - rr) ** 2) / np.sum(ww)
         brier0 = obs * (1 - obs)
         slope, intercept = _logistic_slope(np.log(rr / (1 - rr)), cc, ww)
-        return {"observed": obs, "expected": exp_, "o_e": obs / exp_, "calibration_slope": slope,
-                "calibration_intercept": intercept,
-                "ici": np.average(err, weights=ww), "e50": _wq(err, ww, 0.5), "e90": _wq(err, ww, 0.9),
-                "brier": brier, "ipa": 1 - brier / brier0 if brier0 > 0 else np.nan}
+        return {
+            "observed": obs,
+            "expected": exp_,
+            "o_e": obs / exp_,
+            "calibration_slope": slope,
+            "calibration_intercept": intercept,
+            "ici": np.average(err, weights=ww),
+            "e50": _wq(err, ww, 0.5),
+            "e90": _wq(err, ww, 0.9),
+            "brier": brier,
+            "ipa": 1 - brier / brier0 if brier0 > 0 else np.nan,
+        }
 
     n = len(risk)
     point = stats(np.arange(n))
     rng = np.random.default_rng(seed)
     boots = pd.DataFrame([stats(rng.integers(0, n, n)) for _ in range(n_boot)])
-    summary = pd.DataFrame({"metric": list(point), "estimate": list(point.values()),
-                            "ci_low": [boots[k].quantile(0.025) for k in point],
-                            "ci_high": [boots[k].quantile(0.975) for k in point]})
+    summary = pd.DataFrame(
+        {
+            "metric": list(point),
+            "estimate": list(point.values()),
+            "ci_low": [boots[k].quantile(0.025) for k in point],
+            "ci_high": [boots[k].quantile(0.975) for k in point],
+        }
+    )
     grid_x = np.linspace(np.quantile(x, 0.01), np.quantile(x, 0.99), 50)
-    curve = pd.DataFrame({"predicted": 1 - np.exp(-np.exp(grid_x)),
-                          "observed": _smooth(x, case, w, grid_x, bw)})
+    curve = pd.DataFrame({"predicted": 1 - np.exp(-np.exp(grid_x)), "observed": _smooth(x, case, w, grid_x, bw)})
     return {"summary": summary, "curve": curve}
 
 
@@ -117,14 +131,19 @@ def net_benefit(risks: dict, case, w, thresholds=np.arange(0.01, 0.31, 0.01)) ->
     return pd.DataFrame(rows)
 
 
-def reclassification(old_risk, new_risk, case, w, old_cat=None, new_cat=None, n_boot: int = 200,
-                     seed: int = 0) -> pd.DataFrame:
+def reclassification(
+    old_risk, new_risk, case, w, old_cat=None, new_cat=None, n_boot: int = 200, seed: int = 0
+) -> pd.DataFrame:
     """Categorical NRI (when categories are given), continuous NRI and IDI, IPCW-weighted, with
     bootstrap CIs: ``metric, estimate, ci_low, ci_high``."""
     keep = w > 0
     old, new, case, w = (np.asarray(a)[keep] for a in (old_risk, new_risk, case, w))
     oc = None if old_cat is None else np.asarray(pd.Categorical(old_cat).codes)[keep]
-    nc = None if new_cat is None else np.asarray(pd.Categorical(new_cat, categories=pd.Categorical(old_cat).categories).codes)[keep]
+    nc = (
+        None
+        if new_cat is None
+        else np.asarray(pd.Categorical(new_cat, categories=pd.Categorical(old_cat).categories).codes)[keep]
+    )
 
     def stats(i):
         ww, cc = w[i], case[i]
@@ -147,6 +166,11 @@ def reclassification(old_risk, new_risk, case, w, old_cat=None, new_cat=None, n_
     point = stats(np.arange(n))
     rng = np.random.default_rng(seed)
     boots = pd.DataFrame([stats(rng.integers(0, n, n)) for _ in range(n_boot)])
-    return pd.DataFrame({"metric": list(point), "estimate": list(point.values()),
-                         "ci_low": [boots[k].quantile(0.025) for k in point],
-                         "ci_high": [boots[k].quantile(0.975) for k in point]})
+    return pd.DataFrame(
+        {
+            "metric": list(point),
+            "estimate": list(point.values()),
+            "ci_low": [boots[k].quantile(0.025) for k in point],
+            "ci_high": [boots[k].quantile(0.975) for k in point],
+        }
+    )

@@ -7,6 +7,7 @@ the expanded counting-process data set (delayed entry at ``start``) is fitted by
 weighted ``CoxPHFitter`` with robust (sandwich) standard errors clustered on the subject. The partial likelihood only
 looks at risk sets at times of the event of interest, so cutting the weights there is exact.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -26,8 +27,15 @@ def _quiet():
     return w
 
 
-def cox_table(df: pd.DataFrame, duration_col: str, event_col: str, covariates, label: str = "",
-              per_sd: tuple = (), robust: bool = False) -> tuple[pd.DataFrame, object]:
+def cox_table(
+    df: pd.DataFrame,
+    duration_col: str,
+    event_col: str,
+    covariates,
+    label: str = "",
+    per_sd: tuple = (),
+    robust: bool = False,
+) -> tuple[pd.DataFrame, object]:
     """Fit ``CoxPHFitter`` on ``covariates``; return (tidy table, fitted model).
 
     Table columns: ``model, term, hr, ci_low, ci_high, p, n, events``. Columns named in
@@ -47,10 +55,18 @@ def cox_table(df: pd.DataFrame, duration_col: str, event_col: str, covariates, l
     finally:
         w.__exit__(None, None, None)
     s = cph.summary
-    tab = pd.DataFrame({"model": label, "term": s.index, "hr": s["exp(coef)"].to_numpy(),
-                        "ci_low": s["exp(coef) lower 95%"].to_numpy(),
-                        "ci_high": s["exp(coef) upper 95%"].to_numpy(), "p": s["p"].to_numpy(),
-                        "n": len(d), "events": int(d[event_col].sum())})
+    tab = pd.DataFrame(
+        {
+            "model": label,
+            "term": s.index,
+            "hr": s["exp(coef)"].to_numpy(),
+            "ci_low": s["exp(coef) lower 95%"].to_numpy(),
+            "ci_high": s["exp(coef) upper 95%"].to_numpy(),
+            "p": s["p"].to_numpy(),
+            "n": len(d),
+            "events": int(d[event_col].sum()),
+        }
+    )
     return tab, cph
 
 
@@ -66,8 +82,15 @@ def ph_test(cph, df: pd.DataFrame, label: str = "") -> pd.DataFrame:
         w.__exit__(None, None, None)
     s = r.summary.reset_index()
     s = s.rename(columns={s.columns[0]: "term"})
-    return pd.DataFrame({"model": label, "term": s["term"], "chi2": s["test_statistic"], "p": s["p"],
-                         "ph_violated_at_0.05": s["p"] < 0.05})
+    return pd.DataFrame(
+        {
+            "model": label,
+            "term": s["term"],
+            "chi2": s["test_statistic"],
+            "p": s["p"],
+            "ph_violated_at_0.05": s["p"] < 0.05,
+        }
+    )
 
 
 def lr_test(small, big) -> dict:
@@ -77,8 +100,9 @@ def lr_test(small, big) -> dict:
     return {"lr_chi2": float(stat), "df": int(df), "p": float(stats.chi2.sf(stat, df))}
 
 
-def finegray_expand(df: pd.DataFrame, duration_col: str, event_col: str, competing_col: str,
-                    covariates) -> pd.DataFrame:
+def finegray_expand(
+    df: pd.DataFrame, duration_col: str, event_col: str, competing_col: str, covariates
+) -> pd.DataFrame:
     """Counting-process data for a Fine-Gray fit: ``id, start, stop, event, weight`` + covariates."""
     covariates = list(covariates)
     d = df[[duration_col, event_col, competing_col, *covariates]].dropna().reset_index(drop=True)
@@ -89,8 +113,7 @@ def finegray_expand(df: pd.DataFrame, duration_col: str, event_col: str, competi
         raise CarotidkitError(f"rows {np.where(e & c)[0][:5].tolist()}: both {event_col} and {competing_col}")
     g = censoring_km(t, e, c)
     ev_times = np.unique(t[e])
-    base = pd.DataFrame({"id": np.arange(len(d)), "start": 0.0, "stop": t, "event": e.astype(int),
-                         "weight": 1.0})
+    base = pd.DataFrame({"id": np.arange(len(d)), "start": 0.0, "stop": t, "event": e.astype(int), "weight": 1.0})
     pieces = [base]
     ci = np.where(c)[0]
     if len(ci) and len(ev_times):
@@ -109,16 +132,31 @@ def finegray_expand(df: pd.DataFrame, duration_col: str, event_col: str, competi
             stops.append(stop)
             ws.append(gl[last] / max(g0, 1e-12))
         if ids:
-            pieces.append(pd.DataFrame({"id": np.concatenate(ids), "start": np.concatenate(starts),
-                                        "stop": np.concatenate(stops), "event": 0,
-                                        "weight": np.concatenate(ws)}))
+            pieces.append(
+                pd.DataFrame(
+                    {
+                        "id": np.concatenate(ids),
+                        "start": np.concatenate(starts),
+                        "stop": np.concatenate(stops),
+                        "event": 0,
+                        "weight": np.concatenate(ws),
+                    }
+                )
+            )
     long = pd.concat(pieces, ignore_index=True)
     long = long[long.weight > 0]
     return long.join(d[covariates], on="id")
 
 
-def fine_gray(df: pd.DataFrame, duration_col: str, event_col: str, competing_col: str, covariates,
-              label: str = "", per_sd: tuple = ()) -> tuple[pd.DataFrame, object]:
+def fine_gray(
+    df: pd.DataFrame,
+    duration_col: str,
+    event_col: str,
+    competing_col: str,
+    covariates,
+    label: str = "",
+    per_sd: tuple = (),
+) -> tuple[pd.DataFrame, object]:
     """Fine-Gray subdistribution hazard ratios (SHR) as a tidy table, and the fitted model.
 
     Example:
@@ -134,20 +172,36 @@ def fine_gray(df: pd.DataFrame, duration_col: str, event_col: str, competing_col
         raise CarotidkitError(f"{event_col}: too few events for a Fine-Gray model")
     w = _quiet()
     try:
-        fit = CoxPHFitter().fit(long, duration_col="stop", event_col="event", entry_col="start",
-                                weights_col="weight", cluster_col="id", robust=True)
+        fit = CoxPHFitter().fit(
+            long,
+            duration_col="stop",
+            event_col="event",
+            entry_col="start",
+            weights_col="weight",
+            cluster_col="id",
+            robust=True,
+        )
     finally:
         w.__exit__(None, None, None)
     s = fit.summary
-    tab = pd.DataFrame({"model": label, "term": s.index, "shr": s["exp(coef)"].to_numpy(),
-                        "ci_low": s["exp(coef) lower 95%"].to_numpy(),
-                        "ci_high": s["exp(coef) upper 95%"].to_numpy(), "p": s["p"].to_numpy(),
-                        "n": int(long.id.nunique()), "events": int(long.event.sum())})
+    tab = pd.DataFrame(
+        {
+            "model": label,
+            "term": s.index,
+            "shr": s["exp(coef)"].to_numpy(),
+            "ci_low": s["exp(coef) lower 95%"].to_numpy(),
+            "ci_high": s["exp(coef) upper 95%"].to_numpy(),
+            "p": s["p"].to_numpy(),
+            "n": int(long.id.nunique()),
+            "events": int(long.event.sum()),
+        }
+    )
     return tab, fit
 
 
-def simulate_fine_gray(n: int, beta1=(0.5, -0.5), beta2=(-0.5, 0.5), p: float = 0.3, seed: int = 0,
-                       censor_rate: float = 0.2) -> pd.DataFrame:
+def simulate_fine_gray(
+    n: int, beta1=(0.5, -0.5), beta2=(-0.5, 0.5), p: float = 0.3, seed: int = 0, censor_rate: float = 0.2
+) -> pd.DataFrame:
     """Competing-risks data whose cause-1 subdistribution hazard is exactly proportional
     (Fine & Gray 1999, section 5): ``P(cause 1 | x) = 1 - (1 - p)^exp(x b1)``. For tests/validation."""
     rng = np.random.default_rng(seed)
@@ -162,6 +216,11 @@ def simulate_fine_gray(n: int, beta1=(0.5, -0.5), beta2=(-0.5, 0.5), p: float = 
     t = np.where(cause1, t1, t2)
     cens = rng.exponential(1 / censor_rate, n)
     obs = np.minimum(t, cens)
-    return pd.DataFrame({"time": obs, "event": (cause1 & (t <= cens)).astype(int),
-                         "competing": (~cause1 & (t <= cens)).astype(int),
-                         **{f"x{k + 1}": x[:, k] for k in range(x.shape[1])}})
+    return pd.DataFrame(
+        {
+            "time": obs,
+            "event": (cause1 & (t <= cens)).astype(int),
+            "competing": (~cause1 & (t <= cens)).astype(int),
+            **{f"x{k + 1}": x[:, k] for k in range(x.shape[1])},
+        }
+    )

@@ -1,5 +1,6 @@
 """Kaplan-Meier by group with numbers at risk, log-rank and trend tests; Aalen-Johansen
 cumulative incidence with a competing event. Tidy tables that :mod:`carotidkit.plots` draws."""
+
 from __future__ import annotations
 
 import warnings
@@ -18,8 +19,9 @@ def quantile_groups(x: pd.Series, q: int = 4, label: str = "Q") -> pd.Series:
     return cats.astype(pd.CategoricalDtype([f"{label}{k + 1}" for k in range(q)], ordered=True))
 
 
-def km_table(df: pd.DataFrame, duration_col: str, event_col: str, group_col: str,
-             at: tuple = (0, 2, 4, 6, 8, 10)) -> tuple[pd.DataFrame, pd.DataFrame]:
+def km_table(
+    df: pd.DataFrame, duration_col: str, event_col: str, group_col: str, at: tuple = (0, 2, 4, 6, 8, 10)
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Kaplan-Meier cumulative incidence per group.
 
     Returns ``(curves, at_risk)``: ``curves`` has ``group, time, cum_incidence, ci_low, ci_high``
@@ -37,10 +39,17 @@ def km_table(df: pd.DataFrame, duration_col: str, event_col: str, group_col: str
         km = KaplanMeierFitter().fit(sub[duration_col], sub[event_col])
         sf = km.survival_function_.iloc[:, 0]
         ci = km.confidence_interval_
-        curves.append(pd.DataFrame({"group": str(g), "time": sf.index.to_numpy(),
-                                    "cum_incidence": 1 - sf.to_numpy(),
-                                    "ci_low": 1 - ci.iloc[:, 1].to_numpy(),
-                                    "ci_high": 1 - ci.iloc[:, 0].to_numpy()}))
+        curves.append(
+            pd.DataFrame(
+                {
+                    "group": str(g),
+                    "time": sf.index.to_numpy(),
+                    "cum_incidence": 1 - sf.to_numpy(),
+                    "ci_low": 1 - ci.iloc[:, 1].to_numpy(),
+                    "ci_high": 1 - ci.iloc[:, 0].to_numpy(),
+                }
+            )
+        )
         t = sub[duration_col].to_numpy()
         risk.append({"group": str(g), **{f"{a:g}y": int((t >= a).sum()) for a in at}})
     return pd.concat(curves, ignore_index=True), pd.DataFrame(risk)
@@ -58,13 +67,18 @@ def group_tests(df: pd.DataFrame, duration_col: str, event_col: str, group_col: 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cph = CoxPHFitter().fit(dd, "t", "e")
-    return {"logrank_chi2": float(lr.test_statistic), "logrank_df": int(lr.degrees_of_freedom),
-            "logrank_p": float(lr.p_value), "trend_hr_per_group": float(np.exp(cph.params_["trend"])),
-            "trend_p": float(cph.summary.loc["trend", "p"])}
+    return {
+        "logrank_chi2": float(lr.test_statistic),
+        "logrank_df": int(lr.degrees_of_freedom),
+        "logrank_p": float(lr.p_value),
+        "trend_hr_per_group": float(np.exp(cph.params_["trend"])),
+        "trend_p": float(cph.summary.loc["trend", "p"]),
+    }
 
 
-def cumulative_incidence(df: pd.DataFrame, duration_col: str, event_col: str, competing_col: str,
-                         group_col: str | None = None) -> pd.DataFrame:
+def cumulative_incidence(
+    df: pd.DataFrame, duration_col: str, event_col: str, competing_col: str, group_col: str | None = None
+) -> pd.DataFrame:
     """Aalen-Johansen cumulative incidence of ``event_col`` with ``competing_col`` as the competing
     event (lifelines ``AalenJohansenFitter``), next to 1 - KM that wrongly censors the competing
     event: ``group, time, aalen_johansen, one_minus_km``."""
@@ -72,9 +86,14 @@ def cumulative_incidence(df: pd.DataFrame, duration_col: str, event_col: str, co
 
     cols = [duration_col, event_col, competing_col] + ([group_col] if group_col else [])
     d = df[cols].dropna()
-    groups = [(None, d)] if group_col is None else [(g, d[d[group_col] == g]) for g in
-                                                     (d[group_col].cat.categories if hasattr(d[group_col], "cat")
-                                                      else sorted(d[group_col].unique()))]
+    groups = (
+        [(None, d)]
+        if group_col is None
+        else [
+            (g, d[d[group_col] == g])
+            for g in (d[group_col].cat.categories if hasattr(d[group_col], "cat") else sorted(d[group_col].unique()))
+        ]
+    )
     out = []
     for g, sub in groups:
         if sub.empty:
@@ -87,7 +106,14 @@ def cumulative_incidence(df: pd.DataFrame, duration_col: str, event_col: str, co
             aj = AalenJohansenFitter(calculate_variance=False).fit(t, status, event_of_interest=1)
         km = KaplanMeierFitter().fit(t, status == 1)
         cif = aj.cumulative_density_.iloc[:, 0]
-        out.append(pd.DataFrame({"group": "all" if g is None else str(g), "time": cif.index.to_numpy(),
-                                 "aalen_johansen": cif.to_numpy(),
-                                 "one_minus_km": 1 - km.survival_function_at_times(cif.index).to_numpy()}))
+        out.append(
+            pd.DataFrame(
+                {
+                    "group": "all" if g is None else str(g),
+                    "time": cif.index.to_numpy(),
+                    "aalen_johansen": cif.to_numpy(),
+                    "one_minus_km": 1 - km.survival_function_at_times(cif.index).to_numpy(),
+                }
+            )
+        )
     return pd.concat(out, ignore_index=True)

@@ -8,6 +8,7 @@ The bootstrap is exact and vectorised: a bootstrap replicate is a vector of mult
 ``w_E @ A @ w`` in those counts, so all replicates come out of a few matrix products instead of
 one O(n log n) pass per replicate.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -42,7 +43,7 @@ def _pair_weights(t, e, tau, method):
 def _blocks(t, e, risks, ev, method, chunk=512):
     """Yield (event index chunk, comparable matrix, [concordance matrices]) over event chunks."""
     for s in range(0, len(ev), chunk):
-        idx = ev[s:s + chunk]
+        idx = ev[s : s + chunk]
         ti = t[idx][:, None]
         # lifelines and scikit-survival: a later time, or an equal time that was censored
         comp = (t[None, :] > ti) | ((t[None, :] == ti) & ~e[None, :])
@@ -53,8 +54,14 @@ def _blocks(t, e, risks, ev, method, chunk=512):
         yield idx, comp.astype(float), conc
 
 
-def c_index(df: pd.DataFrame, duration_col: str, event_col: str, risk_col: str,
-            method: str = "harrell", tau: float | None = None) -> float:
+def c_index(
+    df: pd.DataFrame,
+    duration_col: str,
+    event_col: str,
+    risk_col: str,
+    method: str = "harrell",
+    tau: float | None = None,
+) -> float:
     """Concordance of ``risk_col`` with survival (higher risk = shorter survival).
 
     ``method="harrell"`` matches lifelines' ``concordance_index(T, -risk, E)``;
@@ -74,7 +81,7 @@ def c_index(df: pd.DataFrame, duration_col: str, event_col: str, risk_col: str,
     ev, rw = _pair_weights(t, e, tau, method)
     num = den = 0.0
     for k, (idx, comp, (conc,)) in enumerate(_blocks(t, e, [r], ev, method)):
-        w = rw[k * 512:k * 512 + len(idx)]
+        w = rw[k * 512 : k * 512 + len(idx)]
         num += float(w @ conc.sum(1))
         den += float(w @ comp.sum(1))
     if den == 0:
@@ -82,9 +89,18 @@ def c_index(df: pd.DataFrame, duration_col: str, event_col: str, risk_col: str,
     return num / den
 
 
-def bootstrap_c(df: pd.DataFrame, duration_col: str, event_col: str, risk_cols, method: str = "harrell",
-                tau: float | None = None, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05,
-                reference: str | None = None) -> pd.DataFrame:
+def bootstrap_c(
+    df: pd.DataFrame,
+    duration_col: str,
+    event_col: str,
+    risk_cols,
+    method: str = "harrell",
+    tau: float | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+    reference: str | None = None,
+) -> pd.DataFrame:
     """C of each risk column with percentile bootstrap CIs; with ``reference`` also the paired
     difference ``C(col) - C(reference)`` on the same replicates (e.g. SCORE2+VD vs SCORE2).
 
@@ -105,11 +121,11 @@ def bootstrap_c(df: pd.DataFrame, duration_col: str, event_col: str, risk_cols, 
     n = len(t)
     rng = np.random.default_rng(seed)
     W = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float32)
-    W = np.vstack([np.ones((1, n), np.float32), W])          # row 0: the point estimate
+    W = np.vstack([np.ones((1, n), np.float32), W])  # row 0: the point estimate
     num = np.zeros((len(risks), n_boot + 1))
     den = np.zeros(n_boot + 1)
     for k, (idx, comp, concs) in enumerate(_blocks(t, e, risks, ev, method)):
-        wi = W[:, idx] * rw[k * 512:k * 512 + len(idx)][None, :].astype(np.float32)
+        wi = W[:, idx] * rw[k * 512 : k * 512 + len(idx)][None, :].astype(np.float32)
         den += np.einsum("ri,ri->r", wi, W @ comp.T.astype(np.float32))
         for j, conc in enumerate(concs):
             num[j] += np.einsum("ri,ri->r", wi, W @ conc.T.astype(np.float32))
@@ -119,19 +135,31 @@ def bootstrap_c(df: pd.DataFrame, duration_col: str, event_col: str, risk_cols, 
     rows = []
     ref = risk_cols.index(reference) if reference is not None else None
     for j, col in enumerate(risk_cols):
-        row = {"risk": col, "c_index": c[j, 0], "ci_low": np.nanpercentile(c[j, 1:], lo),
-               "ci_high": np.nanpercentile(c[j, 1:], hi), "method": method, "n": n, "events": int(e.sum())}
+        row = {
+            "risk": col,
+            "c_index": c[j, 0],
+            "ci_low": np.nanpercentile(c[j, 1:], lo),
+            "ci_high": np.nanpercentile(c[j, 1:], hi),
+            "method": method,
+            "n": n,
+            "events": int(e.sum()),
+        }
         if ref is not None and j != ref:
             d = c[j] - c[ref]
-            row.update(reference=reference, delta_c=d[0], delta_ci_low=np.nanpercentile(d[1:], lo),
-                       delta_ci_high=np.nanpercentile(d[1:], hi),
-                       delta_p=float(min(1.0, 2 * min((d[1:] <= 0).mean(), (d[1:] >= 0).mean()))))
+            row.update(
+                reference=reference,
+                delta_c=d[0],
+                delta_ci_low=np.nanpercentile(d[1:], lo),
+                delta_ci_high=np.nanpercentile(d[1:], hi),
+                delta_p=float(min(1.0, 2 * min((d[1:] <= 0).mean(), (d[1:] >= 0).mean()))),
+            )
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def time_dependent_auc(df: pd.DataFrame, duration_col: str, event_col: str, risk_col: str, times,
-                       competing_col: str | None = None) -> pd.DataFrame:
+def time_dependent_auc(
+    df: pd.DataFrame, duration_col: str, event_col: str, risk_col: str, times, competing_col: str | None = None
+) -> pd.DataFrame:
     """Cumulative/dynamic AUC(t) with IPCW (Uno et al. 2007; scikit-survival's
     ``cumulative_dynamic_auc``): cases have the event by ``t``, controls are event-free beyond ``t``.
 

@@ -20,6 +20,7 @@ Rules that are visible in the output (the ``*_flag`` column of :func:`score2_tab
   published diabetes terms, and :func:`esc_risk` picks SCORE2-Diabetes for people with diabetes
   aged 40-69 when its extra inputs are present (``model`` column says which was used).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,45 +33,130 @@ REGIONS = ("low", "moderate", "high", "very high")
 #: SCORE2 (40-69): coefficients per sex; terms use cage=(age-60)/5, csbp=(sbp-120)/20,
 #: ctc=tc-6, chdl=(hdl-1.3)/0.5.
 SCORE2_COEF = {
-    "male": dict(cage=0.3742, smoking=0.6012, csbp=0.2777, diabetes=0.6457, ctc=0.1458,
-                 chdl=-0.2698, cage_smoking=-0.0755, cage_csbp=-0.0255, cage_ctc=-0.0281,
-                 cage_chdl=0.0426, cage_diabetes=-0.0983, s0=0.9605),
-    "female": dict(cage=0.4648, smoking=0.7744, csbp=0.3131, diabetes=0.8096, ctc=0.1002,
-                   chdl=-0.2606, cage_smoking=-0.1088, cage_csbp=-0.0277, cage_ctc=-0.0226,
-                   cage_chdl=0.0613, cage_diabetes=-0.1272, s0=0.9776),
+    "male": dict(
+        cage=0.3742,
+        smoking=0.6012,
+        csbp=0.2777,
+        diabetes=0.6457,
+        ctc=0.1458,
+        chdl=-0.2698,
+        cage_smoking=-0.0755,
+        cage_csbp=-0.0255,
+        cage_ctc=-0.0281,
+        cage_chdl=0.0426,
+        cage_diabetes=-0.0983,
+        s0=0.9605,
+    ),
+    "female": dict(
+        cage=0.4648,
+        smoking=0.7744,
+        csbp=0.3131,
+        diabetes=0.8096,
+        ctc=0.1002,
+        chdl=-0.2606,
+        cage_smoking=-0.1088,
+        cage_csbp=-0.0277,
+        cage_ctc=-0.0226,
+        cage_chdl=0.0613,
+        cage_diabetes=-0.1272,
+        s0=0.9776,
+    ),
 }
 #: region recalibration (a, b): risk = 1 - exp(-exp(a + b * ln(-ln(1 - p))))
 SCORE2_SCALES = {
-    "male": {"low": (-0.5699, 0.7476), "moderate": (-0.1565, 0.8009), "high": (0.3207, 0.9360),
-             "very high": (0.5836, 0.8294)},
-    "female": {"low": (-0.7380, 0.7019), "moderate": (-0.3143, 0.7701), "high": (0.5710, 0.9369),
-               "very high": (0.9412, 0.8329)},
+    "male": {
+        "low": (-0.5699, 0.7476),
+        "moderate": (-0.1565, 0.8009),
+        "high": (0.3207, 0.9360),
+        "very high": (0.5836, 0.8294),
+    },
+    "female": {
+        "low": (-0.7380, 0.7019),
+        "moderate": (-0.3143, 0.7701),
+        "high": (0.5710, 0.9369),
+        "very high": (0.9412, 0.8329),
+    },
 }
 #: SCORE2-OP (>= 70): centred age-73, sbp-150, tc-6, hdl-1.4; interactions with (age-73).
 OP_COEF = {
-    "male": dict(age=0.0634, diabetes=0.4245, smoking=0.3524, sbp=0.0094, tc=0.0850, hdl=-0.3564,
-                 age_diabetes=-0.0174, age_smoking=-0.0247, age_sbp=-0.0005, age_tc=0.0073,
-                 age_hdl=0.0091, s0=0.7576, mean_lp=0.0929),
-    "female": dict(age=0.0789, diabetes=0.6010, smoking=0.4921, sbp=0.0102, tc=0.0605, hdl=-0.3040,
-                   age_diabetes=-0.0107, age_smoking=-0.0255, age_sbp=-0.0004, age_tc=-0.0009,
-                   age_hdl=0.0154, s0=0.8082, mean_lp=0.229),
+    "male": dict(
+        age=0.0634,
+        diabetes=0.4245,
+        smoking=0.3524,
+        sbp=0.0094,
+        tc=0.0850,
+        hdl=-0.3564,
+        age_diabetes=-0.0174,
+        age_smoking=-0.0247,
+        age_sbp=-0.0005,
+        age_tc=0.0073,
+        age_hdl=0.0091,
+        s0=0.7576,
+        mean_lp=0.0929,
+    ),
+    "female": dict(
+        age=0.0789,
+        diabetes=0.6010,
+        smoking=0.4921,
+        sbp=0.0102,
+        tc=0.0605,
+        hdl=-0.3040,
+        age_diabetes=-0.0107,
+        age_smoking=-0.0255,
+        age_sbp=-0.0004,
+        age_tc=-0.0009,
+        age_hdl=0.0154,
+        s0=0.8082,
+        mean_lp=0.229,
+    ),
 }
 OP_SCALES = {
     "male": {"low": (-0.34, 1.19), "moderate": (0.01, 1.25), "high": (0.08, 1.15), "very high": (0.05, 0.70)},
-    "female": {"low": (-0.52, 1.01), "moderate": (-0.10, 1.10), "high": (0.38, 1.09),
-               "very high": (0.38, 0.69)},
+    "female": {"low": (-0.52, 1.01), "moderate": (-0.10, 1.10), "high": (0.38, 1.09), "very high": (0.38, 0.69)},
 }
 #: SCORE2-Diabetes (40-69): SCORE2 centring plus cdm_age=(age at diagnosis-50)/5,
 #: chba1c=(HbA1c mmol/mol-31)/9.34, cegfr=(ln eGFR-4.5)/0.15.
 DIABETES_COEF = {
-    "male": dict(cage=0.5368, smoking=0.4774, csbp=0.1322, diabetes=0.6457, ctc=0.1102, chdl=-0.1087,
-                 cage_smoking=-0.0672, cage_csbp=-0.0268, cage_diabetes=-0.0983, cage_ctc=-0.0181,
-                 cage_chdl=0.0095, diabetes_cdm_age=-0.0998, chba1c=0.0955, cegfr=-0.0591,
-                 cegfr2=0.0058, chba1c_cage=-0.0134, cegfr_cage=0.0115, s0=0.9605),
-    "female": dict(cage=0.6624, smoking=0.6139, csbp=0.1421, diabetes=0.8096, ctc=0.1127, chdl=-0.1568,
-                   cage_smoking=-0.1122, cage_csbp=-0.0167, cage_diabetes=-0.1272, cage_ctc=-0.0200,
-                   cage_chdl=0.0186, diabetes_cdm_age=-0.1180, chba1c=0.1173, cegfr=-0.0640,
-                   cegfr2=0.0062, chba1c_cage=-0.0196, cegfr_cage=0.0169, s0=0.9776),
+    "male": dict(
+        cage=0.5368,
+        smoking=0.4774,
+        csbp=0.1322,
+        diabetes=0.6457,
+        ctc=0.1102,
+        chdl=-0.1087,
+        cage_smoking=-0.0672,
+        cage_csbp=-0.0268,
+        cage_diabetes=-0.0983,
+        cage_ctc=-0.0181,
+        cage_chdl=0.0095,
+        diabetes_cdm_age=-0.0998,
+        chba1c=0.0955,
+        cegfr=-0.0591,
+        cegfr2=0.0058,
+        chba1c_cage=-0.0134,
+        cegfr_cage=0.0115,
+        s0=0.9605,
+    ),
+    "female": dict(
+        cage=0.6624,
+        smoking=0.6139,
+        csbp=0.1421,
+        diabetes=0.8096,
+        ctc=0.1127,
+        chdl=-0.1568,
+        cage_smoking=-0.1122,
+        cage_csbp=-0.0167,
+        cage_diabetes=-0.1272,
+        cage_ctc=-0.0200,
+        cage_chdl=0.0186,
+        diabetes_cdm_age=-0.1180,
+        chba1c=0.1173,
+        cegfr=-0.0640,
+        cegfr2=0.0062,
+        chba1c_cage=-0.0196,
+        cegfr_cage=0.0169,
+        s0=0.9776,
+    ),
 }
 
 INPUTS = ("age_years", "sex", "smoking", "sbp_mmhg", "tc_mmol_l", "hdl_mmol_l", "diabetes")
@@ -91,8 +177,9 @@ def _check(df: pd.DataFrame, cols, region: str) -> None:
         raise CarotidkitError(f"region={region!r}: choose one of {', '.join(REGIONS)}")
     missing = [c for c in cols if c not in df.columns]
     if missing:
-        raise CarotidkitError(f"SCORE2 needs column(s) {', '.join(missing)}; map them with the cohort "
-                              "loader's column_map")
+        raise CarotidkitError(
+            f"SCORE2 needs column(s) {', '.join(missing)}; map them with the cohort loader's column_map"
+        )
     bad = set(df["sex"].dropna().unique()) - {"female", "male"}
     if bad:
         raise CarotidkitError(f"column sex: values {sorted(map(str, bad))} are not 'female'/'male'")
@@ -115,12 +202,24 @@ def _score2_core(df, region):
     ctc = df.tc_mmol_l.to_numpy(float) - 6
     chdl = (df.hdl_mmol_l.to_numpy(float) - 1.3) / 0.5
     smk, dm = df.smoking.to_numpy(float), df.diabetes.to_numpy(float)
-    lp = (g("cage") * cage + g("smoking") * smk + g("csbp") * csbp + g("diabetes") * dm + g("ctc") * ctc
-          + g("chdl") * chdl + g("cage_smoking") * cage * smk + g("cage_csbp") * cage * csbp
-          + g("cage_ctc") * cage * ctc + g("cage_chdl") * cage * chdl + g("cage_diabetes") * cage * dm)
+    lp = (
+        g("cage") * cage
+        + g("smoking") * smk
+        + g("csbp") * csbp
+        + g("diabetes") * dm
+        + g("ctc") * ctc
+        + g("chdl") * chdl
+        + g("cage_smoking") * cage * smk
+        + g("cage_csbp") * cage * csbp
+        + g("cage_ctc") * cage * ctc
+        + g("cage_chdl") * cage * chdl
+        + g("cage_diabetes") * cage * dm
+    )
     p = 1 - g("s0") ** np.exp(lp)
-    a, b = _by_sex(df, {s: {"a": SCORE2_SCALES[s][region][0]} for s in SCORE2_SCALES}, "a"), \
-        _by_sex(df, {s: {"b": SCORE2_SCALES[s][region][1]} for s in SCORE2_SCALES}, "b")
+    a, b = (
+        _by_sex(df, {s: {"a": SCORE2_SCALES[s][region][0]} for s in SCORE2_SCALES}, "a"),
+        _by_sex(df, {s: {"b": SCORE2_SCALES[s][region][1]} for s in SCORE2_SCALES}, "b"),
+    )
     return _recalibrate(p, a, b)
 
 
@@ -131,9 +230,19 @@ def _op_core(df, region):
     tc = df.tc_mmol_l.to_numpy(float) - 6
     hdl = df.hdl_mmol_l.to_numpy(float) - 1.4
     smk, dm = df.smoking.to_numpy(float), df.diabetes.to_numpy(float)
-    lp = (g("age") * age + g("diabetes") * dm + g("smoking") * smk + g("sbp") * sbp + g("tc") * tc
-          + g("hdl") * hdl + g("age_diabetes") * age * dm + g("age_smoking") * age * smk
-          + g("age_sbp") * age * sbp + g("age_tc") * age * tc + g("age_hdl") * age * hdl)
+    lp = (
+        g("age") * age
+        + g("diabetes") * dm
+        + g("smoking") * smk
+        + g("sbp") * sbp
+        + g("tc") * tc
+        + g("hdl") * hdl
+        + g("age_diabetes") * age * dm
+        + g("age_smoking") * age * smk
+        + g("age_sbp") * age * sbp
+        + g("age_tc") * age * tc
+        + g("age_hdl") * age * hdl
+    )
     p = 1 - g("s0") ** np.exp(lp - g("mean_lp"))
     a = _by_sex(df, {s: {"a": OP_SCALES[s][region][0]} for s in OP_SCALES}, "a")
     b = _by_sex(df, {s: {"b": OP_SCALES[s][region][1]} for s in OP_SCALES}, "b")
@@ -142,8 +251,11 @@ def _op_core(df, region):
 
 def _missing_flags(df, cols) -> pd.Series:
     miss = df[list(cols)].isna()
-    return miss.apply(lambda r: "missing: " + ", ".join(r.index[r]) if r.any() else "", axis=1) \
-        if miss.to_numpy().any() else pd.Series("", index=df.index)
+    return (
+        miss.apply(lambda r: "missing: " + ", ".join(r.index[r]) if r.any() else "", axis=1)
+        if miss.to_numpy().any()
+        else pd.Series("", index=df.index)
+    )
 
 
 def score2_table(df: pd.DataFrame, region: str = "moderate", below_range: str = "extrapolate") -> pd.DataFrame:
@@ -166,15 +278,19 @@ def score2_table(df: pd.DataFrame, region: str = "moderate", below_range: str = 
         d.loc[young, "age_years"] = 40.0
     risk = np.where(age >= 70, _op_core(d, region), _score2_core(d, region))
     flag = _missing_flags(df, INPUTS).to_numpy(object)
-    note = {"extrapolate": "age<40 extrapolated", "clamp": "age<40 computed at 40",
-            "nan": "age<40 outside model range"}[below_range]
+    note = {
+        "extrapolate": "age<40 extrapolated",
+        "clamp": "age<40 computed at 40",
+        "nan": "age<40 outside model range",
+    }[below_range]
     flag = np.where(young & (flag == ""), note, flag)
     if below_range == "nan":
         risk = np.where(young, np.nan, risk)
     risk = np.where(d.isna().any(axis=1).to_numpy(), np.nan, risk)
-    out = pd.DataFrame({"score2_risk": risk,
-                        "score2_model": np.where(age >= 70, "SCORE2-OP", "SCORE2"),
-                        "score2_flag": flag}, index=df.index)
+    out = pd.DataFrame(
+        {"score2_risk": risk, "score2_model": np.where(age >= 70, "SCORE2-OP", "SCORE2"), "score2_flag": flag},
+        index=df.index,
+    )
     out["score2_category"] = esc_category(out.score2_risk, df.age_years)
     return out
 
@@ -220,11 +336,25 @@ def score2_diabetes(df: pd.DataFrame, region: str = "moderate") -> pd.Series:
     chba1c = (d.hba1c_mmol_mol.to_numpy(float) - 31) / 9.34
     with np.errstate(divide="ignore", invalid="ignore"):
         cegfr = (np.log(d.egfr_ml_min.to_numpy(float)) - 4.5) / 0.15
-    lp = (g("cage") * cage + g("smoking") * smk + g("csbp") * csbp + g("diabetes") * dm + g("ctc") * ctc
-          + g("chdl") * chdl + g("cage_smoking") * cage * smk + g("cage_csbp") * cage * csbp
-          + g("cage_diabetes") * cage * dm + g("cage_ctc") * cage * ctc + g("cage_chdl") * cage * chdl
-          + g("diabetes_cdm_age") * dm * cdm + g("chba1c") * chba1c + g("cegfr") * cegfr
-          + g("cegfr2") * cegfr ** 2 + g("chba1c_cage") * chba1c * cage + g("cegfr_cage") * cegfr * cage)
+    lp = (
+        g("cage") * cage
+        + g("smoking") * smk
+        + g("csbp") * csbp
+        + g("diabetes") * dm
+        + g("ctc") * ctc
+        + g("chdl") * chdl
+        + g("cage_smoking") * cage * smk
+        + g("cage_csbp") * cage * csbp
+        + g("cage_diabetes") * cage * dm
+        + g("cage_ctc") * cage * ctc
+        + g("cage_chdl") * cage * chdl
+        + g("diabetes_cdm_age") * dm * cdm
+        + g("chba1c") * chba1c
+        + g("cegfr") * cegfr
+        + g("cegfr2") * cegfr**2
+        + g("chba1c_cage") * chba1c * cage
+        + g("cegfr_cage") * cegfr * cage
+    )
     p = 1 - g("s0") ** np.exp(lp)
     a = _by_sex(d, {s: {"a": SCORE2_SCALES[s][region][0]} for s in SCORE2_SCALES}, "a")
     b = _by_sex(d, {s: {"b": SCORE2_SCALES[s][region][1]} for s in SCORE2_SCALES}, "b")
@@ -242,8 +372,10 @@ def esc_category(risk, age) -> pd.Series:
     hi = np.where(age < 50, 0.075, np.where(age < 70, 0.10, 0.15))
     cat = np.where(risk < lo, "low-to-moderate", np.where(risk < hi, "high", "very high"))
     cat = np.where(np.isnan(risk), None, cat)
-    return pd.Series(pd.Categorical(cat, categories=["low-to-moderate", "high", "very high"], ordered=True),
-                     index=getattr(risk, "index", None))
+    return pd.Series(
+        pd.Categorical(cat, categories=["low-to-moderate", "high", "very high"], ordered=True),
+        index=getattr(risk, "index", None),
+    )
 
 
 def esc_risk(df: pd.DataFrame, region: str = "moderate", below_range: str = "extrapolate") -> pd.DataFrame:
@@ -251,7 +383,8 @@ def esc_risk(df: pd.DataFrame, region: str = "moderate", below_range: str = "ext
     HbA1c, eGFR and age at diagnosis are present, SCORE2/SCORE2-OP otherwise (``score2_model``)."""
     out = score2_table(df, region, below_range)
     extra = {"egfr_ml_min", "age_at_diabetes_years"} <= set(df.columns) and (
-        "hba1c_mmol_mol" in df or "hba1c_pct" in df)
+        "hba1c_mmol_mol" in df or "hba1c_pct" in df
+    )
     if extra:
         use = (df.diabetes == 1) & df.age_years.between(40, 70, inclusive="left")
         dm = score2_diabetes(df[use], region) if use.any() else pd.Series(dtype=float)

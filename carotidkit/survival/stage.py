@@ -5,6 +5,7 @@ and returns a :class:`SurvivalResult` of tidy tables; it also writes them under
 ``layout.survival``. Absolute-risk comparisons use 5-fold cross-validated Cox predictions so
 that refitted models are not judged on the data they were fitted to.
 """
+
 from __future__ import annotations
 
 import time
@@ -24,8 +25,17 @@ from .discrimination import bootstrap_c, time_dependent_auc
 from .score2 import esc_category, esc_risk
 
 ENDPOINTS = {"mi": "myocardial infarction", "cardiac_death": "cardiac death", "death": "all-cause death"}
-FULL_ADJUST = ["age_years", "male", "smoking", "sbp_mmhg", "tc_mmol_l", "hdl_mmol_l", "diabetes",
-               "bmi_kg_m2", "antihypertensive"]
+FULL_ADJUST = [
+    "age_years",
+    "male",
+    "smoking",
+    "sbp_mmhg",
+    "tc_mmol_l",
+    "hdl_mmol_l",
+    "diabetes",
+    "bmi_kg_m2",
+    "antihypertensive",
+]
 
 
 @dataclass
@@ -63,9 +73,11 @@ class SurvivalResult:
         parts = []
         for r in self.headline.itertuples():
             if pd.notna(getattr(r, "hr_vd_per_sd_adj_score2", np.nan)):
-                parts.append(f"{r.endpoint}: HR/SD {r.hr_vd_per_sd_adj_score2:.2f} | C SCORE2 "
-                             f"{r.c_score2:.3f}, +VD {r.c_score2_vd:.3f} (ΔC {r.delta_c:+.3f} "
-                             f"[{r.delta_ci_low:+.3f}, {r.delta_ci_high:+.3f}])")
+                parts.append(
+                    f"{r.endpoint}: HR/SD {r.hr_vd_per_sd_adj_score2:.2f} | C SCORE2 "
+                    f"{r.c_score2:.3f}, +VD {r.c_score2_vd:.3f} (ΔC {r.delta_c:+.3f} "
+                    f"[{r.delta_ci_low:+.3f}, {r.delta_ci_high:+.3f}])"
+                )
         return "; ".join(parts) or "too few events for survival models"
 
 
@@ -74,8 +86,9 @@ def cloglog(p):
     return np.log(-np.log(1 - p))
 
 
-def build_analysis_table(cohort: pd.DataFrame, vd: pd.DataFrame | None, region: str,
-                         truth: pd.DataFrame | None = None, vd_source: str = "vd") -> pd.DataFrame:
+def build_analysis_table(
+    cohort: pd.DataFrame, vd: pd.DataFrame | None, region: str, truth: pd.DataFrame | None = None, vd_source: str = "vd"
+) -> pd.DataFrame:
     """Cohort + VD (``vd_z``) + SCORE2 columns; one row per subject with a VD."""
     d = cohort.copy()
     if vd_source == "truth":
@@ -85,8 +98,10 @@ def build_analysis_table(cohort: pd.DataFrame, vd: pd.DataFrame | None, region: 
         d["vd_z"] = (d.vd_true - d.vd_true.mean()) / d.vd_true.std()
     else:
         if vd is None:
-            raise CarotidkitError("no VD scores: run notebook 03_vd_video first (make report ONLY=03), "
-                                  "or pass vd_source='truth' on synthetic data")
+            raise CarotidkitError(
+                "no VD scores: run notebook 03_vd_video first (make report ONLY=03), "
+                "or pass vd_source='truth' on synthetic data"
+            )
         d = d.merge(vd[["subject_id", "vd_z", "vd_percentile"]], on="subject_id", how="inner")
         if truth is not None:
             d = d.merge(truth[["subject_id", "vd_true"]], on="subject_id", how="left")
@@ -128,8 +143,10 @@ def _endpoint(d, ep, horizon, n_boot, groups, seed, notes, out):
         return row
     # Kaplan-Meier by VD quantile group and by SCORE2 category
     dd["vd_group"] = curves.quantile_groups(dd.vd_z, groups, "Q")
-    for by, label in (("vd_group", f"VD {'quartile' if groups == 4 else 'group'}"),
-                      ("score2_category", "SCORE2 category")):
+    for by, label in (
+        ("vd_group", f"VD {'quartile' if groups == 4 else 'group'}"),
+        ("score2_category", "SCORE2 category"),
+    ):
         sub = dd.dropna(subset=[by])
         sub = sub[sub[by].isin(sub[by].value_counts()[lambda s: s > 0].index)]
         if sub[by].nunique() < 2:
@@ -141,9 +158,12 @@ def _endpoint(d, ep, horizon, n_boot, groups, seed, notes, out):
     if comp:
         out["cif"].append(curves.cumulative_incidence(dd, dur, ev, comp, "vd_group").assign(endpoint=ep))
     # Cox models: VD per SD with increasing adjustment; SCORE2 vs SCORE2 + VD
-    models = {"crude": ["vd_z"], "age + sex": ["vd_z", "age_years", "male"],
-              "SCORE2-adjusted": ["vd_z", "score2_lp"],
-              "fully adjusted": ["vd_z", *[c for c in FULL_ADJUST if c in dd]]}
+    models = {
+        "crude": ["vd_z"],
+        "age + sex": ["vd_z", "age_years", "male"],
+        "SCORE2-adjusted": ["vd_z", "score2_lp"],
+        "fully adjusted": ["vd_z", *[c for c in FULL_ADJUST if c in dd]],
+    }
     fitted = {}
     for name, covs in models.items():
         try:
@@ -182,29 +202,41 @@ def _endpoint(d, ep, horizon, n_boot, groups, seed, notes, out):
     risks = ["score2_risk", "vd_z"] + (["score2_vd_lp"] if lp_b is not None else [])
     for method, tau in (("harrell", None), ("uno", horizon)):
         try:
-            b = bootstrap_c(dd, dur, ev, risks, method=method, tau=tau, n_boot=n_boot, seed=seed,
-                            reference="score2_risk")
+            b = bootstrap_c(
+                dd, dur, ev, risks, method=method, tau=tau, n_boot=n_boot, seed=seed, reference="score2_risk"
+            )
             out["discrimination"].append(b.assign(endpoint=ep))
         except CarotidkitError as exc:
             notes.append(f"{ep} / {method} C: {exc}")
     for r in risks:
         times = [t for t in (5.0, float(horizon)) if t <= dd[dur].max()]
-        out["td_auc"].append(time_dependent_auc(dd, dur, ev, r, times, competing_col=comp)
-                             .assign(endpoint=ep, risk=r))
+        out["td_auc"].append(time_dependent_auc(dd, dur, ev, r, times, competing_col=comp).assign(endpoint=ep, risk=r))
     # Calibration, reclassification and net benefit at the horizon
     case, w = cal.ipcw_outcome(dd, dur, ev, horizon, comp)
     if risk_b is not None and case[w > 0].sum() >= 3:
-        model_risks = {"SCORE2 (as published, CVD risk)": dd.score2_risk.to_numpy(),
-                       "SCORE2 recalibrated (CV Cox)": risk_s, "SCORE2 + VD (CV Cox)": risk_b}
+        model_risks = {
+            "SCORE2 (as published, CVD risk)": dd.score2_risk.to_numpy(),
+            "SCORE2 recalibrated (CV Cox)": risk_s,
+            "SCORE2 + VD (CV Cox)": risk_b,
+        }
         for name, r in model_risks.items():
             c = cal.calibration(r, case, w, n_boot=min(n_boot, 200), seed=seed)
             out["calibration"].append(c["summary"].assign(endpoint=ep, model=name))
             out["calibration_curves"].append(c["curve"].assign(endpoint=ep, model=name))
-        rc = cal.reclassification(risk_s, risk_b, case, w, esc_category(risk_s, dd.age_years),
-                                  esc_category(risk_b, dd.age_years), n_boot=min(n_boot, 200), seed=seed)
+        rc = cal.reclassification(
+            risk_s,
+            risk_b,
+            case,
+            w,
+            esc_category(risk_s, dd.age_years),
+            esc_category(risk_b, dd.age_years),
+            n_boot=min(n_boot, 200),
+            seed=seed,
+        )
         out["reclassification"].append(rc.assign(endpoint=ep))
-        out["decision"].append(cal.net_benefit({"SCORE2 recalibrated": risk_s, "SCORE2 + VD": risk_b},
-                                               case, w).assign(endpoint=ep))
+        out["decision"].append(
+            cal.net_benefit({"SCORE2 recalibrated": risk_s, "SCORE2 + VD": risk_b}, case, w).assign(endpoint=ep)
+        )
         nri = rc.set_index("metric").estimate
         row["nri_categorical"] = float(nri.get("nri_categorical", np.nan))
         row["nri_continuous"] = float(nri.get("nri_continuous", np.nan))
@@ -221,14 +253,28 @@ def _endpoint(d, ep, horizon, n_boot, groups, seed, notes, out):
         row["c_score2"], row["c_vd"] = float(t.loc["score2_risk", "c_index"]), float(t.loc["vd_z", "c_index"])
         if "score2_vd_lp" in t.index:
             r2 = t.loc["score2_vd_lp"]
-            row.update(c_score2_vd=float(r2.c_index), delta_c=float(r2.delta_c),
-                       delta_ci_low=float(r2.delta_ci_low), delta_ci_high=float(r2.delta_ci_high))
+            row.update(
+                c_score2_vd=float(r2.c_index),
+                delta_c=float(r2.delta_c),
+                delta_ci_low=float(r2.delta_ci_low),
+                delta_ci_high=float(r2.delta_ci_high),
+            )
     return row
 
 
-def run(run_dir=None, profile: str = "workshop", seed: int = 0, region: str = "moderate",
-        horizon_years: float = 10.0, groups: int = 4, n_boot: int = 1000, vd_source: str = "vd",
-        endpoints=("mi", "cardiac_death", "death"), write: bool = True, progress=print) -> SurvivalResult:
+def run(
+    run_dir=None,
+    profile: str = "workshop",
+    seed: int = 0,
+    region: str = "moderate",
+    horizon_years: float = 10.0,
+    groups: int = 4,
+    n_boot: int = 1000,
+    vd_source: str = "vd",
+    endpoints=("mi", "cardiac_death", "death"),
+    write: bool = True,
+    progress=print,
+) -> SurvivalResult:
     """Compare VD with SCORE2 for each endpoint; return a :class:`SurvivalResult`.
 
     Args:
@@ -255,9 +301,25 @@ def run(run_dir=None, profile: str = "workshop", seed: int = 0, region: str = "m
     vd = pd.read_parquet(lay.vd.vd) if lay.vd.vd.exists() else None
     t0 = time.perf_counter()
     d = build_analysis_table(cohort, vd, region, truth, vd_source)
-    out = {k: [] for k in ("km", "at_risk", "km_tests", "cif", "cox", "ph", "lr", "fine_gray",
-                           "discrimination", "td_auc", "calibration", "calibration_curves",
-                           "reclassification", "decision")}
+    out = {
+        k: []
+        for k in (
+            "km",
+            "at_risk",
+            "km_tests",
+            "cif",
+            "cox",
+            "ph",
+            "lr",
+            "fine_gray",
+            "discrimination",
+            "td_auc",
+            "calibration",
+            "calibration_curves",
+            "reclassification",
+            "decision",
+        )
+    }
     notes, rows = [], []
     for ep in endpoints:
         if f"{ep}_event" not in d or f"{ep}_years" not in d:
@@ -266,18 +328,29 @@ def run(run_dir=None, profile: str = "workshop", seed: int = 0, region: str = "m
         if progress:
             progress(f"05_survival: {ep} ...")
         rows.append(_endpoint(d, ep, horizon_years, n_boot, groups, seed, notes, out))
-    frames = {k: (pd.concat(v, ignore_index=True) if v and isinstance(v[0], pd.DataFrame)
-                  else pd.DataFrame(v)) for k, v in out.items()}
-    res = SurvivalResult(headline=pd.DataFrame(rows), analysis=d, notes=notes,
-                         settings=dict(region=region, horizon_years=horizon_years, groups=groups,
-                                       n_boot=n_boot, vd_source=vd_source, seed=seed),
-                         synthetic=bool(manifest.get("synthetic", True)), **frames)
+    frames = {
+        k: (pd.concat(v, ignore_index=True) if v and isinstance(v[0], pd.DataFrame) else pd.DataFrame(v))
+        for k, v in out.items()
+    }
+    res = SurvivalResult(
+        headline=pd.DataFrame(rows),
+        analysis=d,
+        notes=notes,
+        settings=dict(
+            region=region, horizon_years=horizon_years, groups=groups, n_boot=n_boot, vd_source=vd_source, seed=seed
+        ),
+        synthetic=bool(manifest.get("synthetic", True)),
+        **frames,
+    )
     res.settings["seconds"] = round(time.perf_counter() - t0, 1)
     if write:
         s = lay.survival
         s.ensure()
-        keep = [c for c in d.columns if c in ("subject_id", "vd_z", "vd_true", "score2_risk", "score2_model",
-                                               "score2_flag", "score2_lp")] + ["score2_category"]
+        keep = [
+            c
+            for c in d.columns
+            if c in ("subject_id", "vd_z", "vd_true", "score2_risk", "score2_model", "score2_flag", "score2_lp")
+        ] + ["score2_category"]
         an = d[keep].copy()
         an["score2_category"] = an.score2_category.astype(str)
         io.write_parquet(s.analysis, an)

@@ -4,6 +4,7 @@ CI of ``vd_true``'s hazard ratio covers the planted value, its bias, and the Fin
 
     python -m carotidkit.survival.validate --reps 100
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,14 +24,30 @@ def cox_coverage(reps: int = 100, n: int = 4000, vd_hr_per_sd: float = 1.4, seed
     for r in range(reps):
         c, t = simulate_cohort(n, seed=seed + r, vd_hr_per_sd=vd_hr_per_sd)
         d = c.merge(t[["subject_id", "vd_true"]]).assign(male=lambda x: (x.sex == "male").astype(int))
-        covs = ["vd_true", "age_years", "male", "smoking", "sbp_mmhg", "tc_mmol_l", "hdl_mmol_l", "diabetes", "prior_mi"]
+        covs = [
+            "vd_true",
+            "age_years",
+            "male",
+            "smoking",
+            "sbp_mmhg",
+            "tc_mmol_l",
+            "hdl_mmol_l",
+            "diabetes",
+            "prior_mi",
+        ]
         tab, _ = coxm.cox_table(d, "mi_years", "mi_event", covs)
         row = tab.set_index("term").loc["vd_true"]
         est.append(np.log(row.hr))
         cover.append(row.ci_low <= vd_hr_per_sd <= row.ci_high)
     est = np.asarray(est)
-    return {"reps": reps, "n": n, "planted_hr": vd_hr_per_sd, "mean_hr": float(np.exp(est.mean())),
-            "bias_log_hr": float(est.mean() - np.log(vd_hr_per_sd)), "coverage_95": float(np.mean(cover))}
+    return {
+        "reps": reps,
+        "n": n,
+        "planted_hr": vd_hr_per_sd,
+        "mean_hr": float(np.exp(est.mean())),
+        "bias_log_hr": float(est.mean() - np.log(vd_hr_per_sd)),
+        "coverage_95": float(np.mean(cover)),
+    }
 
 
 def fine_gray_coverage(reps: int = 100, n: int = 800, beta=(0.5, -0.5), seed: int = 0) -> dict:
@@ -41,8 +58,13 @@ def fine_gray_coverage(reps: int = 100, n: int = 800, beta=(0.5, -0.5), seed: in
         est.append(np.log(tab.shr.to_numpy()))
         cover.append(((tab.ci_low.to_numpy() <= np.exp(beta)) & (np.exp(beta) <= tab.ci_high.to_numpy())))
     est, cover = np.asarray(est), np.asarray(cover)
-    return {"reps": reps, "n": n, "planted_log_shr": list(beta), "bias_log_shr": (est.mean(0) - beta).tolist(),
-            "coverage_95": cover.mean(0).tolist()}
+    return {
+        "reps": reps,
+        "n": n,
+        "planted_log_shr": list(beta),
+        "bias_log_shr": (est.mean(0) - beta).tolist(),
+        "coverage_95": cover.mean(0).tolist(),
+    }
 
 
 def main(argv=None):

@@ -5,6 +5,7 @@ media thickness, adventitia, plaques, perivascular texture). :func:`echo_map` tu
 scatterer-strength (echogenicity) map and a region label map on any pixel grid; the speckle
 module turns that into an image. Ranges follow ``reference/carotid_physiology.md``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -18,19 +19,19 @@ PLAQUE_KINDS = ("echolucent", "fibrous", "calcified")
 
 @dataclass
 class Plaque:
-    x_mm: float                 # lateral centre
+    x_mm: float  # lateral centre
     length_mm: float
-    height_mm: float            # encroachment into the lumen beyond the intima
-    wall: str = "far"           # "far" or "near"
-    kind: str = "fibrous"       # echolucent | fibrous | calcified
+    height_mm: float  # encroachment into the lumen beyond the intima
+    wall: str = "far"  # "far" or "near"
+    kind: str = "fibrous"  # echolucent | fibrous | calcified
 
 
 @dataclass
 class Anatomy:
     depth_mm: float = 40.0
     width_mm: float = 50.0
-    center_mm: float = 20.0     # lumen centre depth mid-image
-    tilt: float = 0.0           # mm of depth per mm lateral
+    center_mm: float = 20.0  # lumen centre depth mid-image
+    tilt: float = 0.0  # mm of depth per mm lateral
     bend_mm: float = 0.4
     bend_period_mm: float = 60.0
     lumen_radius_mm: float = 3.2
@@ -38,7 +39,7 @@ class Anatomy:
     imt_near_mm: float = 0.6
     adventitia_mm: float = 0.7
     plaques: list[Plaque] = field(default_factory=list)
-    peri_echo: float = 0.6      # perivascular echogenicity
+    peri_echo: float = 0.6  # perivascular echogenicity
     peri_texture: float = 0.35  # perivascular heterogeneity (lobular fat / connective tissue)
     skin_mm: float = 1.2
     fat_mm: float = 4.0
@@ -61,7 +62,7 @@ def _smooth_noise(shape, scale_px: float, rng: np.random.Generator) -> np.ndarra
 def plaque_profile(p: Plaque, x_mm: np.ndarray) -> np.ndarray:
     """Encroachment height (mm) of one plaque along x: a dome with soft shoulders."""
     u = np.clip(1 - ((x_mm - p.x_mm) / (p.length_mm / 2)) ** 2, 0, None)
-    return p.height_mm * u ** 0.6
+    return p.height_mm * u**0.6
 
 
 def echo_map(anat: Anatomy, z_mm: np.ndarray, x_mm: np.ndarray, rng: np.random.Generator):
@@ -75,7 +76,7 @@ def echo_map(anat: Anatomy, z_mm: np.ndarray, x_mm: np.ndarray, rng: np.random.G
     c = anat.center(x_mm).astype(np.float32)
     y = Z - c[None, :]
     r = anat.lumen_radius_mm
-    d_far, d_near = y - r, -y - r                     # >0: outside the lumen on that side
+    d_far, d_near = y - r, -y - r  # >0: outside the lumen on that side
 
     # background layers by depth: skin, subcutaneous fat, muscle (striated), deep tissue
     px_per_mm = 1 / dz
@@ -95,8 +96,9 @@ def echo_map(anat: Anatomy, z_mm: np.ndarray, x_mm: np.ndarray, rng: np.random.G
     # perivascular tissue: a shell around the adventitia, its own echogenicity and texture
     adv_out_far = anat.imt_far_mm + anat.adventitia_mm
     adv_out_near = anat.imt_near_mm + anat.adventitia_mm
-    peri = ((d_far >= adv_out_far) & (d_far < adv_out_far + 4.0)) | \
-           ((d_near >= adv_out_near) & (d_near < adv_out_near + 4.0))
+    peri = ((d_far >= adv_out_far) & (d_far < adv_out_far + 4.0)) | (
+        (d_near >= adv_out_near) & (d_near < adv_out_near + 4.0)
+    )
     peri_tex = _smooth_noise((H, W), 0.8 * px_per_mm, rng)
     amp[peri] = (anat.peri_echo * np.exp(anat.peri_texture * peri_tex))[peri]
     labels[peri] = LABELS["perivascular"]
@@ -113,10 +115,12 @@ def echo_map(anat: Anatomy, z_mm: np.ndarray, x_mm: np.ndarray, rng: np.random.G
         np.maximum(h, prof, out=h)
 
     plaque_mask = np.zeros((H, W), bool)
-    for d, h, kind, imt, wall_label in ((d_far, h_far, kind_far, anat.imt_far_mm, "far_wall"),
-                                         (d_near, h_near, kind_near, anat.imt_near_mm, "near_wall")):
-        blur = 1.0 if wall_label == "far_wall" else 0.8        # the near wall is less crisp
-        d_rel = d + h[None, :]                                  # distance from the lumen surface
+    for d, h, kind, imt, wall_label in (
+        (d_far, h_far, kind_far, anat.imt_far_mm, "far_wall"),
+        (d_near, h_near, kind_near, anat.imt_near_mm, "near_wall"),
+    ):
+        blur = 1.0 if wall_label == "far_wall" else 0.8  # the near wall is less crisp
+        d_rel = d + h[None, :]  # distance from the lumen surface
         intima = (d_rel >= 0) & (d_rel < 0.15)
         media = (d_rel >= 0.15) & (d < imt)
         advent = (d >= imt) & (d < imt + anat.adventitia_mm)
@@ -132,7 +136,7 @@ def echo_map(anat: Anatomy, z_mm: np.ndarray, x_mm: np.ndarray, rng: np.random.G
             body = body * np.exp(0.3 * _smooth_noise((H, W), 0.6 * px_per_mm, rng))
             cap = pl & (d_rel < 0.2)
             amp[pl] = body[pl]
-            amp[cap & (kind2d == 0)] = 1.4                       # fibrous cap over a lipid core
+            amp[cap & (kind2d == 0)] = 1.4  # fibrous cap over a lipid core
             labels[pl] = LABELS["plaque"]
             plaque_mask |= pl
 
@@ -163,9 +167,15 @@ def echo_map(anat: Anatomy, z_mm: np.ndarray, x_mm: np.ndarray, rng: np.random.G
     return amp, labels, plaque_mask
 
 
-def random_anatomy(rng: np.random.Generator, age: float = 60.0, vd: float = 0.0,
-                   n_plaques: int | None = None, depth_mm: float = 40.0, width_mm: float = 50.0,
-                   male: bool | None = None) -> Anatomy:
+def random_anatomy(
+    rng: np.random.Generator,
+    age: float = 60.0,
+    vd: float = 0.0,
+    n_plaques: int | None = None,
+    depth_mm: float = 40.0,
+    width_mm: float = 50.0,
+    male: bool | None = None,
+) -> Anatomy:
     """An anatomy whose IMT, plaque burden and perivascular tissue follow age and damage ``vd``."""
     male = bool(rng.random() < 0.5) if male is None else male
     imt = 0.5 + 0.00875 * (age - 35) + 0.07 * vd + rng.normal(0, 0.05)
@@ -182,19 +192,30 @@ def random_anatomy(rng: np.random.Generator, age: float = 60.0, vd: float = 0.0,
             if all(abs(x - u) > (length + ul) / 2 + 1 for u, ul in used):
                 break
         used.append((x, length))
-        plaques.append(Plaque(
-            x_mm=x, length_mm=length,
-            height_mm=float(np.clip(rng.gamma(4, 0.35) + 0.2 * vd, 0.8, 3.5)),
-            wall="far" if rng.random() < 0.7 else "near",
-            kind=str(rng.choice(PLAQUE_KINDS, p=[0.3, 0.5, 0.2]))))
+        plaques.append(
+            Plaque(
+                x_mm=x,
+                length_mm=length,
+                height_mm=float(np.clip(rng.gamma(4, 0.35) + 0.2 * vd, 0.8, 3.5)),
+                wall="far" if rng.random() < 0.7 else "near",
+                kind=str(rng.choice(PLAQUE_KINDS, p=[0.3, 0.5, 0.2])),
+            )
+        )
     return Anatomy(
-        depth_mm=depth_mm, width_mm=width_mm,
+        depth_mm=depth_mm,
+        width_mm=width_mm,
         center_mm=float(rng.uniform(0.38, 0.55) * depth_mm),
-        tilt=float(rng.normal(0, 0.04)), bend_mm=float(rng.uniform(0, 0.8)),
-        bend_period_mm=float(rng.uniform(40, 90)), lumen_radius_mm=radius,
-        imt_far_mm=imt, imt_near_mm=float(imt * rng.uniform(0.85, 1.0)),
-        adventitia_mm=float(rng.uniform(0.5, 0.9)), plaques=plaques,
+        tilt=float(rng.normal(0, 0.04)),
+        bend_mm=float(rng.uniform(0, 0.8)),
+        bend_period_mm=float(rng.uniform(40, 90)),
+        lumen_radius_mm=radius,
+        imt_far_mm=imt,
+        imt_near_mm=float(imt * rng.uniform(0.85, 1.0)),
+        adventitia_mm=float(rng.uniform(0.5, 0.9)),
+        plaques=plaques,
         peri_echo=float(np.clip(0.6 + 0.12 * vd + rng.normal(0, 0.08), 0.3, 1.2)),
         peri_texture=float(np.clip(0.3 + 0.08 * vd + rng.normal(0, 0.04), 0.1, 0.7)),
-        skin_mm=float(rng.uniform(0.8, 1.5)), fat_mm=float(rng.uniform(2, 6)),
-        muscle_mm=float(rng.uniform(3, 7)))
+        skin_mm=float(rng.uniform(0.8, 1.5)),
+        fat_mm=float(rng.uniform(2, 6)),
+        muscle_mm=float(rng.uniform(3, 7)),
+    )

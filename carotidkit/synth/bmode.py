@@ -4,6 +4,7 @@
 overlays, the overlay pixel mask, the scan-area box and the plaque mask, so cleaning and
 segmentation can be scored exactly.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,18 +20,24 @@ _NAMES = ["GARCIA M", "PEREZ J", "LOPEZ A", "SCHMIDT K", "MUELLER H", "ROSSI L",
 
 @dataclass
 class Export:
-    image: np.ndarray          # uint8 [H, W], as exported (overlays burned in)
-    clean: np.ndarray          # uint8 [H, W], the same without overlays (truth for inpainting)
-    overlay: np.ndarray        # bool [H, W], pixels the overlays visibly changed
-    plaque: np.ndarray         # float32 [H, W] in [0, 1], plaque coverage (anti-aliased)
-    scan_box: tuple[int, int, int, int]   # x0, y0, x1, y1 of the scan area in the export
+    image: np.ndarray  # uint8 [H, W], as exported (overlays burned in)
+    clean: np.ndarray  # uint8 [H, W], the same without overlays (truth for inpainting)
+    overlay: np.ndarray  # bool [H, W], pixels the overlays visibly changed
+    plaque: np.ndarray  # float32 [H, W] in [0, 1], plaque coverage (anti-aliased)
+    scan_box: tuple[int, int, int, int]  # x0, y0, x1, y1 of the scan area in the export
     pixel_spacing_mm: tuple[float, float]  # (row, col) spacing in the export
     anatomy: A.Anatomy
 
 
-def render_scan(anat: A.Anatomy, out_hw: tuple[int, int], rng: np.random.Generator,
-                grid_mm: float = 0.1, gain_db: float = 0.0, noise: float = 0.004,
-                dynamic_range_db: float = 50.0):
+def render_scan(
+    anat: A.Anatomy,
+    out_hw: tuple[int, int],
+    rng: np.random.Generator,
+    grid_mm: float = 0.1,
+    gain_db: float = 0.0,
+    noise: float = 0.004,
+    dynamic_range_db: float = 50.0,
+):
     """Speckle image of ``anat`` resampled to ``out_hw`` pixels; also labels and plaque coverage."""
     z = np.arange(0, anat.depth_mm, grid_mm, dtype=np.float32)
     x = np.arange(0, anat.width_mm, grid_mm, dtype=np.float32)
@@ -41,8 +48,9 @@ def render_scan(anat: A.Anatomy, out_hw: tuple[int, int], rng: np.random.Generat
     h, w = out_hw
     interp = cv2.INTER_AREA if h < len(z) else cv2.INTER_LINEAR
     img = cv2.resize(img, (w, h), interpolation=interp)
-    cov = cv2.resize(plaque.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA
-                     if h < len(z) else cv2.INTER_LINEAR)
+    cov = cv2.resize(
+        plaque.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA if h < len(z) else cv2.INTER_LINEAR
+    )
     lab = cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
     return img, lab, cov
 
@@ -58,20 +66,31 @@ def _cross(img, mask, cx, cy, arm, thick, value=255):
         cv2.line(mask, a, b, 255, thick, cv2.LINE_AA)
 
 
-def burn_overlays(canvas: np.ndarray, box, rng: np.random.Generator, plaque_cov: np.ndarray,
-                  scale: float):
+def burn_overlays(canvas: np.ndarray, box, rng: np.random.Generator, plaque_cov: np.ndarray, scale: float):
     """Draw scanner overlays onto ``canvas`` in place; returns the drawn-ink mask (uint8)."""
     ink = np.zeros_like(canvas)
     x0, y0, x1, y1 = box
     H, W = canvas.shape
     fs = max(0.45, 0.55 * scale * 1.5)
-    th = max(2, int(round(1.5 * scale)))          # scanners draw overlays >= 2 px wide
+    th = max(2, int(round(1.5 * scale)))  # scanners draw overlays >= 2 px wide
     # patient/institution text and acquisition settings in the margins
     if y0 > 18 * scale:
-        _text(canvas, ink, f"{rng.choice(_NAMES)}  ID {rng.integers(10**6, 10**7)}",
-              (int(10 * scale), int(min(y0 - 4, 26 * scale))), fs, th)
-        _text(canvas, ink, f"{rng.integers(1, 28):02d}/{rng.integers(1, 12):02d}/20{rng.integers(10, 24)}",
-              (int(W - 190 * scale), int(min(y0 - 4, 26 * scale))), fs, th)
+        _text(
+            canvas,
+            ink,
+            f"{rng.choice(_NAMES)}  ID {rng.integers(10**6, 10**7)}",
+            (int(10 * scale), int(min(y0 - 4, 26 * scale))),
+            fs,
+            th,
+        )
+        _text(
+            canvas,
+            ink,
+            f"{rng.integers(1, 28):02d}/{rng.integers(1, 12):02d}/20{rng.integers(10, 24)}",
+            (int(W - 190 * scale), int(min(y0 - 4, 26 * scale))),
+            fs,
+            th,
+        )
     if x1 < W - 60 * scale:
         for i, t in enumerate(["7.5MHz", f"G{rng.integers(40, 80)}", f"DR{rng.integers(50, 70)}", "CCA"]):
             _text(canvas, ink, t, (int(x1 + 8 * scale), int(y0 + (30 + 28 * i) * scale)), fs * 0.8, th)
@@ -82,8 +101,14 @@ def burn_overlays(canvas: np.ndarray, box, rng: np.random.Generator, plaque_cov:
         cv2.line(canvas, (x1 - int(8 * scale), ty), (x1 - 1, ty), 255, th)
         cv2.line(ink, (x1 - int(8 * scale), ty), (x1 - 1, ty), 255, th)
     fy = int(y0 + rng.uniform(0.3, 0.7) * (y1 - y0))
-    tri = np.array([[x1 - int(3 * scale), fy], [x1 - int(14 * scale), fy - int(6 * scale)],
-                    [x1 - int(14 * scale), fy + int(6 * scale)]], np.int32)
+    tri = np.array(
+        [
+            [x1 - int(3 * scale), fy],
+            [x1 - int(14 * scale), fy - int(6 * scale)],
+            [x1 - int(14 * scale), fy + int(6 * scale)],
+        ],
+        np.int32,
+    )
     cv2.fillPoly(canvas, [tri], 230)
     cv2.fillPoly(ink, [tri], 255)
     # probe-orientation logo in the top-left corner of the scan area
@@ -101,13 +126,20 @@ def burn_overlays(canvas: np.ndarray, box, rng: np.random.Generator, plaque_cov:
             cy = int(rng.uniform(y0 + 0.35 * (y1 - y0), y1 - 0.35 * (y1 - y0)))
         _cross(canvas, ink, cx, cy, int(9 * scale), th)
     if rng.random() < 0.6:
-        _text(canvas, ink, f"D{rng.integers(1, 3)} {rng.uniform(0.5, 3.5):.2f}mm",
-              (int(x0 + rng.uniform(0.05, 0.6) * (x1 - x0)), int(y1 - 12 * scale)), fs * 0.8, th)
+        _text(
+            canvas,
+            ink,
+            f"D{rng.integers(1, 3)} {rng.uniform(0.5, 3.5):.2f}mm",
+            (int(x0 + rng.uniform(0.05, 0.6) * (x1 - x0)), int(y1 - 12 * scale)),
+            fs * 0.8,
+            th,
+        )
     return ink
 
 
-def render_export(rng: np.random.Generator, size: int = 800, anat: A.Anatomy | None = None,
-                  source: str | None = None) -> Export:
+def render_export(
+    rng: np.random.Generator, size: int = 800, anat: A.Anatomy | None = None, source: str | None = None
+) -> Export:
     """One exported frame in the Ar-PlaqSegm1 style: 4:3 source with margins, stretched to square.
 
     ``source`` picks the 4:3 source geometry ("png1200" or "dicom800"; random by default).
@@ -126,9 +158,9 @@ def render_export(rng: np.random.Generator, size: int = 800, anat: A.Anatomy | N
     anat.width_mm = anat.depth_mm * bw / bh
     scan, _lab, cov = render_scan(anat, (bh, bw), rng, gain_db=float(rng.normal(0, 2)))
     canvas = np.zeros((sh, sw), np.uint8)
-    canvas[y0:y0 + bh, x0:x0 + bw] = scan
+    canvas[y0 : y0 + bh, x0 : x0 + bw] = scan
     cov_canvas = np.zeros((sh, sw), np.float32)
-    cov_canvas[y0:y0 + bh, x0:x0 + bw] = cov
+    cov_canvas[y0 : y0 + bh, x0 : x0 + bw] = cov
     clean_src = canvas.copy()
     burn_overlays(canvas, box, rng, cov, scale=scale)
     # the database stretches every 4:3 source to a square

@@ -6,6 +6,7 @@ scanner. The lumen radius follows an arterial pulse waveform at the subject's he
 distension (relative diameter change, 5-10 % in healthy arteries) falls as the artery stiffens
 with vascular damage. Region labels (lumen, walls, plaque, perivascular tissue) move the same way.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,19 +20,22 @@ from . import speckle as S
 
 @dataclass
 class Clip:
-    frames: np.ndarray        # uint8 [T, H, W]
-    labels: np.ndarray        # uint8 [T, H, W] (anatomy.LABELS)
+    frames: np.ndarray  # uint8 [T, H, W]
+    labels: np.ndarray  # uint8 [T, H, W] (anatomy.LABELS)
     fps: float
     pixel_spacing_mm: float
-    distension: float         # relative diameter change over the cycle (truth)
+    distension: float  # relative diameter change over the cycle (truth)
     heart_rate_bpm: float
 
 
 def pulse_waveform(phase: np.ndarray) -> np.ndarray:
     """Normalised carotid distension waveform over one cycle (systolic peak, dicrotic wave)."""
     p = np.mod(phase, 1.0)
-    w = np.exp(-((p - 0.17) / 0.08) ** 2) + 0.35 * np.exp(-((p - 0.42) / 0.07) ** 2) \
-        + 0.5 * np.exp(-((p - 0.25) / 0.12) ** 2)
+    w = (
+        np.exp(-(((p - 0.17) / 0.08) ** 2))
+        + 0.35 * np.exp(-(((p - 0.42) / 0.07) ** 2))
+        + 0.5 * np.exp(-(((p - 0.25) / 0.12) ** 2))
+    )
     return (w - w.min()) / (w.max() - w.min())
 
 
@@ -43,14 +47,24 @@ def distension_from(age: float, vd: float, rng: np.random.Generator | None = Non
     return float(np.clip(d, 0.015, 0.13))
 
 
-def render_clip(anat: A.Anatomy, rng: np.random.Generator, *, size: int = 64, fps: float = 25.0,
-                seconds: float = 1.4, heart_rate_bpm: float = 68.0, distension: float = 0.08,
-                fov_mm: float = 20.0, gain_db: float = 0.0, noise: float = 0.004,
-                oversample: int = 2) -> Clip:
+def render_clip(
+    anat: A.Anatomy,
+    rng: np.random.Generator,
+    *,
+    size: int = 64,
+    fps: float = 25.0,
+    seconds: float = 1.4,
+    heart_rate_bpm: float = 68.0,
+    distension: float = 0.08,
+    fov_mm: float = 20.0,
+    gain_db: float = 0.0,
+    noise: float = 0.004,
+    oversample: int = 2,
+) -> Clip:
     """Render one loop of ``seconds`` at ``fps``, ``size`` x ``size`` pixels around the vessel."""
     n = size * oversample
     grid = fov_mm / n
-    z_top = anat.center_mm - fov_mm / 2 + rng.uniform(-1.5, 1.5)    # probe position varies
+    z_top = anat.center_mm - fov_mm / 2 + rng.uniform(-1.5, 1.5)  # probe position varies
     x_left = anat.width_mm / 2 - fov_mm / 2 + rng.uniform(-3, 3)
     z = (z_top + np.arange(n) * grid).astype(np.float32)
     x = (x_left + np.arange(n) * grid).astype(np.float32)
@@ -66,14 +80,14 @@ def render_clip(anat: A.Anatomy, rng: np.random.Generator, *, size: int = 64, fp
     r0 = anat.lumen_radius_mm
     rows = np.arange(n, dtype=np.float32)[:, None]
     cols = np.broadcast_to(np.arange(n, dtype=np.float32)[None, :], (n, n))
-    y = (z[:, None] - anat.center(x)[None, :]).astype(np.float32)   # signed distance from centreline
+    y = (z[:, None] - anat.center(x)[None, :]).astype(np.float32)  # signed distance from centreline
     ay = np.maximum(np.abs(y), 1e-3)
     inside = ay < r0
     frames = np.empty((n_frames, size, size), np.uint8)
     labs = np.empty((n_frames, size, size), np.uint8)
     for k in range(n_frames):
         dr = r0 * distension * wave[k]
-        u = np.where(inside, y * dr / r0, np.sign(y) * dr * r0 / ay)    # displacement (mm)
+        u = np.where(inside, y * dr / r0, np.sign(y) * dr * r0 / ay)  # displacement (mm)
         map_y = (rows - u / grid).astype(np.float32)
         warped = cv2.remap(iq2, cols, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         env = np.sqrt(warped[..., 0] ** 2 + warped[..., 1] ** 2)

@@ -15,6 +15,7 @@ Layout (all under ``out_dir``)::
 The manifest's ``key`` hashes (seed, parameters, simulator version); a folder whose manifest
 has the same key is reused as is, so re-running 00_data costs nothing.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,6 +44,7 @@ def _rng(seed: int, *keys: int) -> np.random.Generator:
 
 # ----------------------------------------------------------------------------- plaque database
 
+
 def plan_plaque_db(n: int, seed: int) -> pd.DataFrame:
     """Ids, splits, duplicates and file-name quirks of an Ar-PlaqSegm1-like database of ``n`` images.
 
@@ -60,17 +62,21 @@ def plan_plaque_db(n: int, seed: int) -> pd.DataFrame:
     rng.shuffle(has_plaque)
     split = np.array(["train"] * n_unique, dtype=object)
     pl, nopl = np.where(has_plaque)[0], np.where(~has_plaque)[0]
-    test = np.concatenate([rng.choice(pl, n_test_u // 2, replace=False),
-                           rng.choice(nopl, n_test_u - n_test_u // 2, replace=False)])
+    test = np.concatenate(
+        [rng.choice(pl, n_test_u // 2, replace=False), rng.choice(nopl, n_test_u - n_test_u // 2, replace=False)]
+    )
     split[test] = "test"
-    rows = [{"render": i, "split": split[i], "has_plaque": bool(has_plaque[i]), "duplicate_of": None}
-            for i in range(n_unique)]
+    rows = [
+        {"render": i, "split": split[i], "has_plaque": bool(has_plaque[i]), "duplicate_of": None}
+        for i in range(n_unique)
+    ]
     # duplicates (the real ones all have plaque): cross-split first, then within a split
     dev_pl = [i for i in pl if split[i] == "train"]
     src = rng.choice(dev_pl, n_dup, replace=len(dev_pl) < n_dup)
     for k, s in enumerate(src):
-        rows.append({"render": int(s), "split": "test" if k < n_cross else "train",
-                     "has_plaque": True, "duplicate_of": int(s)})
+        rows.append(
+            {"render": int(s), "split": "test" if k < n_cross else "train", "has_plaque": True, "duplicate_of": int(s)}
+        )
     plan = pd.DataFrame(rows)
     plan = plan.sample(frac=1, random_state=int(rng.integers(1 << 31))).reset_index(drop=True)
     # numbering with gaps
@@ -82,7 +88,7 @@ def plan_plaque_db(n: int, seed: int) -> pd.DataFrame:
     plan["file"] = [f"{i}.png" for i in ids]
     plan["mask_file"] = [f"{i}_labeled.png" for i in ids]
     last_test = plan.index[plan.split == "test"][-1]
-    plan.loc[last_test, "file"] = f"{plan.loc[last_test, 'image_id']} .png"      # stray space
+    plan.loc[last_test, "file"] = f"{plan.loc[last_test, 'image_id']} .png"  # stray space
     plan["mask_rgb"] = rng.random(len(plan)) < 0.15
     return plan
 
@@ -100,15 +106,24 @@ def _render_db_image(args) -> dict:
     io.write_png(out / f"r{i}_clean.png", ex.clean)
     io.write_png(out / f"r{i}_overlay.png", ex.overlay.astype(np.uint8) * 255)
     area_px = int((ex.plaque > 0.5).sum())
-    return {"render": i, "n_plaques": len(anat.plaques),
-            "plaque_kinds": ",".join(p.kind for p in anat.plaques),
-            "plaque_walls": ",".join(p.wall for p in anat.plaques),
-            "plaque_area_px": area_px,
-            "plaque_area_mm2": area_px * ex.pixel_spacing_mm[0] * ex.pixel_spacing_mm[1],
-            "pixel_spacing_row_mm": ex.pixel_spacing_mm[0], "pixel_spacing_col_mm": ex.pixel_spacing_mm[1],
-            "scan_x0": ex.scan_box[0], "scan_y0": ex.scan_box[1], "scan_x1": ex.scan_box[2],
-            "scan_y1": ex.scan_box[3], "overlay_px": int(ex.overlay.sum()),
-            "imt_far_mm": anat.imt_far_mm, "age_years": age, "vd": vd}
+    return {
+        "render": i,
+        "n_plaques": len(anat.plaques),
+        "plaque_kinds": ",".join(p.kind for p in anat.plaques),
+        "plaque_walls": ",".join(p.wall for p in anat.plaques),
+        "plaque_area_px": area_px,
+        "plaque_area_mm2": area_px * ex.pixel_spacing_mm[0] * ex.pixel_spacing_mm[1],
+        "pixel_spacing_row_mm": ex.pixel_spacing_mm[0],
+        "pixel_spacing_col_mm": ex.pixel_spacing_mm[1],
+        "scan_x0": ex.scan_box[0],
+        "scan_y0": ex.scan_box[1],
+        "scan_x1": ex.scan_box[2],
+        "scan_y1": ex.scan_box[3],
+        "overlay_px": int(ex.overlay.sum()),
+        "imt_far_mm": anat.imt_far_mm,
+        "age_years": age,
+        "vd": vd,
+    }
 
 
 def write_plaque_db(out_dir: Path, n: int, size: int, seed: int, pool=None) -> pd.DataFrame:
@@ -124,7 +139,7 @@ def write_plaque_db(out_dir: Path, n: int, size: int, seed: int, pool=None) -> p
     for r in truth.itertuples():
         folder = out_dir / "plaque_db" / r.split
         folder.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(work / f"r{r.render}_image.png", folder / r.file)   # byte-identical dups
+        shutil.copyfile(work / f"r{r.render}_image.png", folder / r.file)  # byte-identical dups
         mask = cv2.imread(str(work / f"r{r.render}_mask.png"), cv2.IMREAD_GRAYSCALE)
         if r.mask_rgb:
             mask = cv2.merge([mask, mask, mask])
@@ -135,8 +150,10 @@ def write_plaque_db(out_dir: Path, n: int, size: int, seed: int, pool=None) -> p
     shutil.rmtree(work)
     truth["has_plaque"] = truth.plaque_area_px > 0
     truth["duplicate_of_id"] = truth.duplicate_of.map(
-        lambda s: None if pd.isna(s) else int(truth.loc[(truth.render == s) & truth.duplicate_of.isna(),
-                                                        "image_id"].iloc[0]))
+        lambda s: (
+            None if pd.isna(s) else int(truth.loc[(truth.render == s) & truth.duplicate_of.isna(), "image_id"].iloc[0])
+        )
+    )
     truth = truth.drop(columns=["duplicate_of"]).sort_values("image_id").reset_index(drop=True)
     io.write_parquet(out_dir / "truth" / "plaque_db_truth.parquet", truth)
     return truth
@@ -144,52 +161,106 @@ def write_plaque_db(out_dir: Path, n: int, size: int, seed: int, pool=None) -> p
 
 # ----------------------------------------------------------------------------- cine loops
 
+
 def _render_subject_clips(args) -> list[dict]:
     sid, idx, age, vd, hr, male, seed, size, seconds, out = args
     rng = _rng(seed, 13, idx)
     n_clips = 2 if rng.random() < 0.6 else 1
     rows = []
-    for side in (["left", "right"] if n_clips == 2 else [str(rng.choice(["left", "right"]))]):
+    for side in ["left", "right"] if n_clips == 2 else [str(rng.choice(["left", "right"]))]:
         anat = A.random_anatomy(rng, age=age, vd=vd, male=male, depth_mm=40, width_mm=40)
         dist = cine.distension_from(age, vd, rng)
         fps = float(rng.choice([25.0, 30.0]))
-        clip = cine.render_clip(anat, rng, size=size, fps=fps, seconds=seconds, heart_rate_bpm=hr,
-                                distension=dist, gain_db=float(rng.normal(0, 2)),
-                                noise=float(rng.uniform(0.002, 0.008)))
+        clip = cine.render_clip(
+            anat,
+            rng,
+            size=size,
+            fps=fps,
+            seconds=seconds,
+            heart_rate_bpm=hr,
+            distension=dist,
+            gain_db=float(rng.normal(0, 2)),
+            noise=float(rng.uniform(0.002, 0.008)),
+        )
         clip_id = f"{sid}_{side[0].upper()}"
         rel = f"cine/{clip_id}.npz"
-        io.write_npz(Path(out) / rel, frames=clip.frames, labels=clip.labels,
-                     fps=np.float32(fps), pixel_spacing_mm=np.float32(clip.pixel_spacing_mm))
-        rows.append({"subject_id": sid, "clip_id": clip_id, "side": side, "path": rel,
-                     "n_frames": int(clip.frames.shape[0]), "fps": fps,
-                     "pixel_spacing_mm": clip.pixel_spacing_mm, "distension": dist,
-                     "imt_far_mm": anat.imt_far_mm, "n_plaques": len(anat.plaques),
-                     "peri_echo": anat.peri_echo, "peri_texture": anat.peri_texture})
+        io.write_npz(
+            Path(out) / rel,
+            frames=clip.frames,
+            labels=clip.labels,
+            fps=np.float32(fps),
+            pixel_spacing_mm=np.float32(clip.pixel_spacing_mm),
+        )
+        rows.append(
+            {
+                "subject_id": sid,
+                "clip_id": clip_id,
+                "side": side,
+                "path": rel,
+                "n_frames": int(clip.frames.shape[0]),
+                "fps": fps,
+                "pixel_spacing_mm": clip.pixel_spacing_mm,
+                "distension": dist,
+                "imt_far_mm": anat.imt_far_mm,
+                "n_plaques": len(anat.plaques),
+                "peri_echo": anat.peri_echo,
+                "peri_texture": anat.peri_texture,
+            }
+        )
     return rows
 
 
-def write_cine(out_dir: Path, cohort: pd.DataFrame, truth: pd.DataFrame, size: int, seconds: float,
-               seed: int, pool=None) -> pd.DataFrame:
+def write_cine(
+    out_dir: Path, cohort: pd.DataFrame, truth: pd.DataFrame, size: int, seconds: float, seed: int, pool=None
+) -> pd.DataFrame:
     vd = truth.set_index("subject_id").vd_true
-    tasks = [(r.subject_id, i, float(r.age_years), float(vd[r.subject_id]), float(r.heart_rate_bpm),
-              r.sex == "male", seed, size, seconds, str(out_dir)) for i, r in enumerate(cohort.itertuples())]
+    tasks = [
+        (
+            r.subject_id,
+            i,
+            float(r.age_years),
+            float(vd[r.subject_id]),
+            float(r.heart_rate_bpm),
+            r.sex == "male",
+            seed,
+            size,
+            seconds,
+            str(out_dir),
+        )
+        for i, r in enumerate(cohort.itertuples())
+    ]
     chunks = pool.map(_render_subject_clips, tasks, chunksize=16) if pool else map(_render_subject_clips, tasks)
     rows = [row for chunk in chunks for row in chunk]
     table = pd.DataFrame(rows)
-    io.write_parquet(out_dir / "cine_index.parquet",
-                     table[["subject_id", "clip_id", "side", "path", "n_frames", "fps", "pixel_spacing_mm"]])
-    io.write_parquet(out_dir / "truth" / "cine_truth.parquet",
-                     table[["clip_id", "subject_id", "distension", "imt_far_mm", "n_plaques",
-                            "peri_echo", "peri_texture"]])
+    io.write_parquet(
+        out_dir / "cine_index.parquet",
+        table[["subject_id", "clip_id", "side", "path", "n_frames", "fps", "pixel_spacing_mm"]],
+    )
+    io.write_parquet(
+        out_dir / "truth" / "cine_truth.parquet",
+        table[["clip_id", "subject_id", "distension", "imt_far_mm", "n_plaques", "peri_echo", "peri_texture"]],
+    )
     return table
 
 
 # ----------------------------------------------------------------------------- everything
 
-def generate(out_dir, *, n_subjects: int = 2000, n_plaque_images: int = 541, plaque_db_size: int = 800,
-             cine_size: int = 64, cine_seconds: float = 1.4, vd_hr_per_sd: float = 1.4,
-             followup_years: float = 12.0, seed: int = 0, n_jobs: int = 2, force: bool = False,
-             progress=None) -> dict:
+
+def generate(
+    out_dir,
+    *,
+    n_subjects: int = 2000,
+    n_plaque_images: int = 541,
+    plaque_db_size: int = 800,
+    cine_size: int = 64,
+    cine_seconds: float = 1.4,
+    vd_hr_per_sd: float = 1.4,
+    followup_years: float = 12.0,
+    seed: int = 0,
+    n_jobs: int = 2,
+    force: bool = False,
+    progress=None,
+) -> dict:
     """Simulate cohort, plaque database and cine loops into ``out_dir``; return the manifest.
 
     Cached: if ``out_dir/manifest.json`` has the same key (seed + parameters), nothing is redone.
@@ -200,9 +271,16 @@ def generate(out_dir, *, n_subjects: int = 2000, n_plaque_images: int = 541, pla
         40
     """
     out_dir = Path(out_dir)
-    params = dict(n_subjects=n_subjects, n_plaque_images=n_plaque_images, plaque_db_size=plaque_db_size,
-                  cine_size=cine_size, cine_seconds=cine_seconds, vd_hr_per_sd=vd_hr_per_sd,
-                  followup_years=followup_years, seed=seed)
+    params = dict(
+        n_subjects=n_subjects,
+        n_plaque_images=n_plaque_images,
+        plaque_db_size=plaque_db_size,
+        cine_size=cine_size,
+        cine_seconds=cine_seconds,
+        vd_hr_per_sd=vd_hr_per_sd,
+        followup_years=followup_years,
+        seed=seed,
+    )
     key = io.stable_hash({"params": params, "version": SIM_VERSION})
     mpath = out_dir / "manifest.json"
     if not force and mpath.exists():
@@ -211,18 +289,17 @@ def generate(out_dir, *, n_subjects: int = 2000, n_plaque_images: int = 541, pla
             return old
     say = progress or (lambda msg: None)
     if mpath.exists():
-        mpath.unlink()                      # the manifest gates validity; remove it first
+        mpath.unlink()  # the manifest gates validity; remove it first
     for c in COMPONENTS:
         p = out_dir / c
         shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     timings = {}
     n_jobs = n_jobs or os.cpu_count() or 1
-    pool = (ProcessPoolExecutor(n_jobs, mp_context=get_context("fork")) if n_jobs > 1 else None)
+    pool = ProcessPoolExecutor(n_jobs, mp_context=get_context("fork")) if n_jobs > 1 else None
     try:
         t0 = time.perf_counter()
-        cohort, truth = simulate_cohort(n_subjects, seed=seed, vd_hr_per_sd=vd_hr_per_sd,
-                                        followup_years=followup_years)
+        cohort, truth = simulate_cohort(n_subjects, seed=seed, vd_hr_per_sd=vd_hr_per_sd, followup_years=followup_years)
         io.write_parquet(out_dir / "cohort.parquet", cohort)
         io.write_parquet(out_dir / "truth" / "cohort_truth.parquet", truth)
         timings["cohort_s"] = round(time.perf_counter() - t0, 2)
@@ -239,19 +316,33 @@ def generate(out_dir, *, n_subjects: int = 2000, n_plaque_images: int = 541, pla
         if pool:
             pool.shutdown()
     t0 = time.perf_counter()
-    hashes = {"cohort.parquet": io.sha256_file(out_dir / "cohort.parquet")[:16],
-              "plaque_db": io.tree_digest(out_dir / "plaque_db"),
-              "cine": io.tree_digest(out_dir / "cine")}
+    hashes = {
+        "cohort.parquet": io.sha256_file(out_dir / "cohort.parquet")[:16],
+        "plaque_db": io.tree_digest(out_dir / "plaque_db"),
+        "cine": io.tree_digest(out_dir / "cine"),
+    }
     timings["hashing_s"] = round(time.perf_counter() - t0, 2)
     manifest = {
-        "synthetic": True, "key": key, "simulator_version": SIM_VERSION, "parameters": params,
+        "synthetic": True,
+        "key": key,
+        "simulator_version": SIM_VERSION,
+        "parameters": params,
         "sources": {"cohort": "synthetic", "plaque_db": "synthetic", "video": "synthetic"},
-        "paths": {"cohort": "cohort.parquet", "plaque_db": "plaque_db", "cine_index": "cine_index.parquet",
-                  "truth": "truth"},
-        "counts": {"subjects": int(len(cohort)), "plaque_images": int(len(db)),
-                   "plaque_images_with_plaque": int(db.has_plaque.sum()), "clips": int(len(clips)),
-                   "duplicate_images": int(db.duplicate_of_id.notna().sum())},
-        "data_hashes": hashes, "timings": timings,
+        "paths": {
+            "cohort": "cohort.parquet",
+            "plaque_db": "plaque_db",
+            "cine_index": "cine_index.parquet",
+            "truth": "truth",
+        },
+        "counts": {
+            "subjects": int(len(cohort)),
+            "plaque_images": int(len(db)),
+            "plaque_images_with_plaque": int(db.has_plaque.sum()),
+            "clips": int(len(clips)),
+            "duplicate_images": int(db.duplicate_of_id.notna().sum()),
+        },
+        "data_hashes": hashes,
+        "timings": timings,
         "created_at": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     io.write_json(mpath, manifest)

@@ -7,6 +7,7 @@ Scatterers are circular complex Gaussian with a standard deviation equal to the 
 echogenicity, so homogeneous tissue gives fully developed speckle with a Rayleigh envelope
 (mean/std = sqrt(pi/(4-pi)) = 1.913).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,8 +16,14 @@ from scipy.signal import fftconvolve
 RAYLEIGH_SNR = float(np.sqrt(np.pi / (4 - np.pi)))  # 1.9131
 
 
-def gaussian_psf(dz_mm: float, dx_mm: float, axial_sigma_mm: float = 0.12,
-                 lateral_sigma_mm: float = 0.22, f0_mhz: float = 7.5, c_m_s: float = 1540.0):
+def gaussian_psf(
+    dz_mm: float,
+    dx_mm: float,
+    axial_sigma_mm: float = 0.12,
+    lateral_sigma_mm: float = 0.22,
+    f0_mhz: float = 7.5,
+    c_m_s: float = 1540.0,
+):
     """Complex baseband PSF on the (depth, lateral) pixel grid.
 
     The axial envelope is a Gaussian pulse; the demodulated carrier residue is a phase ramp
@@ -27,7 +34,7 @@ def gaussian_psf(dz_mm: float, dx_mm: float, axial_sigma_mm: float = 0.12,
     z = np.arange(-hz, hz + 1) * dz_mm
     x = np.arange(-hx, hx + 1) * dx_mm
     zz, xx = np.meshgrid(z, x, indexing="ij")
-    env = np.exp(-zz ** 2 / (2 * axial_sigma_mm ** 2) - xx ** 2 / (2 * lateral_sigma_mm ** 2))
+    env = np.exp(-(zz**2) / (2 * axial_sigma_mm**2) - xx**2 / (2 * lateral_sigma_mm**2))
     wavelength_mm = c_m_s / (f0_mhz * 1e6) * 1e3
     psf = env * np.exp(2j * np.pi * zz / (wavelength_mm / 2) * 0.05)  # small residual carrier
     return (psf / np.sqrt((np.abs(psf) ** 2).sum())).astype(np.complex64)
@@ -36,13 +43,11 @@ def gaussian_psf(dz_mm: float, dx_mm: float, axial_sigma_mm: float = 0.12,
 def scatterers(amplitude: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Circular complex Gaussian scatterers whose std is the echogenicity map."""
     shape = amplitude.shape
-    s = (rng.standard_normal(shape, dtype=np.float32)
-         + 1j * rng.standard_normal(shape, dtype=np.float32)) / np.sqrt(2)
+    s = (rng.standard_normal(shape, dtype=np.float32) + 1j * rng.standard_normal(shape, dtype=np.float32)) / np.sqrt(2)
     return (s * amplitude).astype(np.complex64)
 
 
-def iq_image(amplitude: np.ndarray, psf: np.ndarray, rng: np.random.Generator,
-             noise_std: float = 0.0) -> np.ndarray:
+def iq_image(amplitude: np.ndarray, psf: np.ndarray, rng: np.random.Generator, noise_std: float = 0.0) -> np.ndarray:
     """Complex IQ image: scatterers convolved with the PSF, plus electronic noise."""
     iq = fftconvolve(scatterers(amplitude, rng), psf, mode="same").astype(np.complex64)
     if noise_std > 0:
@@ -55,8 +60,13 @@ def envelope(iq: np.ndarray) -> np.ndarray:
     return np.abs(iq).astype(np.float32)
 
 
-def tgc_attenuation(depth_mm: np.ndarray, f0_mhz: float = 7.5, alpha_db_cm_mhz: float = 0.5,
-                    compensation: float = 0.9, gain_db: float = 0.0) -> np.ndarray:
+def tgc_attenuation(
+    depth_mm: np.ndarray,
+    f0_mhz: float = 7.5,
+    alpha_db_cm_mhz: float = 0.5,
+    compensation: float = 0.9,
+    gain_db: float = 0.0,
+) -> np.ndarray:
     """Amplitude factor of round-trip attenuation after time-gain compensation.
 
     ``compensation`` < 1 leaves a residual fall-off with depth, as on real scanners.
@@ -65,8 +75,13 @@ def tgc_attenuation(depth_mm: np.ndarray, f0_mhz: float = 7.5, alpha_db_cm_mhz: 
     return (10 ** ((gain_db - (1 - compensation) * loss_db) / 20.0)).astype(np.float32)
 
 
-def log_compress(env: np.ndarray, dynamic_range_db: float = 55.0, ref: float | None = None,
-                 ref_percentile: float = 99.9, white_level: float = 232.0) -> np.ndarray:
+def log_compress(
+    env: np.ndarray,
+    dynamic_range_db: float = 55.0,
+    ref: float | None = None,
+    ref_percentile: float = 99.9,
+    white_level: float = 232.0,
+) -> np.ndarray:
     """Map the envelope to 8-bit display values over ``dynamic_range_db``.
 
     ``ref`` (envelope value shown at ``white_level``) defaults to a high percentile, so the

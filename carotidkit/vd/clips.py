@@ -9,6 +9,7 @@ read becomes a row of the error table with a one-line reason.
 in training one window per video per epoch at a random temporal offset (``clips_per_video``
 windows if asked), at test time every non-overlapping window of the loop (``all_clips``).
 """
+
 from __future__ import annotations
 
 import os
@@ -59,8 +60,16 @@ def _decode_one(args):
         return None, f"{path}: {msg}"
 
 
-def build_cache(index: pd.DataFrame, cache_dir, size: int = 64, fps: float = 25.0, seconds: float = 1.28,
-                crop: bool = False, n_jobs: int = 1, progress: bool = True) -> tuple[np.memmap, pd.DataFrame, pd.DataFrame]:
+def build_cache(
+    index: pd.DataFrame,
+    cache_dir,
+    size: int = 64,
+    fps: float = 25.0,
+    seconds: float = 1.28,
+    crop: bool = False,
+    n_jobs: int = 1,
+    progress: bool = True,
+) -> tuple[np.memmap, pd.DataFrame, pd.DataFrame]:
     """Decode every video of ``index`` (``subject_id, clip_id, path``) into a memory-mapped cache.
 
     Returns ``(frames [N, T, size, size] uint8 memmap, clips table, errors table)``. Cached by a
@@ -69,10 +78,11 @@ def build_cache(index: pd.DataFrame, cache_dir, size: int = 64, fps: float = 25.
     from tqdm.auto import tqdm
 
     n_frames = int(round(seconds * fps))
-    stat = [(str(p), *(lambda s: (s.st_size, s.st_mtime_ns))(Path(p).stat())) if Path(p).exists() else (str(p), 0, 0)
-            for p in index.path]
-    key = io.stable_hash({"v": CACHE_VERSION, "files": stat, "size": size, "fps": fps, "T": n_frames,
-                          "crop": crop})
+    stat = [
+        (str(p), *(lambda s: (s.st_size, s.st_mtime_ns))(Path(p).stat())) if Path(p).exists() else (str(p), 0, 0)
+        for p in index.path
+    ]
+    key = io.stable_hash({"v": CACHE_VERSION, "files": stat, "size": size, "fps": fps, "T": n_frames, "crop": crop})
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     data, table, errs = cache_dir / f"{key}.u8", cache_dir / f"{key}.parquet", cache_dir / f"{key}.errors.parquet"
@@ -114,8 +124,7 @@ def build_cache(index: pd.DataFrame, cache_dir, size: int = 64, fps: float = 25.
     tmp.unlink()
     io.write_parquet(errs, pd.DataFrame(errors, columns=["clip_id", "path", "error"]))
     io.write_parquet(table, clips)
-    return np.memmap(data, np.uint8, "r", shape=(max(len(ok), 1), n_frames, size, size)), clips, \
-        pd.read_parquet(errs)
+    return np.memmap(data, np.uint8, "r", shape=(max(len(ok), 1), n_frames, size, size)), clips, pd.read_parquet(errs)
 
 
 def windows(n_total: int, frames: int, period: int) -> np.ndarray:
@@ -140,9 +149,21 @@ class ClipDataset:
         all_clips: at test time, every non-overlapping window (``item_video`` maps them back).
     """
 
-    def __init__(self, cache, rows, labels=None, frames: int = 8, period: int = 4, train: bool = False,
-                 clips_per_video: int = 1, mean: float = 0.0, std: float = 1.0, seed: int = 0,
-                 all_clips: bool = True, jitter_px: int = 4):
+    def __init__(
+        self,
+        cache,
+        rows,
+        labels=None,
+        frames: int = 8,
+        period: int = 4,
+        train: bool = False,
+        clips_per_video: int = 1,
+        mean: float = 0.0,
+        std: float = 1.0,
+        seed: int = 0,
+        all_clips: bool = True,
+        jitter_px: int = 4,
+    ):
         self.cache, self.rows = cache, np.asarray(rows)
         self.labels = None if labels is None else np.asarray(labels, np.float32)
         self.frames, self.period, self.train = frames, period, train
@@ -175,7 +196,7 @@ class ClipDataset:
             if self.train:
                 rng = np.random.default_rng([self.seed, self.epoch, int(i)])
                 start = int(rng.integers(0, max(1, T - span + 1)))
-                x = clip[start:start + span:self.period].astype(np.float32)
+                x = clip[start : start + span : self.period].astype(np.float32)
                 if len(x) < self.frames:
                     x = np.concatenate([x, x[: self.frames - len(x)]])
                 dy, dx = rng.integers(-self.jitter, self.jitter + 1, 2)
@@ -185,7 +206,7 @@ class ClipDataset:
                 x = x + rng.normal(0, 3.0, x.shape).astype(np.float32)
             else:
                 start = int(self.item_start[i])
-                x = clip[start:start + span:self.period].astype(np.float32)
+                x = clip[start : start + span : self.period].astype(np.float32)
                 if len(x) < self.frames:
                     x = np.concatenate([x, x[: self.frames - len(x)]])
             out[k, 0] = (x - self.mean) / self.std

@@ -10,6 +10,7 @@
 
 Both take ``[B, 1, T, H, W]`` float input and return one logit per clip ``[B]``.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,8 +28,10 @@ class Conv2Plus1D(nn.Sequential):
         mid = max(cout, (cin * cout * k * k * kt) // (cin * k * k + kt * cout)) // 8 * 8
         super().__init__(
             nn.Conv3d(cin, mid, (1, k, k), (1, stride[1], stride[2]), (0, k // 2, k // 2), bias=False),
-            _norm(mid), nn.ReLU(inplace=True),
-            nn.Conv3d(mid, cout, (kt, 1, 1), (stride[0], 1, 1), (kt // 2, 0, 0), bias=False))
+            _norm(mid),
+            nn.ReLU(inplace=True),
+            nn.Conv3d(mid, cout, (kt, 1, 1), (stride[0], 1, 1), (kt // 2, 0, 0), bias=False),
+        )
 
 
 class Block(nn.Module):
@@ -36,8 +39,11 @@ class Block(nn.Module):
         super().__init__()
         self.c1, self.n1 = Conv2Plus1D(cin, cout, stride), _norm(cout)
         self.c2, self.n2 = Conv2Plus1D(cout, cout), _norm(cout)
-        self.skip = None if cin == cout and stride == (1, 1, 1) else nn.Sequential(
-            nn.Conv3d(cin, cout, 1, stride, bias=False), _norm(cout))
+        self.skip = (
+            None
+            if cin == cout and stride == (1, 1, 1)
+            else nn.Sequential(nn.Conv3d(cin, cout, 1, stride, bias=False), _norm(cout))
+        )
         self.act = nn.ReLU(inplace=True)
 
     def forward(self, x):
@@ -58,11 +64,12 @@ class R2Plus1D(nn.Module):
 
     def __init__(self, width: int = 16, depth: int = 1, stages: int = 3, dropout: float = 0.2):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv3d(1, width, (1, 5, 5), (1, 2, 2), (0, 2, 2), bias=False),
-                                  _norm(width), nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(
+            nn.Conv3d(1, width, (1, 5, 5), (1, 2, 2), (0, 2, 2), bias=False), _norm(width), nn.ReLU(inplace=True)
+        )
         layers, c = [], width
         for s in range(stages):
-            cout = width * 2 ** s
+            cout = width * 2**s
             for d in range(depth):
                 stride = (2, 2, 2) if (s > 0 and d == 0) else (1, 1, 1)
                 layers.append(Block(c, cout, stride))
@@ -86,7 +93,7 @@ class TubeletEmbed(nn.Module):
         self.proj = nn.Conv3d(1, dim, tubelet, tubelet)
 
     def forward(self, x):
-        return self.proj(x).flatten(2).transpose(1, 2)         # [B, N, dim]
+        return self.proj(x).flatten(2).transpose(1, 2)  # [B, N, dim]
 
 
 class VideoViT(nn.Module):
@@ -97,16 +104,25 @@ class VideoViT(nn.Module):
         tubelet: (t, h, w) of a tubelet; dim, depth, heads: transformer size.
     """
 
-    def __init__(self, frames: int = 8, size: int = 64, tubelet=(2, 8, 8), dim: int = 96, depth: int = 4,
-                 heads: int = 4, dropout: float = 0.1):
+    def __init__(
+        self,
+        frames: int = 8,
+        size: int = 64,
+        tubelet=(2, 8, 8),
+        dim: int = 96,
+        depth: int = 4,
+        heads: int = 4,
+        dropout: float = 0.1,
+    ):
         super().__init__()
         self.embed = TubeletEmbed(dim, tubelet)
         self.grid = (frames // tubelet[0], size // tubelet[1], size // tubelet[2])
         n = math.prod(self.grid)
         self.pos = nn.Parameter(torch.zeros(1, n, dim))
         nn.init.trunc_normal_(self.pos, std=0.02)
-        layer = nn.TransformerEncoderLayer(dim, heads, dim * 4, dropout, batch_first=True, norm_first=True,
-                                           activation="gelu")
+        layer = nn.TransformerEncoderLayer(
+            dim, heads, dim * 4, dropout, batch_first=True, norm_first=True, activation="gelu"
+        )
         self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, 1)
@@ -147,7 +163,7 @@ class VideoMAE(nn.Module):
         n_sp = gh * gw
         keep_sp = max(1, int(round(n_sp * (1 - self.mask_ratio))))
         noise = torch.rand(B, n_sp, generator=generator, device=x.device)
-        vis_sp = noise.argsort(1)[:, :keep_sp]                       # tube masking: same patches each t
+        vis_sp = noise.argsort(1)[:, :keep_sp]  # tube masking: same patches each t
         vis = (torch.arange(gt, device=x.device)[None, :, None] * n_sp + vis_sp[:, None, :]).reshape(B, -1)
         tok = self.vit.tokens(x)
         enc = self.vit.norm(self.vit.encoder(torch.gather(tok, 1, vis[..., None].expand(-1, -1, tok.shape[2]))))
@@ -160,8 +176,9 @@ class VideoMAE(nn.Module):
         return (((rec - target) ** 2).mean(-1) * hidden).sum() / hidden.sum()
 
 
-def build_model(architecture: str = "r2plus1d", frames: int = 8, size: int = 64, width: int = 16,
-                depth: int = 1, stages: int = 3) -> nn.Module:
+def build_model(
+    architecture: str = "r2plus1d", frames: int = 8, size: int = 64, width: int = 16, depth: int = 1, stages: int = 3
+) -> nn.Module:
     """``"r2plus1d"`` or ``"vivit"`` with the given size knobs."""
     if architecture == "r2plus1d":
         return R2Plus1D(width=width, depth=depth, stages=stages)

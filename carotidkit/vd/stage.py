@@ -3,6 +3,7 @@
 ``run(run_dir=..., architecture=..., folds=..., epochs=...)`` trains (or resumes) the K fold
 models, writes ``layout.vd`` and returns a :class:`VdResult` of tidy tables.
 """
+
 from __future__ import annotations
 
 import time
@@ -18,33 +19,43 @@ from .train import DEFAULTS, cross_fit
 
 @dataclass
 class VdResult:
-    vd: pd.DataFrame            # subject_id, vd_logit, vd_z, vd_percentile, fold, n_clips (+ label, truth)
-    metrics: pd.DataFrame       # metric, estimate, ci_low, ci_high
-    log: pd.DataFrame           # fold, epoch, train_loss, val_loss, val_auc, seconds
+    vd: pd.DataFrame  # subject_id, vd_logit, vd_z, vd_percentile, fold, n_clips (+ label, truth)
+    metrics: pd.DataFrame  # metric, estimate, ci_low, ci_high
+    log: pd.DataFrame  # fold, epoch, train_loss, val_loss, val_auc, seconds
     folds: pd.DataFrame
     clips: pd.DataFrame
-    roc: pd.DataFrame           # fpr, tpr
-    calibration: pd.DataFrame   # decile: predicted, observed
+    roc: pd.DataFrame  # fpr, tpr
+    calibration: pd.DataFrame  # decile: predicted, observed
     errors: pd.DataFrame
     settings: dict = field(default_factory=dict)
     synthetic: bool = True
 
     def headline_text(self) -> str:
         m = self.metrics.set_index("metric")
-        s = (f"hypertension AUROC {m.estimate['auc']:.3f} [{m.ci_low['auc']:.3f}, {m.ci_high['auc']:.3f}], "
-             f"balanced accuracy {m.estimate['balanced_accuracy']:.3f}")
+        s = (
+            f"hypertension AUROC {m.estimate['auc']:.3f} [{m.ci_low['auc']:.3f}, {m.ci_high['auc']:.3f}], "
+            f"balanced accuracy {m.estimate['balanced_accuracy']:.3f}"
+        )
         if "spearman_vd_true" in m.index:
-            s += (f"; Spearman(VD, vd_true) {m.estimate['spearman_vd_true']:.2f}, partial given age/sex/SBP "
-                  f"{m.estimate['partial_spearman_vd_true']:.2f}")
+            s += (
+                f"; Spearman(VD, vd_true) {m.estimate['spearman_vd_true']:.2f}, partial given age/sex/SBP "
+                f"{m.estimate['partial_spearman_vd_true']:.2f}"
+            )
         return s
 
     def example_subjects(self) -> pd.DataFrame:
         """Subjects at the low end, the median and the high end of VD (one clip each)."""
         v = self.vd.sort_values("vd_logit").reset_index(drop=True)
         pick = {"low VD": v.iloc[0], "median VD": v.iloc[len(v) // 2], "high VD": v.iloc[-1]}
-        rows = [{"which": k, "subject_id": r.subject_id, "vd_percentile": r.vd_percentile,
-                 "clip_id": self.clips[self.clips.subject_id == r.subject_id].clip_id.iloc[0]}
-                for k, r in pick.items()]
+        rows = [
+            {
+                "which": k,
+                "subject_id": r.subject_id,
+                "vd_percentile": r.vd_percentile,
+                "clip_id": self.clips[self.clips.subject_id == r.subject_id].clip_id.iloc[0],
+            }
+            for k, r in pick.items()
+        ]
         return pd.DataFrame(rows)
 
     def example_loops(self) -> tuple[list, list]:
@@ -62,8 +73,10 @@ class VdResult:
 
     def by_group(self) -> pd.DataFrame:
         """VD (z) by hypertension and by age decade: ``group, level, n, mean, sd``."""
-        v = self.vd.assign(age_decade=(self.vd.age_years // 10 * 10).astype("Int64").astype(str) + "s",
-                           hypertension=self.vd.label.map({0: "no", 1: "yes"}))
+        v = self.vd.assign(
+            age_decade=(self.vd.age_years // 10 * 10).astype("Int64").astype(str) + "s",
+            hypertension=self.vd.label.map({0: "no", 1: "yes"}),
+        )
         rows = []
         for g in ("hypertension", "age_decade"):
             t = v.groupby(g).vd_z.agg(["size", "mean", "std"]).reset_index()
@@ -82,8 +95,13 @@ def partial_spearman(x, y, covars: pd.DataFrame) -> float:
     return float(np.corrcoef(ex, ey)[0, 1])
 
 
-def evaluate(vd: pd.DataFrame, n_boot: int = 1000, seed: int = 0, truth: pd.DataFrame | None = None,
-             cohort: pd.DataFrame | None = None) -> pd.DataFrame:
+def evaluate(
+    vd: pd.DataFrame,
+    n_boot: int = 1000,
+    seed: int = 0,
+    truth: pd.DataFrame | None = None,
+    cohort: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """AUROC and balanced accuracy (logit > 0) with subject-bootstrap CIs; on synthetic data the
     Spearman and partial Spearman (given age, sex, SBP) of VD with ``vd_true``."""
     from scipy import stats
@@ -92,8 +110,10 @@ def evaluate(vd: pd.DataFrame, n_boot: int = 1000, seed: int = 0, truth: pd.Data
     y, s = vd.label.to_numpy(), vd.vd_logit.to_numpy()
     rng = np.random.default_rng(seed)
     rows = []
-    fns = {"auc": lambda yy, ss: roc_auc_score(yy, ss),
-           "balanced_accuracy": lambda yy, ss: balanced_accuracy_score(yy, ss > 0)}
+    fns = {
+        "auc": lambda yy, ss: roc_auc_score(yy, ss),
+        "balanced_accuracy": lambda yy, ss: balanced_accuracy_score(yy, ss > 0),
+    }
     for name, fn in fns.items():
         est = fn(y, s) if len(np.unique(y)) == 2 else np.nan
         boots = []
@@ -101,7 +121,7 @@ def evaluate(vd: pd.DataFrame, n_boot: int = 1000, seed: int = 0, truth: pd.Data
             i = rng.integers(0, len(y), len(y))
             if len(np.unique(y[i])) == 2:
                 boots.append(fn(y[i], s[i]))
-        lo, hi = (np.percentile(boots, [2.5, 97.5]) if boots else (np.nan, np.nan))
+        lo, hi = np.percentile(boots, [2.5, 97.5]) if boots else (np.nan, np.nan)
         rows.append({"metric": name, "estimate": est, "ci_low": lo, "ci_high": hi})
     if truth is not None and "vd_true" in truth:
         d = vd.merge(truth[["subject_id", "vd_true"]], on="subject_id")
@@ -109,13 +129,15 @@ def evaluate(vd: pd.DataFrame, n_boot: int = 1000, seed: int = 0, truth: pd.Data
         if cohort is not None:
             d = d.merge(cohort[["subject_id", "age_years", "sex", "sbp_mmhg"]], on="subject_id")
             cov = pd.DataFrame({"age": d.age_years, "male": (d.sex == "male").astype(float), "sbp": d.sbp_mmhg})
-            rows.append({"metric": "partial_spearman_vd_true",
-                         "estimate": partial_spearman(d.vd_logit, d.vd_true, cov)})
+            rows.append(
+                {"metric": "partial_spearman_vd_true", "estimate": partial_spearman(d.vd_logit, d.vd_true, cov)}
+            )
     return pd.DataFrame(rows)
 
 
-def run(run_dir=None, profile: str = "workshop", seed: int = 0, n_boot: int = 1000, progress: bool = True,
-        **settings) -> VdResult:
+def run(
+    run_dir=None, profile: str = "workshop", seed: int = 0, n_boot: int = 1000, progress: bool = True, **settings
+) -> VdResult:
     """Train (or resume) the cross-fitted video model and evaluate its out-of-fold VD.
 
     Args: every key of :data:`carotidkit.vd.train.DEFAULTS` (``architecture``, ``folds``,
@@ -148,16 +170,31 @@ def run(run_dir=None, profile: str = "workshop", seed: int = 0, n_boot: int = 10
         vd = vd.merge(truth[["subject_id", "vd_true"]], on="subject_id", how="left")
     cfg = {**DEFAULTS, **{k: v for k, v in settings.items() if v is not None}}
     m = metrics.set_index("metric")
-    summary = {"auc": m.estimate["auc"], "auc_ci": [m.ci_low["auc"], m.ci_high["auc"]],
-               "balanced_accuracy": m.estimate["balanced_accuracy"],
-               "balanced_accuracy_ci": [m.ci_low["balanced_accuracy"], m.ci_high["balanced_accuracy"]],
-               "settings": cfg, "seed": seed, "seconds": round(seconds, 1), "n_subjects": int(len(vd)),
-               "n_clips": int(len(out["clips"])), "unreadable_videos": int(len(out["errors"]))}
+    summary = {
+        "auc": m.estimate["auc"],
+        "auc_ci": [m.ci_low["auc"], m.ci_high["auc"]],
+        "balanced_accuracy": m.estimate["balanced_accuracy"],
+        "balanced_accuracy_ci": [m.ci_low["balanced_accuracy"], m.ci_high["balanced_accuracy"]],
+        "settings": cfg,
+        "seed": seed,
+        "seconds": round(seconds, 1),
+        "n_subjects": int(len(vd)),
+        "n_clips": int(len(out["clips"])),
+        "unreadable_videos": int(len(out["errors"])),
+    }
     for k in ("spearman_vd_true", "partial_spearman_vd_true"):
         if k in m.index:
             summary[k] = m.estimate[k]
     io.write_json(lay.vd.metrics, summary)
-    return VdResult(vd=vd, metrics=metrics, log=out["log"], folds=out["folds"], clips=out["clips"],
-                    roc=pd.DataFrame({"fpr": fpr, "tpr": tpr}), calibration=calib.reset_index(),
-                    errors=out["errors"], settings={**cfg, "seconds": round(seconds, 1)},
-                    synthetic=bool(manifest.get("synthetic", True)))
+    return VdResult(
+        vd=vd,
+        metrics=metrics,
+        log=out["log"],
+        folds=out["folds"],
+        clips=out["clips"],
+        roc=pd.DataFrame({"fpr": fpr, "tpr": tpr}),
+        calibration=calib.reset_index(),
+        errors=out["errors"],
+        settings={**cfg, "seconds": round(seconds, 1)},
+        synthetic=bool(manifest.get("synthetic", True)),
+    )

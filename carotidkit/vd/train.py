@@ -7,6 +7,7 @@ whatever the number of processes (rank ``r`` takes items ``r::world`` of it) and
 seeded per (seed, epoch, item), so N processes take the same optimisation steps as one.
 Rank 0 writes; evaluation is sharded and gathered.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,13 +19,31 @@ import pandas as pd
 
 from .. import io
 
-DEFAULTS = dict(architecture="r2plus1d", folds=3, epochs=6, batch_size=16, learning_rate=2e-3,
-                weight_decay=1e-4, frames=8, period=4, input_size_px=48, clip_seconds=1.28,
-                clips_per_video=1, width=16, depth=1, patience=3, val_fraction=0.15,
-                pretrain_epochs=0, weights_path=None, label="hypertension", n_jobs=1)
+DEFAULTS = dict(
+    architecture="r2plus1d",
+    folds=3,
+    epochs=6,
+    batch_size=16,
+    learning_rate=2e-3,
+    weight_decay=1e-4,
+    frames=8,
+    period=4,
+    input_size_px=48,
+    clip_seconds=1.28,
+    clips_per_video=1,
+    width=16,
+    depth=1,
+    patience=3,
+    val_fraction=0.15,
+    pretrain_epochs=0,
+    weights_path=None,
+    label="hypertension",
+    n_jobs=1,
+)
 
 
 # ----------------------------------------------------------------------------- distributed helpers
+
 
 class Dist:
     """Rank/world of this process; a no-op in a single process."""
@@ -36,8 +55,11 @@ class Dist:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.enabled = self.world > 1
-        self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if torch.cuda.is_available() \
+        self.device = (
+            torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            if torch.cuda.is_available()
             else torch.device("cpu")
+        )
         if self.enabled and not dist.is_initialized():
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         self.dist = dist
@@ -62,7 +84,7 @@ def global_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[np.nd
     """The epoch's global batches (seeded permutation, incomplete last batch dropped)."""
     perm = np.random.default_rng([seed, 7, epoch]).permutation(n)
     nb = max(1, n // batch_size) if n >= batch_size else 1
-    return [perm[k * batch_size:(k + 1) * batch_size] for k in range(nb)]
+    return [perm[k * batch_size : (k + 1) * batch_size] for k in range(nb)]
 
 
 def train_step(model, opt, xb, yb, scaler_ctx=None):
@@ -71,7 +93,7 @@ def train_step(model, opt, xb, yb, scaler_ctx=None):
 
     model.train()
     opt.zero_grad(set_to_none=True)
-    with (scaler_ctx or torch.autocast("cpu", enabled=False)):
+    with scaler_ctx or torch.autocast("cpu", enabled=False):
         loss = torch.nn.functional.binary_cross_entropy_with_logits(model(xb), yb)
     loss.backward()
     opt.step()
@@ -84,11 +106,11 @@ def predict(model, ds, batch_size: int, dist: Dist, device) -> np.ndarray:
 
     model.eval()
     idx = np.arange(len(ds))
-    mine = idx[dist.rank::dist.world]
+    mine = idx[dist.rank :: dist.world]
     out = []
     with torch.no_grad():
         for s in range(0, len(mine), batch_size):
-            xb, _ = ds.get(mine[s:s + batch_size])
+            xb, _ = ds.get(mine[s : s + batch_size])
             out.append(model(torch.from_numpy(xb).to(device)).float().cpu().numpy())
     mine_pred = np.concatenate(out) if out else np.zeros(0, np.float32)
     parts = dist.gather((mine, mine_pred))
@@ -99,6 +121,7 @@ def predict(model, ds, batch_size: int, dist: Dist, device) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- folds
+
 
 def make_folds(subjects: pd.DataFrame, label: str, k: int, val_fraction: float, seed: int) -> pd.DataFrame:
     """Subject-level K folds stratified by label; inside each fold's training subjects an inner
@@ -125,8 +148,19 @@ def make_folds(subjects: pd.DataFrame, label: str, k: int, val_fraction: float, 
 
 # ----------------------------------------------------------------------------- one fold
 
-def train_fold(cache, clips: pd.DataFrame, folds: pd.DataFrame, f: int, cfg: dict, seed: int, out_dir,
-               dist: Dist | None = None, progress: bool = True, data_key: str = "") -> dict:
+
+def train_fold(
+    cache,
+    clips: pd.DataFrame,
+    folds: pd.DataFrame,
+    f: int,
+    cfg: dict,
+    seed: int,
+    out_dir,
+    dist: Dist | None = None,
+    progress: bool = True,
+    data_key: str = "",
+) -> dict:
     """Train fold ``f`` (resumable, keyed on settings + data); return out-of-fold clip logits."""
     import torch
     from tqdm.auto import tqdm
@@ -149,9 +183,16 @@ def train_fold(cache, clips: pd.DataFrame, folds: pd.DataFrame, f: int, cfg: dic
     ds_tr = ClipDataset(cache, clips.row[tr], y[tr], train=True, clips_per_video=cfg["clips_per_video"], **mk)
     ds_va = ClipDataset(cache, clips.row[va], y[va], train=False, all_clips=False, **mk)
     ds_te = ClipDataset(cache, clips.row[test], y[test], train=False, all_clips=True, **mk)
-    key = io.stable_hash({"cfg": {k: cfg[k] for k in sorted(DEFAULTS) if k != "n_jobs"}, "seed": seed,
-                          "fold": f, "data": data_key, "world_batch": cfg["batch_size"],
-                          "subjects": folds[["subject_id", "fold", f"inner_{f}"]].to_numpy().tolist()})
+    key = io.stable_hash(
+        {
+            "cfg": {k: cfg[k] for k in sorted(DEFAULTS) if k != "n_jobs"},
+            "seed": seed,
+            "fold": f,
+            "data": data_key,
+            "world_batch": cfg["batch_size"],
+            "subjects": folds[["subject_id", "fold", f"inner_{f}"]].to_numpy().tolist(),
+        }
+    )
     model = build_model(cfg["architecture"], cfg["frames"], cache.shape[2], cfg["width"], cfg["depth"]).to(device)
     if cfg.get("weights_path"):
         state = torch.load(cfg["weights_path"], map_location="cpu", weights_only=True)
@@ -177,7 +218,7 @@ def train_fold(cache, clips: pd.DataFrame, folds: pd.DataFrame, f: int, cfg: dic
         for ep in range(cfg["pretrain_epochs"]):
             ds_tr.set_epoch(10_000 + ep)
             for gb in global_batches(len(ds_tr), B, seed, 10_000 + ep):
-                xb, _ = ds_tr.get(gb[dist.rank::W])
+                xb, _ = ds_tr.get(gb[dist.rank :: W])
                 popt.zero_grad()
                 loss = mae(torch.from_numpy(xb).to(device))
                 loss.backward()
@@ -192,11 +233,16 @@ def train_fold(cache, clips: pd.DataFrame, folds: pd.DataFrame, f: int, cfg: dic
         t0 = time.perf_counter()
         ds_tr.set_epoch(epoch)
         batches = global_batches(len(ds_tr), B, seed, epoch)
-        bar = tqdm(batches, desc=f"fold {f} epoch {epoch + 1}/{cfg['epochs']}", leave=False,
-                   disable=not (progress and dist.main), mininterval=5)
+        bar = tqdm(
+            batches,
+            desc=f"fold {f} epoch {epoch + 1}/{cfg['epochs']}",
+            leave=False,
+            disable=not (progress and dist.main),
+            mininterval=5,
+        )
         losses = []
         for gb in bar:
-            xb, yb = ds_tr.get(gb[dist.rank::W])
+            xb, yb = ds_tr.get(gb[dist.rank :: W])
             ctx = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else None
             losses.append(train_step(ddp, opt, torch.from_numpy(xb).to(device), torch.from_numpy(yb).to(device), ctx))
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
@@ -207,41 +253,79 @@ def train_fold(cache, clips: pd.DataFrame, folds: pd.DataFrame, f: int, cfg: dic
         vloss = float(np.mean(np.logaddexp(0, pv) - yv * pv))
         vauc = float(roc_auc_score(yv, pv)) if len(np.unique(yv)) == 2 else float("nan")
         score = vauc if np.isfinite(vauc) else -vloss
-        log.append({"fold": f, "epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_loss": vloss,
-                    "val_auc": vauc, "seconds": round(time.perf_counter() - t0, 2)})
+        log.append(
+            {
+                "fold": f,
+                "epoch": epoch + 1,
+                "train_loss": float(np.mean(losses)),
+                "val_loss": vloss,
+                "val_auc": vauc,
+                "seconds": round(time.perf_counter() - t0, 2),
+            }
+        )
         improved = score > best[0]
         best, bad = ((score, None), 0) if improved else (best, bad + 1)
         if dist.main:
             if progress:
-                print(f"fold {f} epoch {epoch + 1}: train loss {np.mean(losses):.3f}, val loss {vloss:.3f}, "
-                      f"val AUC {vauc:.3f} ({log[-1]['seconds']:.0f} s)", flush=True)
+                print(
+                    f"fold {f} epoch {epoch + 1}: train loss {np.mean(losses):.3f}, val loss {vloss:.3f}, "
+                    f"val AUC {vauc:.3f} ({log[-1]['seconds']:.0f} s)",
+                    flush=True,
+                )
             if improved:
                 with io.atomic_path(best_path) as tmp:
                     torch.save(model.state_dict(), tmp)
             with io.atomic_path(ckpt) as tmp:
-                torch.save({"key": key, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                            "epoch": epoch, "best": best[0], "bad": bad}, tmp)
+                torch.save(
+                    {
+                        "key": key,
+                        "model": model.state_dict(),
+                        "optimizer": opt.state_dict(),
+                        "epoch": epoch,
+                        "best": best[0],
+                        "bad": bad,
+                    },
+                    tmp,
+                )
             io.write_text(log_path, pd.DataFrame(log).to_csv(index=False))
 
         dist.barrier()
         if bad >= cfg["patience"]:
             break
     if dist.main:
-        io.write_json(fdir / "model.json", {"architecture": cfg["architecture"], "frames": cfg["frames"],
-                                            "period": cfg["period"], "size": int(cache.shape[2]),
-                                            "width": cfg["width"], "depth": cfg["depth"],
-                                            "mean": mean, "std": std, "key": key})
+        io.write_json(
+            fdir / "model.json",
+            {
+                "architecture": cfg["architecture"],
+                "frames": cfg["frames"],
+                "period": cfg["period"],
+                "size": int(cache.shape[2]),
+                "width": cfg["width"],
+                "depth": cfg["depth"],
+                "mean": mean,
+                "std": std,
+                "key": key,
+            },
+        )
     if best_path.exists():
         model.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=True))
     pt = predict(model, ds_te, 64, dist, device)
     per_clip = pd.DataFrame({"v": ds_te.item_video, "logit": pt}).groupby("v").logit.mean()
     te_clips = clips[test].reset_index(drop=True)
-    return {"clips": te_clips.assign(fold=f, logit=per_clip.reindex(range(len(te_clips))).to_numpy(),
-                                     n_windows=pd.Series(ds_te.item_video).value_counts().sort_index().to_numpy()),
-            "log": pd.DataFrame(log), "mean": mean, "std": std}
+    return {
+        "clips": te_clips.assign(
+            fold=f,
+            logit=per_clip.reindex(range(len(te_clips))).to_numpy(),
+            n_windows=pd.Series(ds_te.item_video).value_counts().sort_index().to_numpy(),
+        ),
+        "log": pd.DataFrame(log),
+        "mean": mean,
+        "std": std,
+    }
 
 
 # ----------------------------------------------------------------------------- entry point
+
 
 def cross_fit(run_dir, seed: int = 0, progress: bool = True, **settings) -> dict:
     """All folds: returns ``{"clips", "folds", "log", "errors", "cache_key"}`` (rank 0 writes)."""
@@ -269,21 +353,36 @@ def cross_fit(run_dir, seed: int = 0, progress: bool = True, **settings) -> dict
     dist = Dist()
     crop = not str(paths["cine_index"]).startswith(str(lay.data.root))
     if dist.main:
-        build_cache(index, lay.vd.cache, size=cfg["input_size_px"], seconds=cfg["clip_seconds"], crop=crop,
-                    n_jobs=cfg["n_jobs"], progress=progress)
+        build_cache(
+            index,
+            lay.vd.cache,
+            size=cfg["input_size_px"],
+            seconds=cfg["clip_seconds"],
+            crop=crop,
+            n_jobs=cfg["n_jobs"],
+            progress=progress,
+        )
     dist.barrier()
-    cache, clips, errors = build_cache(index, lay.vd.cache, size=cfg["input_size_px"],
-                                       seconds=cfg["clip_seconds"], crop=crop, progress=False)
+    cache, clips, errors = build_cache(
+        index, lay.vd.cache, size=cfg["input_size_px"], seconds=cfg["clip_seconds"], crop=crop, progress=False
+    )
     labelled = cohort[["subject_id", cfg["label"]]].dropna()
-    folds = make_folds(labelled[labelled.subject_id.isin(clips.subject_id)], cfg["label"], cfg["folds"],
-                       cfg["val_fraction"], seed)
+    folds = make_folds(
+        labelled[labelled.subject_id.isin(clips.subject_id)], cfg["label"], cfg["folds"], cfg["val_fraction"], seed
+    )
     clips = clips[clips.subject_id.isin(folds.subject_id)].reset_index(drop=True)
     data_key = io.stable_hash(sorted(p.name for p in lay.vd.cache.glob("*.parquet")))
-    outs = [train_fold(cache, clips, folds, f, cfg, seed, lay.vd.fold_dir(f), dist, progress, data_key)
-            for f in range(cfg["folds"])]
-    res = {"clips": pd.concat([o["clips"] for o in outs], ignore_index=True),
-           "log": pd.concat([o["log"] for o in outs], ignore_index=True), "folds": folds, "errors": errors,
-           "settings": cfg}
+    outs = [
+        train_fold(cache, clips, folds, f, cfg, seed, lay.vd.fold_dir(f), dist, progress, data_key)
+        for f in range(cfg["folds"])
+    ]
+    res = {
+        "clips": pd.concat([o["clips"] for o in outs], ignore_index=True),
+        "log": pd.concat([o["log"] for o in outs], ignore_index=True),
+        "folds": folds,
+        "errors": errors,
+        "settings": cfg,
+    }
     if dist.main:
         write_outputs(lay, res, cohort)
     dist.barrier()
@@ -295,24 +394,33 @@ def write_outputs(lay, res: dict, cohort: pd.DataFrame) -> pd.DataFrame:
     from scipy import stats
 
     c = res["clips"]
-    vd = c.groupby("subject_id").agg(vd_logit=("logit", "mean"), fold=("fold", "first"),
-                                     n_clips=("clip_id", "size")).reset_index()
+    vd = (
+        c.groupby("subject_id")
+        .agg(vd_logit=("logit", "mean"), fold=("fold", "first"), n_clips=("clip_id", "size"))
+        .reset_index()
+    )
     vd["vd_z"] = (vd.vd_logit - vd.vd_logit.mean()) / vd.vd_logit.std(ddof=0)
     vd["vd_percentile"] = 100 * (stats.rankdata(vd.vd_logit) - 0.5) / len(vd)
     vd = vd[["subject_id", "vd_logit", "vd_z", "vd_percentile", "fold", "n_clips"]]
     lay.vd.ensure()
     io.write_parquet(lay.vd.vd, vd)
-    io.write_parquet(lay.vd.clip_predictions, c[["subject_id", "clip_id", "side", "fold", "logit", "n_windows"]]
-                     if "side" in c else c[["subject_id", "clip_id", "fold", "logit", "n_windows"]])
+    io.write_parquet(
+        lay.vd.clip_predictions,
+        c[["subject_id", "clip_id", "side", "fold", "logit", "n_windows"]]
+        if "side" in c
+        else c[["subject_id", "clip_id", "fold", "logit", "n_windows"]],
+    )
     io.write_parquet(lay.vd.folds, res["folds"])
     io.write_text(lay.vd.log, res["log"].to_csv(index=False))
     return vd
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m carotidkit.vd.train",
-                                description="Cross-fitted video model on the hypertension label -> <run>/vd "
-                                            "(one process, or under torchrun --nproc_per_node=N).")
+    p = argparse.ArgumentParser(
+        prog="python -m carotidkit.vd.train",
+        description="Cross-fitted video model on the hypertension label -> <run>/vd "
+        "(one process, or under torchrun --nproc_per_node=N).",
+    )
     p.add_argument("--run-dir", required=True, help="run folder with 00's data (e.g. runs/smoke)")
     p.add_argument("--seed", type=int, default=0)
     for k, v in DEFAULTS.items():

@@ -1,13 +1,33 @@
 """VD against risk factors, labs and comorbidities: an adjusted regression (per-SD effects, 95 %
 CIs, FDR-adjusted p; statsmodels) next to SHAP on a gradient-boosted model predicting VD."""
+
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-CANDIDATES = ["age_years", "male", "smoking", "diabetes", "sbp_mmhg", "dbp_mmhg", "tc_mmol_l", "hdl_mmol_l",
-              "ldl_mmol_l", "bmi_kg_m2", "antihypertensive", "heart_rate_bpm", "hba1c_pct", "egfr_ml_min",
-              "crp_mg_l", "prior_mi", "prior_stroke", "atrial_fibrillation", "pad", "ckd"]
+CANDIDATES = [
+    "age_years",
+    "male",
+    "smoking",
+    "diabetes",
+    "sbp_mmhg",
+    "dbp_mmhg",
+    "tc_mmol_l",
+    "hdl_mmol_l",
+    "ldl_mmol_l",
+    "bmi_kg_m2",
+    "antihypertensive",
+    "heart_rate_bpm",
+    "hba1c_pct",
+    "egfr_ml_min",
+    "crp_mg_l",
+    "prior_mi",
+    "prior_stroke",
+    "atrial_fibrillation",
+    "pad",
+    "ckd",
+]
 
 
 def design(cohort: pd.DataFrame, vd: pd.DataFrame, target: str = "vd_z") -> tuple[pd.DataFrame, pd.Series]:
@@ -29,10 +49,16 @@ def regression_table(X: pd.DataFrame, y: pd.Series) -> pd.DataFrame:
     Z[cont] = (Z[cont] - Z[cont].mean()) / Z[cont].std()
     fit = sm.OLS(y, sm.add_constant(Z)).fit()
     ci = fit.conf_int()
-    t = pd.DataFrame({"term": Z.columns, "beta_per_sd": fit.params[Z.columns].to_numpy(),
-                      "ci_low": ci.loc[Z.columns, 0].to_numpy(), "ci_high": ci.loc[Z.columns, 1].to_numpy(),
-                      "p": fit.pvalues[Z.columns].to_numpy(),
-                      "scale": ["per SD" if c in cont else "yes vs no" for c in Z.columns]})
+    t = pd.DataFrame(
+        {
+            "term": Z.columns,
+            "beta_per_sd": fit.params[Z.columns].to_numpy(),
+            "ci_low": ci.loc[Z.columns, 0].to_numpy(),
+            "ci_high": ci.loc[Z.columns, 1].to_numpy(),
+            "p": fit.pvalues[Z.columns].to_numpy(),
+            "scale": ["per SD" if c in cont else "yes vs no" for c in Z.columns],
+        }
+    )
     t["p_fdr"] = multipletests(t.p, method="fdr_bh")[1]
     t["rank_regression"] = t.beta_per_sd.abs().rank(ascending=False).astype(int)
     return t
@@ -44,8 +70,9 @@ def shap_table(X: pd.DataFrame, y: pd.Series, seed: int = 0, max_rows: int = 100
     import shap
     from sklearn.ensemble import HistGradientBoostingRegressor
 
-    model = HistGradientBoostingRegressor(max_iter=200, learning_rate=0.05, max_leaf_nodes=15,
-                                          random_state=seed).fit(X, y)
+    model = HistGradientBoostingRegressor(max_iter=200, learning_rate=0.05, max_leaf_nodes=15, random_state=seed).fit(
+        X, y
+    )
     Xs = X.sample(min(max_rows, len(X)), random_state=seed)
     sv = shap.TreeExplainer(model).shap_values(Xs)
     imp = pd.DataFrame({"term": X.columns, "shap_mean_abs": np.abs(sv).mean(0)})

@@ -1,5 +1,6 @@
 """Notebook 04's stage: explain the video model (regions, sanity, faithfulness) and VD's
 associations with risk factors. ``run(run_dir=..., n_explain=..., methods=...)`` -> :class:`XaiResult`."""
+
 from __future__ import annotations
 
 import time
@@ -17,14 +18,14 @@ from . import video as V
 
 @dataclass
 class XaiResult:
-    enrichment: pd.DataFrame        # method, phase, region, enrichment, ci_low, ci_high
-    per_clip: pd.DataFrame          # subject_id, method, phase, region, enrichment
-    sanity: pd.DataFrame            # method, randomised_through, spearman, ssim
-    deletion: pd.DataFrame          # clip, order, auc
-    associations: pd.DataFrame      # term, beta_per_sd, ci_low, ci_high, p, p_fdr, shap_mean_abs, ranks
+    enrichment: pd.DataFrame  # method, phase, region, enrichment, ci_low, ci_high
+    per_clip: pd.DataFrame  # subject_id, method, phase, region, enrichment
+    sanity: pd.DataFrame  # method, randomised_through, spearman, ssim
+    deletion: pd.DataFrame  # clip, order, auc
+    associations: pd.DataFrame  # term, beta_per_sd, ci_low, ci_high, p, p_fdr, shap_mean_abs, ranks
     shap_values: pd.DataFrame
     shap_data: pd.DataFrame
-    movies: dict = field(default_factory=dict)   # title -> (clip uint8 [T,H,W], attribution uint8 [T,H,W])
+    movies: dict = field(default_factory=dict)  # title -> (clip uint8 [T,H,W], attribution uint8 [T,H,W])
     notes: list = field(default_factory=list)
     settings: dict = field(default_factory=dict)
 
@@ -35,14 +36,24 @@ class XaiResult:
         for order, d in self.deletion.groupby("order"):
             a = d.auc.to_numpy()
             b = [a[rng.integers(0, len(a), len(a))].mean() for _ in range(1000)]
-            rows.append({"order": order, "deletion_auc": a.mean(), "ci_low": np.percentile(b, 2.5),
-                         "ci_high": np.percentile(b, 97.5), "clips": len(a)})
+            rows.append(
+                {
+                    "order": order,
+                    "deletion_auc": a.mean(),
+                    "ci_low": np.percentile(b, 2.5),
+                    "ci_high": np.percentile(b, 97.5),
+                    "clips": len(a),
+                }
+            )
         return pd.DataFrame(rows)
 
     def headline_text(self) -> str:
-        e = self.enrichment[(self.enrichment.phase == "whole cycle") &
-                            (self.enrichment.method == "integrated_gradients")].set_index("region")
-        parts = [f"{r} {e.enrichment[r]:.2f}" for r in ("far_wall", "near_wall", "perivascular", "lumen") if r in e.index]
+        e = self.enrichment[
+            (self.enrichment.phase == "whole cycle") & (self.enrichment.method == "integrated_gradients")
+        ].set_index("region")
+        parts = [
+            f"{r} {e.enrichment[r]:.2f}" for r in ("far_wall", "near_wall", "perivascular", "lumen") if r in e.index
+        ]
         top = self.associations.sort_values("rank_shap").term.head(3).tolist()
         return f"IG enrichment: {', '.join(parts)}; SHAP top drivers of VD: {', '.join(top)}"
 
@@ -61,8 +72,16 @@ def load_fold_model(lay: RunLayout, fold: int = 0):
     return model.eval(), meta
 
 
-def run(run_dir=None, profile: str = "workshop", seed: int = 0, n_explain: int = 24, n_sanity: int = 4,
-        methods=("integrated_gradients", "occlusion", "grad_cam"), n_boot: int = 1000, progress=print) -> XaiResult:
+def run(
+    run_dir=None,
+    profile: str = "workshop",
+    seed: int = 0,
+    n_explain: int = 24,
+    n_sanity: int = 4,
+    methods=("integrated_gradients", "occlusion", "grad_cam"),
+    n_boot: int = 1000,
+    progress=print,
+) -> XaiResult:
     """Explain fold 0's video model on its own out-of-fold subjects, and VD's associations.
 
     Args:
@@ -117,12 +136,15 @@ def run(run_dir=None, profile: str = "workshop", seed: int = 0, n_explain: int =
     for m in methods:
         if progress:
             progress(f"04_xai: {m} on {len(X5)} clips ...")
-        att = np.concatenate([V.attributions(model, X5[i:i + 4], m, seed=seed) for i in range(0, len(X5), 4)])
+        att = np.concatenate([V.attributions(model, X5[i : i + 4], m, seed=seed) for i in range(0, len(X5), 4)])
         maps[m] = att
         for sid, a, lab in zip(sids, att, labs):
             lumen = (lab == 1).reshape(len(lab), -1).sum(1)
-            phases = {"whole cycle": np.arange(len(lab)), "systole": np.where(lumen >= np.median(lumen))[0],
-                      "diastole": np.where(lumen < np.median(lumen))[0]}
+            phases = {
+                "whole cycle": np.arange(len(lab)),
+                "systole": np.where(lumen >= np.median(lumen))[0],
+                "diastole": np.where(lumen < np.median(lumen))[0],
+            }
             for ph, fi in phases.items():
                 if len(fi) == 0:
                     continue
@@ -131,8 +153,14 @@ def run(run_dir=None, profile: str = "workshop", seed: int = 0, n_explain: int =
     per_clip = pd.DataFrame(per_clip)
     enr = V.bootstrap_enrichment(per_clip, n_boot=n_boot, seed=seed)
     # 3. sanity and faithfulness
-    sanity = pd.concat([V.cascading_randomisation(model, X5[:n_sanity], m, seed=seed)
-                        for m in ("integrated_gradients", "grad_cam") if m in methods], ignore_index=True)
+    sanity = pd.concat(
+        [
+            V.cascading_randomisation(model, X5[:n_sanity], m, seed=seed)
+            for m in ("integrated_gradients", "grad_cam")
+            if m in methods
+        ],
+        ignore_index=True,
+    )
     deletion = V.deletion_curve(model, X5, maps.get("integrated_gradients", next(iter(maps.values()))), seed=seed)
     # 4. movies for low / median / high VD
     movies = {}
@@ -141,10 +169,24 @@ def run(run_dir=None, profile: str = "workshop", seed: int = 0, n_explain: int =
         clip = np.clip(X5[i, 0] * meta["std"] + meta["mean"], 0, 255).astype(np.uint8)
         heat = (255 * a[i] / (np.percentile(a[i], 99.5) + 1e-12)).clip(0, 255).astype(np.uint8)
         movies[f"{label} ({sids[i]})"] = (clip, heat)
-    res = XaiResult(enrichment=enr, per_clip=per_clip, sanity=sanity, deletion=deletion, associations=table,
-                    shap_values=sv, shap_data=Xs, movies=movies, notes=notes,
-                    settings=dict(n_explain=len(sids), methods=list(methods), n_boot=n_boot, seed=seed,
-                                  seconds=round(time.perf_counter() - t0, 1)))
+    res = XaiResult(
+        enrichment=enr,
+        per_clip=per_clip,
+        sanity=sanity,
+        deletion=deletion,
+        associations=table,
+        shap_values=sv,
+        shap_data=Xs,
+        movies=movies,
+        notes=notes,
+        settings=dict(
+            n_explain=len(sids),
+            methods=list(methods),
+            n_boot=n_boot,
+            seed=seed,
+            seconds=round(time.perf_counter() - t0, 1),
+        ),
+    )
     x = lay.xai
     x.ensure()
     io.write_parquet(x.enrichment, enr)

@@ -5,6 +5,7 @@ Region enrichment = (share of attribution mass in a region) / (share of the regi
 1 means no preference. Attribution mass is the absolute attribution summed over frames. Regions
 come from the simulator's label maps (``anatomy.LABELS``) resized to the model's input.
 """
+
 from __future__ import annotations
 
 import copy
@@ -26,8 +27,14 @@ def attributions(model, x, method: str = "integrated_gradients", n_samples: int 
     torch.manual_seed(seed)
     if method == "integrated_gradients":
         nt = NoiseTunnel(IntegratedGradients(model))
-        a = nt.attribute(x, nt_type="smoothgrad", nt_samples=n_samples, stdevs=0.1, n_steps=16,
-                         internal_batch_size=max(4, x.shape[0]))
+        a = nt.attribute(
+            x,
+            nt_type="smoothgrad",
+            nt_samples=n_samples,
+            stdevs=0.1,
+            n_steps=16,
+            internal_batch_size=max(4, x.shape[0]),
+        )
     elif method == "occlusion":
         T, H = x.shape[2], x.shape[3]
         win = (1, max(1, T // 4), max(2, H // 8), max(2, H // 8))
@@ -35,8 +42,9 @@ def attributions(model, x, method: str = "integrated_gradients", n_samples: int 
     elif method == "grad_cam":
         layer = model.layers[-1] if hasattr(model, "layers") else model.encoder
         g = LayerGradCam(model, layer).attribute(x, relu_attributions=True)
-        a = LayerAttribution.interpolate(g.mean(2, keepdim=True).expand(-1, -1, 1, -1, -1).squeeze(2),
-                                         x.shape[3:], interpolate_mode="bilinear")
+        a = LayerAttribution.interpolate(
+            g.mean(2, keepdim=True).expand(-1, -1, 1, -1, -1).squeeze(2), x.shape[3:], interpolate_mode="bilinear"
+        )
         a = a.unsqueeze(2).expand(-1, -1, x.shape[2], -1, -1)
     else:
         raise ValueError(f"method={method!r}")
@@ -68,9 +76,17 @@ def bootstrap_enrichment(per_clip: pd.DataFrame, n_boot: int = 1000, seed: int =
         piv = d.pivot_table(index="subject_id", columns="region", values="enrichment")
         boots = np.stack([piv.loc[rng.choice(subj, len(subj))].mean().to_numpy() for _ in range(n_boot)])
         for j, region in enumerate(piv.columns):
-            rows.append({"method": method, "phase": phase, "region": region, "enrichment": piv[region].mean(),
-                         "ci_low": np.nanpercentile(boots[:, j], 2.5), "ci_high": np.nanpercentile(boots[:, j], 97.5),
-                         "n_subjects": len(subj)})
+            rows.append(
+                {
+                    "method": method,
+                    "phase": phase,
+                    "region": region,
+                    "enrichment": piv[region].mean(),
+                    "ci_low": np.nanpercentile(boots[:, j], 2.5),
+                    "ci_high": np.nanpercentile(boots[:, j], 97.5),
+                    "n_subjects": len(subj),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -82,8 +98,13 @@ def cascading_randomisation(model, x, method: str = "integrated_gradients", seed
     from skimage.metrics import structural_similarity
 
     base = attributions(model, x, method, seed=seed)
-    blocks = [("head", model.head)] + [(f"block {i}", b) for i, b in reversed(list(enumerate(model.layers)))] \
-        + [("stem", model.stem)] if hasattr(model, "layers") else [("head", model.head)]
+    blocks = (
+        [("head", model.head)]
+        + [(f"block {i}", b) for i, b in reversed(list(enumerate(model.layers)))]
+        + [("stem", model.stem)]
+        if hasattr(model, "layers")
+        else [("head", model.head)]
+    )
     m = copy.deepcopy(model)
     named = dict(m.named_modules())
     name_of = {id(mod): n for n, mod in model.named_modules()}
@@ -97,8 +118,14 @@ def cascading_randomisation(model, x, method: str = "integrated_gradients", seed
         a = attributions(m, x, method, seed=seed)
         sp = [stats.spearmanr(a[i].ravel(), base[i].ravel())[0] for i in range(len(a))]
         ss = [structural_similarity(_n(a[i].mean(0)), _n(base[i].mean(0)), data_range=1.0) for i in range(len(a))]
-        rows.append({"method": method, "randomised_through": label, "spearman": float(np.nanmean(sp)),
-                     "ssim": float(np.mean(ss))})
+        rows.append(
+            {
+                "method": method,
+                "randomised_through": label,
+                "spearman": float(np.nanmean(sp)),
+                "ssim": float(np.mean(ss)),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -117,12 +144,14 @@ def deletion_curve(model, x, att, steps: int = 10, seed: int = 0) -> pd.DataFram
     rows = []
     with torch.no_grad():
         for i in range(len(x)):
-            xi = np.asarray(x[i:i + 1], np.float32)
+            xi = np.asarray(x[i : i + 1], np.float32)
             p0 = torch.sigmoid(model(torch.from_numpy(xi))).item()
-            sign = 1.0 if p0 >= 0.5 else -1.0          # follow the predicted class's probability
+            sign = 1.0 if p0 >= 0.5 else -1.0  # follow the predicted class's probability
             p0 = p0 if sign > 0 else 1 - p0
-            for order_name, order in (("attribution", np.argsort(-att[i].ravel())),
-                                      ("random", rng.permutation(att[i].size))):
+            for order_name, order in (
+                ("attribution", np.argsort(-att[i].ravel())),
+                ("random", rng.permutation(att[i].size)),
+            ):
                 probs = [p0]
                 flat = xi.reshape(-1).copy()
                 n = len(order)
@@ -131,6 +160,5 @@ def deletion_curve(model, x, att, steps: int = 10, seed: int = 0) -> pd.DataFram
                     q = torch.sigmoid(model(torch.from_numpy(flat.reshape(xi.shape)))).item()
                     probs.append(q if sign > 0 else 1 - q)
                 probs = np.asarray(probs) / max(p0, 1e-6)
-                rows.append({"clip": i, "order": order_name,
-                             "auc": float(np.trapezoid(probs, dx=1.0 / steps))})
+                rows.append({"clip": i, "order": order_name, "auc": float(np.trapezoid(probs, dx=1.0 / steps))})
     return pd.DataFrame(rows)
