@@ -449,3 +449,71 @@ def attribution_movies(res):
         clips += [clip, heat]
         titles += [title, "attribution"]
     return animate_clips(clips, titles=titles, fps=6)
+
+
+def unet_gradcam(res):
+    """Grad-CAM of each U-Net backbone and of the ensemble on test images with and without plaque
+    (yellow: annotated plaque); warm colours mark the pixels that drove the plaque prediction."""
+    import matplotlib.pyplot as plt
+
+    cam = res.unet_cam
+    if not cam:
+        return _nothing("no U-Net ensemble in this run (run 02 first)")
+    names = list(cam["maps"])
+    n = len(cam["images"])
+    fig, axes = plt.subplots(n, len(names), figsize=(2.1 * len(names), 2.1 * n), squeeze=False)
+    for i in range(n):
+        for j, name in enumerate(names):
+            ax = axes[i, j]
+            ax.imshow(cam["images"][i], cmap="gray", vmin=0, vmax=255)
+            ax.imshow(cam["maps"][name][i], cmap="inferno", alpha=0.45, vmin=0, vmax=1)
+            _contour(ax, cam["masks"][i], PALETTE["plaque"])
+            ax.axis("off")
+            if i == 0:
+                ax.set_title(name, fontsize=8)
+        axes[i, 0].text(
+            -0.05,
+            0.5,
+            "plaque" if cam["has_plaque"][i] else "plaque-free",
+            transform=axes[i, 0].transAxes,
+            rotation=90,
+            va="center",
+            ha="right",
+            fontsize=8,
+        )
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------- helpers moved out of 00/02
+
+
+def truth_panels(truth):
+    """Simulator truth: IMT and distension against vd_true, and vd_true by hypertension."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3))
+    axes[0].scatter(truth.vd_true, truth.imt_far_mm, s=4, alpha=0.4)
+    axes[0].set(xlabel="vd_true (SD)", ylabel="far-wall IMT (mm)")
+    axes[1].scatter(truth.vd_true, 100 * truth.distension, s=4, alpha=0.4)
+    axes[1].set(xlabel="vd_true (SD)", ylabel="distension (%)")
+    axes[2].boxplot([truth.vd_true[truth.hypertension == 0], truth.vd_true[truth.hypertension == 1]])
+    axes[2].set_xticks([1, 2], ["no hypertension", "hypertension"])
+    axes[2].set_ylabel("vd_true (SD)")
+    fig.tight_layout()
+    return fig
+
+
+def disagreement_maps(images, dis, pick, ids):
+    """Share of models disagreeing with the vote per pixel (0 = unanimous) on chosen test images."""
+    import matplotlib.pyplot as plt
+
+    show = list(pick)[:3]
+    n = max(len(show), 1)
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.2), squeeze=False)
+    for ax, i in zip(axes.flat, show):
+        ax.imshow(images[i], cmap="gray")
+        ax.imshow(dis[i], cmap="magma", alpha=0.6, vmin=0, vmax=0.5)
+        ax.axis("off")
+        ax.set_title(f"id {ids[i]}", fontsize=8)
+    return fig

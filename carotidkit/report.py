@@ -402,9 +402,10 @@ def _profile_section(reports_dir: Path, run_dir: Path, profile: str) -> str:
         params = html.escape(json.dumps(r.get("parameters", {}), indent=1, default=str))
         err = f'<div class="err">{html.escape(r["error"])}</div>' if r.get("error") else ""
         dur = f"{r['duration_s']:.1f} s" if r.get("duration_s") is not None else "–"
+        found = html.escape(headline(run_dir, name)) if r.get("status") in ("ok", "up-to-date") else ""
         rows.append(
             f'<tr class="st-{html.escape(r["status"].replace(" ", "-"))}"><td>{link}</td>'
-            f"<td>{html.escape(r['status'])}{err}</td><td>{dur}</td>"
+            f'<td>{html.escape(r["status"])}{err}</td><td class="found">{found}</td><td>{dur}</td>'
             f"<td>{html.escape(r.get('executed_at') or '–')}</td>"
             f"<td><details><summary>show</summary><pre>{params}</pre></details></td></tr>"
         )
@@ -419,10 +420,47 @@ def _profile_section(reports_dir: Path, run_dir: Path, profile: str) -> str:
     return (
         f'<section id="profile-{profile}"><h2>Profile <code>{profile}</code></h2>'
         f"<p>Run folder: <code>{html.escape(str(run_dir))}</code></p>"
-        '<table class="nb"><thead><tr><th>notebook</th><th>status</th><th>duration</th>'
+        '<table class="nb"><thead><tr><th>notebook</th><th>status</th><th>headline results</th><th>duration</th>'
         "<th>executed</th><th>parameters</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
         "<h3>Input data hashes</h3><table>" + hash_rows + "</table></section>"
     )
+
+
+def headline(run_dir: Path, name: str) -> str:
+    """One line of what a notebook found, read from its stage's outputs (empty if unknown)."""
+    from .layout import RunLayout
+
+    lay = RunLayout(run_dir)
+    try:
+        if name == "00_data":
+            c = io.read_json(lay.data.manifest).get("counts", {})
+            return ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in c.items())
+        if name == "01_cleaning":
+            s = io.read_json(lay.clean.summary)
+            return f"{s['images']} images cleaned, {s['errors']} with errors"
+        if name == "02_unet_ensemble":
+            import pandas as pd
+
+            t = pd.read_parquet(lay.unet.metrics)
+            t = t[(t.subset == "all test") & t.model.str.startswith("ensemble")].set_index("metric")
+            d, fa = t.loc["dice_mean"], t.loc["false_alarm_rate"]
+            return (
+                f"ensemble Dice {d.estimate:.3f} [{d.ci_low:.3f}, {d.ci_high:.3f}], "
+                f"false alarms {fa.estimate:.0%} of plaque-free test images"
+            )
+        if name == "03_vd_video":
+            m = io.read_json(lay.vd.metrics)
+            s = f"hypertension AUROC {m['auc']:.3f} [{m['auc_ci'][0]:.3f}, {m['auc_ci'][1]:.3f}]"
+            if "spearman_vd_true" in m:
+                s += f", Spearman with vd_true {m['spearman_vd_true']:.2f}"
+            return s
+        if name == "04_xai":
+            return io.read_json(lay.xai.summary).get("headline", "")
+        if name == "05_survival":
+            return io.read_json(lay.survival.summary).get("headline", "")
+    except (OSError, KeyError, ValueError, IndexError):
+        return ""
+    return ""
 
 
 def write_index(reports_dir: Path, current: str | None = None, run_dir: Path | None = None) -> Path:

@@ -62,3 +62,13 @@ def table1(df: pd.DataFrame, by: str | None = "hypertension", columns=None) -> p
             row["SMD"] = round(float((b.mean() - a.mean()) / pooled), 2) if pooled > 0 else np.nan
         rows.append(row)
     return pd.DataFrame(rows).set_index("variable")
+
+
+def ci_pivot(table, subset: str, metrics=None):
+    """Metrics table (``model, subset, metric, estimate, ci_low, ci_high``) as one cell per metric
+    and model: ``"0.877 [0.848, 0.906]"``."""
+    t = table[table.subset == subset]
+    if metrics is not None:
+        t = t[t.metric.isin(metrics)]
+    t = t.assign(value=[f"{e:.3f} [{lo:.3f}, {hi:.3f}]" for e, lo, hi in zip(t.estimate, t.ci_low, t.ci_high)])
+    return t.pivot(index="metric", columns="model", values="value")

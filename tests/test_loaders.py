@@ -390,3 +390,33 @@ def test_same_id_in_train_and_test_gives_two_distinct_cleaned_images(tmp_path):
     ia = cv2.imread(str(tmp_path / "clean" / "images" / "train_5.png"), cv2.IMREAD_GRAYSCALE)
     ib = cv2.imread(str(tmp_path / "clean" / "images" / "test_5.png"), cv2.IMREAD_GRAYSCALE)
     assert ia.mean() < ib.mean()  # two different images, not one overwritten
+
+
+def test_video_manifest_reads_ids_as_text_and_resolves_paths(tmp_path):
+    from carotidkit.data.prepare import index_videos
+
+    (tmp_path / "v").mkdir()
+    np.save(tmp_path / "v" / "a.npy", np.zeros((4, 8, 8), np.uint8))
+    np.save(tmp_path / "v" / "b.npy", np.zeros((4, 8, 8), np.uint8))
+    (tmp_path / "m.csv").write_text("subject_id,path,side\n007,v/a.npy,left\n007,v/b.npy,right\n")
+    idx = index_videos(tmp_path / "m.csv")
+    assert idx.subject_id.tolist() == ["007", "007"]
+    assert idx.clip_id.tolist() == ["007_left", "007_right"]
+    assert Path(idx.path[0]) == tmp_path / "v" / "a.npy"
+
+
+@pytest.mark.parametrize(
+    "text,msg",
+    [
+        ("subject,path\n1,a.npy\n", "needs column"),
+        ("subject_id,path\n,a.npy\n", "row 2: empty subject_id"),
+        ("subject_id,path\n5,\n", "row 2 (subject 5): empty path"),
+        ("subject_id,path\n5,a.npy\n5,a.npy\n", "appears twice"),
+    ],
+)
+def test_bad_video_manifests(tmp_path, text, msg):
+    from carotidkit.data.prepare import index_videos
+
+    (tmp_path / "m.csv").write_text(text)
+    with pytest.raises(CarotidkitError, match=msg):
+        index_videos(tmp_path / "m.csv")

@@ -64,3 +64,23 @@ def test_every_stage_writes_only_its_own_folder():
     assert len(set(profiles.STAGES.values())) == len(profiles.STAGES)
     for nb in NOTEBOOKS:
         assert nb.stem in profiles.STAGES
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebooks_are_thin_and_end_with_findings(nb):
+    """No def/class/for/while in code cells (logic lives in carotidkit, where it is tested); the
+    notebook ends with "What we found" and "Next"."""
+    cells = json.loads(nb.read_text())["cells"]
+    for i, c in enumerate(cells):
+        if c["cell_type"] != "code":
+            continue
+        tree = ast.parse("".join(c["source"]))
+        bad = [
+            type(n).__name__
+            for n in ast.walk(tree)
+            if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.For, ast.While))
+        ]
+        assert not bad, f"{nb.name} cell {i}: {bad}"
+        assert "globals()).items()" not in "".join(c["source"]), f"{nb.name} cell {i}: use profiles.notebook_settings"
+    markdown = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    assert "What we found" in markdown and "## Next" in markdown, nb.name

@@ -156,3 +156,52 @@ def test_checkpoint_is_keyed_on_settings(small_run, tmp_path):
     assert (run / "vd" / "fold0" / "log.csv").stat().st_mtime_ns == log0
     cross_fit(run, seed=0, learning_rate=5e-4, **kw)
     assert (run / "vd" / "fold0" / "log.csv").stat().st_mtime_ns != log0
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_write_the_in_process_outputs(small_run, tmp_path):
+    """``torchrun --nproc_per_node=2 -m carotidkit.vd.train`` and an in-process run of the same
+    settings write the same folds and (within float tolerance) the same VD."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from scipy import stats
+
+    from carotidkit.vd.train import cross_fit
+
+    a, b = tmp_path / "inproc", tmp_path / "torchrun"
+    for d in (a, b):
+        shutil.copytree(small_run / "data", d / "data")
+    kw = dict(folds=2, epochs=1, input_size_px=32, width=8, batch_size=16)
+    cross_fit(a, seed=0, progress=False, **kw)
+    cmd = [
+        str(Path(sys.executable).parent / "torchrun"),
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "carotidkit.vd.train",
+        "--run-dir",
+        str(b),
+        "--folds",
+        "2",
+        "--epochs",
+        "1",
+        "--input-size-px",
+        "32",
+        "--width",
+        "8",
+        "--batch-size",
+        "16",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    va, vb = (pd.read_parquet(d / "vd" / "vd.parquet").sort_values("subject_id").reset_index(drop=True) for d in (a, b))
+    assert va.subject_id.tolist() == vb.subject_id.tolist()
+    assert va.fold.tolist() == vb.fold.tolist() and va.n_clips.tolist() == vb.n_clips.tolist()
+    assert np.abs(va.vd_logit - vb.vd_logit).max() < 0.02
+    assert stats.spearmanr(va.vd_logit, vb.vd_logit)[0] > 0.999
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(a / "vd" / "folds.parquet"), pd.read_parquet(b / "vd" / "folds.parquet")
+    )

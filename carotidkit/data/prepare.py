@@ -20,9 +20,54 @@ from .plaque_db import load_plaque_db
 from .video import FRAME_EXT, VIDEO_EXT
 
 
+def read_video_manifest(path) -> pd.DataFrame:
+    """A video manifest (CSV or Parquet): ``subject_id, path`` and optional ``side``/``clip_id``.
+
+    Relative paths are taken relative to the manifest's folder; ids are read as text (``007``
+    stays ``007``). Bad rows stop with one line naming the manifest row (spreadsheet numbering).
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".parquet":
+        m = pd.read_parquet(path)
+    else:
+        m = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = [c for c in ("subject_id", "path") if c not in m.columns]
+    if missing:
+        raise io.CarotidkitError(
+            f"{path}: video manifest needs column(s) {', '.join(missing)} (have: {', '.join(map(str, m.columns))})"
+        )
+    m = m.astype({"subject_id": str, "path": str})
+    rows = []
+    for i, r in enumerate(m.itertuples(index=False)):
+        line = i + 2  # header is row 1
+        sid, p = str(r.subject_id).strip(), str(r.path).strip()
+        if not sid or sid.lower() == "nan":
+            raise io.CarotidkitError(f"{path}: row {line}: empty subject_id")
+        if not p:
+            raise io.CarotidkitError(f"{path}: row {line} (subject {sid}): empty path")
+        full = Path(p) if Path(p).is_absolute() else (path.parent / p)
+        side = str(getattr(r, "side", "") or "").strip()
+        clip = str(getattr(r, "clip_id", "") or "").strip() or (f"{sid}_{side}" if side else Path(p).stem)
+        rows.append({"subject_id": sid, "clip_id": clip, "side": side or None, "path": str(full)})
+    out = pd.DataFrame(rows)
+    dup = out.clip_id.duplicated(keep=False)
+    if dup.any():
+        raise io.CarotidkitError(
+            f"{path}: clip id {out.clip_id[dup].iloc[0]!r} appears twice; add a side or clip_id column"
+        )
+    if out.empty:
+        raise io.CarotidkitError(f"{path}: video manifest has no rows")
+    return out
+
+
 def index_videos(video_dir) -> pd.DataFrame:
-    """One row per video under ``video_dir``; ``subject_id`` is the file stem before the first ``_``."""
+    """One row per video under ``video_dir``; ``subject_id`` is the file stem before the first ``_``.
+
+    ``video_dir`` may also be a manifest file (.csv/.parquet, see :func:`read_video_manifest`).
+    """
     root = Path(video_dir)
+    if root.is_file() and root.suffix.lower() in (".csv", ".parquet"):
+        return read_video_manifest(root)
     if not root.is_dir():
         raise io.CarotidkitError(f"{root}: video folder not found")
     rows = []
@@ -78,7 +123,11 @@ def prepare_data(cfg, progress=print) -> dict:
         idx = index_videos(real["video_dir"])
         io.write_parquet(out / "video_index_real.parquet", idx)
         sources["video"], paths["cine_index"] = str(Path(real["video_dir"]).resolve()), "video_index_real.parquet"
-        hashes["video"] = io.tree_digest(real["video_dir"], content=False)
+        hashes["video"] = (
+            io.sha256_file(real["video_dir"])[:16]
+            if Path(real["video_dir"]).is_file()
+            else io.tree_digest(real["video_dir"], content=False)
+        )
         manifest["counts"]["clips"] = int(len(idx))
     manifest["timings"]["real_data_s"] = round(time.perf_counter() - t0, 2)
     manifest.update(

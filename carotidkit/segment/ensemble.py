@@ -183,3 +183,14 @@ def run_unet_stage(cfg, progress=print) -> dict:
     }
     io.write_json(out / "summary.json", summary)
     return summary
+
+
+def training_logs(unet_dir, backbones) -> pd.DataFrame:
+    """Every backbone's ``log.csv`` in one table (``backbone, epoch`` 1-based, losses, val Dice)."""
+    from pathlib import Path
+
+    logs = []
+    for b in backbones:
+        log = pd.read_csv(Path(unet_dir) / b / "log.csv")
+        logs.append(log.assign(backbone=b, epoch=log.epoch + 1))
+    return pd.concat(logs, ignore_index=True)

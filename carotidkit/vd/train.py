@@ -351,7 +351,8 @@ def cross_fit(run_dir, seed: int = 0, progress: bool = True, **settings) -> dict
     index["path"] = [p if os.path.isabs(p) else str(base / p) for p in index.path]
     index = index[index.subject_id.isin(cohort.subject_id)].reset_index(drop=True)
     dist = Dist()
-    crop = not str(paths["cine_index"]).startswith(str(lay.data.root))
+    # real videos carry scanner margins and text: crop them to the scan area (01's detector)
+    crop = io.read_json(lay.data.manifest).get("sources", {}).get("video", "synthetic") != "synthetic"
     if dist.main:
         build_cache(
             index,

@@ -25,6 +25,7 @@ class XaiResult:
     associations: pd.DataFrame  # term, beta_per_sd, ci_low, ci_high, p, p_fdr, shap_mean_abs, ranks
     shap_values: pd.DataFrame
     shap_data: pd.DataFrame
+    unet_cam: dict | None = None  # Grad-CAM of each U-Net backbone and the ensemble (see unet_cam.py)
     movies: dict = field(default_factory=dict)  # title -> (clip uint8 [T,H,W], attribution uint8 [T,H,W])
     notes: list = field(default_factory=list)
     settings: dict = field(default_factory=dict)
@@ -46,6 +47,17 @@ class XaiResult:
                 }
             )
         return pd.DataFrame(rows)
+
+    def unet_cam_summary(self) -> pd.DataFrame:
+        """Per U-Net: mean share of Grad-CAM mass inside the annotated plaque vs the plaque's area share."""
+        if not self.unet_cam or self.unet_cam["mass_in_plaque"].empty:
+            return pd.DataFrame(columns=["model", "share_of_cam_in_plaque", "plaque_area_share"])
+        return (
+            self.unet_cam["mass_in_plaque"]
+            .groupby("model", sort=False)[["share_of_cam_in_plaque", "plaque_area_share"]]
+            .mean()
+            .reset_index()
+        )
 
     def headline_text(self) -> str:
         e = self.enrichment[
@@ -169,6 +181,16 @@ def run(
         clip = np.clip(X5[i, 0] * meta["std"] + meta["mean"], 0, 255).astype(np.uint8)
         heat = (255 * a[i] / (np.percentile(a[i], 99.5) + 1e-12)).clip(0, 255).astype(np.uint8)
         movies[f"{label} ({sids[i]})"] = (clip, heat)
+    # 5. Grad-CAM of the U-Nets (02), when they exist
+    unet_cam = None
+    if lay.unet.ensemble.exists() and lay.unet.test_probs.exists():
+        if progress:
+            progress("04_xai: Grad-CAM of the U-Nets ...")
+        from .unet_cam import unet_gradcam
+
+        unet_cam = unet_gradcam(lay.unet.root)
+    else:
+        notes.append("no U-Net ensemble in this run (02 not run): U-Net Grad-CAM skipped")
     res = XaiResult(
         enrichment=enr,
         per_clip=per_clip,
@@ -178,6 +200,7 @@ def run(
         shap_values=sv,
         shap_data=Xs,
         movies=movies,
+        unet_cam=unet_cam,
         notes=notes,
         settings=dict(
             n_explain=len(sids),

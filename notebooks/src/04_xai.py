@@ -86,6 +86,17 @@ res.sanity.round(3)
 res.deletion_summary().round(3)
 
 # %% [markdown]
+# ## Grad-CAM of the plaque U-Nets (02)
+# Look for heat on and around the annotated plaque (yellow) in the top rows, and for where each
+# model looks on plaque-free images, which is where false alarms come from.
+
+# %%
+fig = plots.unet_gradcam(res)
+
+# %%
+res.unet_cam_summary()
+
+# %% [markdown]
 # ## VD and risk factors: adjusted regression next to SHAP
 # Look for the same predictors at the top of both rankings; on the simulator the planted drivers of
 # vascular damage are age, blood pressure, diabetes, smoking, cholesterol and sex.
@@ -112,8 +123,8 @@ print(res.headline_text())
 # %% [markdown]
 # The enrichment table says, with CIs, which anatomical regions carry the model's evidence; the
 # randomisation test says whether that evidence comes from what the model learned; and the
-# association table says which risk factors VD reflects. Grad-CAM of the Keras U-Nets (02) is not
-# part of this notebook yet.
+# association table says which risk factors VD reflects. Grad-CAM shows what the plaque U-Nets
+# attend to: the share of each model's map inside the annotated plaque is tabulated above.
 #
 # ## Next
 # - `05_survival` asks whether VD predicts MI, cardiac death and death beyond SCORE2.
