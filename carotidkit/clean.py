@@ -469,7 +469,7 @@ def clean_database(
         for r in recs
     ]
     if n_jobs and n_jobs > 1:
-        with ProcessPoolExecutor(n_jobs, mp_context=get_context("fork")) as pool:
+        with ProcessPoolExecutor(n_jobs, mp_context=get_context("spawn")) as pool:
             rows = list(pool.map(_clean_one, tasks, chunksize=8))
     else:
         rows = []

@@ -178,12 +178,42 @@ def test_redaction_blacks_out_margins():
     assert red[:20].max() == 0 and red[:, :10].max() == 0 and red[50, 50] == 200
 
 
-def test_reports_carry_no_burned_in_identity(smoke_run):
-    from carotidkit.synth.bmode import _NAMES
+@pytest.mark.notebook
+def test_images_shown_in_reports_never_show_the_margins(smoke_run):
+    """The burned-in identity (names, ids, dates) lives in the export's margins, outside the scan
+    area. Every image the 00 gallery shows is redacted to the scan area, and every "before" image
+    of 01's before/after gallery is cropped inside it: checked against the simulator's true scan
+    box for every image of the smoke database, so the test fails if either step is dropped."""
+    import pandas as pd
 
-    for page in smoke_run["reports_dir"].rglob("*.html"):
-        text = page.read_text()
-        assert not any(name in text for name in _NAMES), page
+    from carotidkit.cleaning_report import before_after
+    from carotidkit.layout import RunLayout
+
+    lay = RunLayout(smoke_run["run_dir"])
+    truth = pd.read_parquet(lay.data.truth / "plaque_db_truth.parquet").set_index("image_id")
+    db = data.load_plaque_db(lay.data.root / "plaque_db", check=False)
+    leaked = 0
+    for r in db.itertuples():
+        t = truth.loc[int(r.source_id)]
+        img = data.read_image(r.image_path)
+        shown = clean.redact_for_display(img)
+        # burned-in marks outside the true scan area (2-px tolerance for the export's resampling)
+        overlay = data.read_image(lay.data.truth / "plaque_db" / f"{r.source_id}_overlay.png") > 0
+        outside = np.ones(img.shape[:2], bool)
+        outside[max(t.scan_y0 - 2, 0) : t.scan_y1 + 2, max(t.scan_x0 - 2, 0) : t.scan_x1 + 2] = False
+        assert (overlay & outside).sum() > 100, r.image_id  # the margins do carry burned-in text
+        leaked += int((shown[overlay & outside] > 0).sum())
+    assert leaked == 0
+    qc = pd.read_parquet(lay.clean.qc)
+    cfg = {"run_dir": str(lay.run_dir), "seed": 0}
+    g = before_after(cfg, qc, n=len(qc))
+    assert g["ids"]
+    for i, before in zip(g["ids"], g["before"]):
+        q = qc.set_index("image_id").loc[i]
+        t = truth.loc[int(i)]
+        assert q.scan_x0 >= t.scan_x0 - 2 and q.scan_y0 >= t.scan_y0 - 2, i
+        assert q.scan_x1 <= t.scan_x1 + 2 and q.scan_y1 <= t.scan_y1 + 2, i
+        assert before.shape[:2] == (q.scan_y1 - q.scan_y0, q.scan_x1 - q.scan_x0)
 
 
 def test_image_without_mask_stays_flagged_through_cleaning(synth_db, tmp_path):

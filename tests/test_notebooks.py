@@ -84,3 +84,30 @@ def test_notebooks_are_thin_and_end_with_findings(nb):
         assert "globals()).items()" not in "".join(c["source"]), f"{nb.name} cell {i}: use profiles.notebook_settings"
     markdown = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
     assert "What we found" in markdown and "## Next" in markdown, nb.name
+
+
+@pytest.mark.notebook
+def test_a_notebook_writes_only_its_own_folder(smoke_run):
+    """Re-execute 05 and compare every other folder of the run, byte for byte, before and after."""
+    from carotidkit import io
+
+    run_dir = smoke_run["run_dir"]
+    own = profiles.STAGES["05_survival"]
+
+    def snapshot():
+        snap = {p.name: io.tree_digest(p) for p in run_dir.iterdir() if p.is_dir() and p.name not in (own, "_report")}
+        snap["<files>"] = sorted(p.name for p in run_dir.iterdir() if p.is_file())
+        return snap
+
+    before = snapshot()
+    report.run_report(
+        "smoke",
+        only="05",
+        force=True,
+        root=ROOT,
+        run_dir=run_dir,
+        reports_dir=smoke_run["reports_dir"],
+        echo=lambda *_: None,
+    )
+    assert snapshot() == before
+    assert (run_dir / own / "summary.json").exists()

@@ -63,3 +63,18 @@ def test_makefile_documents_the_entry_points():
     readme = (ROOT / "README.md").read_text()
     assert "make report" in readme and "make test" in readme
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_loaders_do_not_import_the_simulator():
+    code = (
+        "import sys, carotidkit.data, carotidkit.data.prepare\n"
+        "sys.exit(1 if any(m.startswith('carotidkit.synth') for m in sys.modules) else 0)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_no_fork_only_multiprocessing():
+    """Workshop laptops on macOS/Windows have no fork: every pool uses spawn."""
+    for p in (ROOT / "carotidkit").rglob("*.py"):
+        assert 'get_context("fork")' not in p.read_text(), p

@@ -14,7 +14,6 @@ from pathlib import Path
 import pandas as pd
 
 from .. import io
-from ..synth.dataset import generate
 from .cohort import load_cohort
 from .plaque_db import load_plaque_db
 from .video import FRAME_EXT, VIDEO_EXT
@@ -83,6 +82,8 @@ def index_videos(video_dir) -> pd.DataFrame:
 
 def prepare_data(cfg, progress=print) -> dict:
     """Build ``<run_dir>/data`` from the 00_data settings ``cfg``; return the manifest."""
+    from ..synth.dataset import generate  # only when something is simulated: loaders stay simulator-free
+
     out = Path(cfg["run_dir"]) / "data"
     real = {k: cfg.get(k) for k in ("plaque_db_dir", "cohort_path", "video_dir") if cfg.get(k)}
     manifest = (

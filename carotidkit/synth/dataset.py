@@ -296,7 +296,7 @@ def generate(
     out_dir.mkdir(parents=True, exist_ok=True)
     timings = {}
     n_jobs = n_jobs or os.cpu_count() or 1
-    pool = ProcessPoolExecutor(n_jobs, mp_context=get_context("fork")) if n_jobs > 1 else None
+    pool = ProcessPoolExecutor(n_jobs, mp_context=get_context("spawn")) if n_jobs > 1 else None
     try:
         t0 = time.perf_counter()
         cohort, truth = simulate_cohort(n_subjects, seed=seed, vd_hr_per_sd=vd_hr_per_sd, followup_years=followup_years)
