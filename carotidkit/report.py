@@ -139,8 +139,86 @@ def stage_outputs_digest(run_dir: Path, nb_name: str) -> str:
 # ----------------------------------------------------------------------------- execution
 
 
-def _execute(nb: Path, out_nb: Path, params: dict[str, Any], cwd: Path) -> None:
+class _Progress:
+    """Terminal progress of one notebook: each cell as it starts (with elapsed time) and the
+    stream output of long loops (training epochs, progress lines), echoed as it arrives."""
+
+    def __init__(self, name: str, echo):
+        import logging
+
+        self.name, self.echo, self.t0 = name, echo, time.time()
+        self.logger = logging.getLogger("papermill")
+        self.handler = logging.Handler()
+        self.handler.emit = self._emit
+        self.level = self.logger.level
+
+    def _emit(self, record):
+        msg = record.getMessage().strip()
+        if not msg:
+            return
+        el = time.time() - self.t0
+        m = re.match(r"Executing Cell (\d+)", msg)
+        if m:
+            self.echo(f"    {self.name}: cell {m.group(1)} ({el:.0f} s)")
+        elif not msg.startswith(
+            (
+                "Executing notebook",
+                "Ending Cell",
+                "Input Notebook",
+                "Output Notebook",
+                "Executing Cell",
+                "Black is not installed",
+                "Kernel",
+            )
+        ):
+            for line in msg.replace("\r", "\n").splitlines()[-1:]:
+                if line.strip():
+                    self.echo(f"    {self.name} | {line.strip()[:160]}")
+
+    def __enter__(self):
+        import logging
+
+        self.logger.addHandler(self.handler)
+        self.logger.setLevel(logging.INFO)
+        return self
+
+    def __exit__(self, *exc):
+        self.logger.removeHandler(self.handler)
+        self.logger.setLevel(self.level)
+
+
+_CLUTTER = re.compile(r"^(Epoch \d+/\d+|\s*\d+/\d+ .*\d+(ms|s|us)/step.*|.*\d+%\|.*\|.*)$")
+
+
+def declutter(nb) -> int:
+    """Drop progress-bar clutter from executed outputs before rendering: stderr streams (tqdm,
+    warnings) and Keras/tqdm progress lines in stdout. Returns the number of outputs changed."""
+    changed = 0
+    for cell in nb.cells:
+        if cell.get("cell_type") != "code":
+            continue
+        keep = []
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                if out.get("name") == "stderr":
+                    changed += 1
+                    continue
+                text = out.get("text", "")
+                lines = [ln for ln in text.replace("\r", "\n").split("\n") if not _CLUTTER.match(ln)]
+                new = "\n".join(lines)
+                if new != text:
+                    changed += 1
+                    if not new.strip():
+                        continue
+                    out["text"] = new
+            keep.append(out)
+        cell["outputs"] = keep
+    return changed
+
+
+def _execute(nb: Path, out_nb: Path, params: dict[str, Any], cwd: Path, echo=None) -> None:
     """Execute ``nb`` into ``out_nb`` (atomically); a failed run still leaves its partial output."""
+    import contextlib
     import os
     import tempfile
 
@@ -151,9 +229,16 @@ def _execute(nb: Path, out_nb: Path, params: dict[str, Any], cwd: Path) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{out_nb.stem}.", suffix=".ipynb", dir=out_nb.parent)
     os.close(fd)
     try:
-        pm.execute_notebook(
-            str(nb), tmp, parameters=params, kernel_name="python3", cwd=str(cwd), progress_bar=False, log_output=False
-        )
+        with _Progress(nb.stem, echo) if echo else contextlib.nullcontext():
+            pm.execute_notebook(
+                str(nb),
+                tmp,
+                parameters=params,
+                kernel_name="python3",
+                cwd=str(cwd),
+                progress_bar=False,
+                log_output=echo is not None,
+            )
     finally:
         if os.path.getsize(tmp) > 0:
             os.replace(tmp, out_nb)  # on failure: the notebook with the failing cell marked
@@ -248,7 +333,7 @@ def run_report(
             name, "ok", parameters=params, fingerprint=fp, executed_at=time.strftime("%Y-%m-%d %H:%M:%S")
         )
         try:
-            _execute(nb, executed, params, cwd=nb.parent)
+            _execute(nb, executed, params, cwd=nb.parent, echo=echo)
         except Exception as exc:  # papermill's PapermillExecutionError, kernel death, ...
             res.status, res.error = "failed", _describe_failure(exc)
             failed = name
@@ -348,6 +433,7 @@ def render_notebook(
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(str(executed), as_version=4)
+    declutter(nb)
     nb.metadata["title"] = title
     exporter = HTMLExporter(template_name="lab")
     exporter.embed_images = True

@@ -140,3 +140,22 @@ def test_parse_value():
     assert report.parse_value("[a, b]") == ["a", "b"]
     assert report.parse_value("null") is None
     assert report.parse_value("0.5") == 0.5
+
+
+def test_declutter_drops_progress_bars_but_keeps_results():
+    import nbformat
+
+    from carotidkit.report import declutter
+
+    nb = nbformat.v4.new_notebook()
+    c = nbformat.v4.new_code_cell("x")
+    c.outputs = [
+        nbformat.v4.new_output("stream", name="stderr", text="fold 0: 40%|████      | 4/10 [00:01<00:02]\r"),
+        nbformat.v4.new_output(
+            "stream", name="stdout", text="Epoch 1/8\n30/30 - 12s - 400ms/step - loss: 0.5\nresult 0.87\n"
+        ),
+        nbformat.v4.new_output("stream", name="stdout", text="Epoch 2/8\n"),
+    ]
+    nb.cells.append(c)
+    assert declutter(nb) == 3
+    assert [o["text"] for o in nb.cells[0].outputs] == ["result 0.87\n"]
