@@ -220,5 +220,48 @@ def bench_vd(out_dir: Path) -> dict:
     ds = ClipDataset(cache, np.arange(256), np.zeros(256), frames=T, period=4, train=True)
     load = timed(lambda: [ds.get(np.arange(k, k + B)) for k in range(0, 256, B)])[0]
     out["loader_clips_s"] = round(256 / load, 1)
+    out["inference_peak_rss_mb"] = _inference_peak_rss(S, T)
     out["loader_to_train_ratio"] = round(out["loader_clips_s"] / out["r2plus1d"]["train_clips_s"], 1)
+    return out
+
+
+_RSS_SCRIPT = """
+import sys, tempfile, threading, time, numpy as np, torch
+from carotidkit.vd.clips import ClipDataset
+from carotidkit.vd.models import build_model
+from carotidkit.vd.train import Dist, predict
+n, S, T = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+f = tempfile.NamedTemporaryFile(suffix=".u8")
+w = np.memmap(f.name, np.uint8, "w+", shape=(n, 64, S, S)); w[:] = 100; w.flush(); del w
+mm = np.memmap(f.name, np.uint8, "r", shape=(n, 64, S, S))
+def anon():
+    for line in open("/proc/self/status"):
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) / 1024
+peak = [0.0]; stop = [False]
+def watch():
+    while not stop[0]:
+        peak[0] = max(peak[0], anon()); time.sleep(0.005)
+ds = ClipDataset(mm, np.arange(n), np.zeros(n), frames=T, period=4, train=False, all_clips=True)
+m = build_model("r2plus1d", T, S)
+th = threading.Thread(target=watch); th.start()
+predict(m, ds, 64, Dist(), torch.device("cpu"))
+stop[0] = True; th.join()
+print(peak[0], len(ds))
+"""
+
+
+def _inference_peak_rss(S: int, T: int) -> dict:
+    """Peak anonymous RSS (MB; memory-mapped clip pages are file-backed and not counted) of
+    all-clips inference over 256 and 2,048 cached videos: flat in the number of clips = streaming."""
+    import subprocess
+    import sys
+
+    out = {}
+    for n in (256, 2048):
+        r = subprocess.run([sys.executable, "-c", _RSS_SCRIPT, str(n), str(S), str(T)], capture_output=True, text=True)
+        peak, items = map(float, r.stdout.split()[-2:])
+        out[f"{n}_videos_mb"] = round(peak, 1)
+        out[f"{n}_videos_clip_windows"] = int(items)
+    out["ratio_2048_to_256"] = round(out["2048_videos_mb"] / out["256_videos_mb"], 3)
     return out
