@@ -45,6 +45,7 @@ class Block(nn.Module):
             else nn.Sequential(nn.Conv3d(cin, cout, 1, stride, bias=False), _norm(cout))
         )
         self.act = nn.ReLU(inplace=True)
+        nn.init.zeros_(self.n2.weight)  # each block starts as the identity: faster, steadier start
 
     def forward(self, x):
         y = self.act(self.n1(self.c1(x)))
@@ -177,11 +178,19 @@ class VideoMAE(nn.Module):
 
 
 def build_model(
-    architecture: str = "r2plus1d", frames: int = 8, size: int = 64, width: int = 16, depth: int = 1, stages: int = 3
+    architecture: str = "r2plus1d",
+    frames: int = 8,
+    size: int = 64,
+    width: int = 16,
+    depth: int = 1,
+    stages: int = 3,
+    dropout: float = 0.2,
 ) -> nn.Module:
-    """``"r2plus1d"`` or ``"vivit"`` with the given size knobs."""
+    """``"r2plus1d"`` or ``"vivit"`` with the given size knobs (``dropout=0``: deterministic training)."""
     if architecture == "r2plus1d":
-        return R2Plus1D(width=width, depth=depth, stages=stages)
+        return R2Plus1D(width=width, depth=depth, stages=stages, dropout=dropout)
     if architecture == "vivit":
-        return VideoViT(frames=frames, size=size, dim=max(32, 6 * width), depth=max(1, 2 * depth), heads=4)
+        return VideoViT(
+            frames=frames, size=size, dim=max(32, 6 * width), depth=max(1, 2 * depth), heads=4, dropout=dropout / 2
+        )
     raise ValueError(f"architecture={architecture!r}: choose 'r2plus1d' or 'vivit'")

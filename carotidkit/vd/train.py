@@ -34,6 +34,8 @@ DEFAULTS = dict(
     width=16,
     depth=1,
     patience=3,
+    schedule="onecycle",
+    dropout=0.2,
     val_fraction=0.15,
     pretrain_epochs=0,
     weights_path=None,
@@ -193,7 +195,9 @@ def train_fold(
             "subjects": folds[["subject_id", "fold", f"inner_{f}"]].to_numpy().tolist(),
         }
     )
-    model = build_model(cfg["architecture"], cfg["frames"], cache.shape[2], cfg["width"], cfg["depth"]).to(device)
+    model = build_model(
+        cfg["architecture"], cfg["frames"], cache.shape[2], cfg["width"], cfg["depth"], dropout=cfg["dropout"]
+    ).to(device)
     if cfg.get("weights_path"):
         state = torch.load(cfg["weights_path"], map_location="cpu", weights_only=True)
         missing, unexpected = model.load_state_dict(state, strict=False)
@@ -202,6 +206,15 @@ def train_fold(
     B, W = cfg["batch_size"], dist.world
     if B % W:
         raise ValueError(f"batch_size={B} must be a multiple of the number of processes ({W})")
+    steps_per_epoch = len(global_batches(len(ds_tr), B, seed, 0))
+    if cfg["schedule"] == "onecycle":  # warm up over the first 20 % of steps, then cosine down
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=cfg["learning_rate"], total_steps=max(1, cfg["epochs"] * steps_per_epoch), pct_start=0.2
+        )
+    elif cfg["schedule"] == "constant":
+        sched = None
+    else:
+        raise ValueError(f"schedule={cfg['schedule']!r}: choose 'onecycle' or 'constant'")
     ckpt, best_path, log_path = fdir / "checkpoint.pt", fdir / "best.pt", fdir / "log.csv"
     start, best, bad, log = 0, (-np.inf, None), 0, []
     if ckpt.exists():
@@ -209,6 +222,8 @@ def train_fold(
         if st.get("key") == key:
             model.load_state_dict(st["model"])
             opt.load_state_dict(st["optimizer"])
+            if sched is not None and "scheduler" in st:
+                sched.load_state_dict(st["scheduler"])
             start, best, bad = int(st["epoch"]) + 1, (float(st["best"]), None), int(st["bad"])
             log = pd.read_csv(log_path).to_dict("records") if log_path.exists() else []
     # optional VideoMAE pretraining of the transformer on this fold's training loops (no labels)
@@ -245,6 +260,8 @@ def train_fold(
             xb, yb = ds_tr.get(gb[dist.rank :: W])
             ctx = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else None
             losses.append(train_step(ddp, opt, torch.from_numpy(xb).to(device), torch.from_numpy(yb).to(device), ctx))
+            if sched is not None:
+                sched.step()
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
         pv = predict(model, ds_va, 64, dist, device)
         from sklearn.metrics import roc_auc_score
@@ -281,6 +298,7 @@ def train_fold(
                         "key": key,
                         "model": model.state_dict(),
                         "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict() if sched is not None else {},
                         "epoch": epoch,
                         "best": best[0],
                         "bad": bad,
