@@ -528,10 +528,12 @@ def headline(run_dir: Path, name: str) -> str:
             import pandas as pd
 
             t = pd.read_parquet(lay.unet.metrics)
-            t = t[(t.subset == "all test") & t.model.str.startswith("ensemble")].set_index("metric")
+            t = t[(t.subset == "all test") & t.model.str.startswith("ensemble")]
+            model = t.model.iloc[0]
+            t = t[t.model == model].set_index("metric")
             d, fa = t.loc["dice_mean"], t.loc["false_alarm_rate"]
             return (
-                f"ensemble Dice {d.estimate:.3f} [{d.ci_low:.3f}, {d.ci_high:.3f}], "
+                f"{model} Dice {d.estimate:.3f} [{d.ci_low:.3f}, {d.ci_high:.3f}], "
                 f"false alarms {fa.estimate:.0%} of plaque-free test images"
             )
         if name == "03_vd_video":
@@ -544,7 +546,7 @@ def headline(run_dir: Path, name: str) -> str:
             return io.read_json(lay.xai.summary).get("headline", "")
         if name == "05_survival":
             return io.read_json(lay.survival.summary).get("headline", "")
-    except (OSError, KeyError, ValueError, IndexError):
+    except Exception:  # a headline must never break the index page
         return ""
     return ""
 
