@@ -30,6 +30,7 @@ def cleaned(synth_db, tmp_path_factory):
     return db, qc, out
 
 
+@pytest.mark.slow
 def test_overlay_removal_meets_targets(cleaned):
     _, qc, _ = cleaned
     s = clean.cleaning_score(qc)
@@ -156,6 +157,7 @@ def test_make_splits_respects_shipped_test_and_marks_leaks(cleaned):
     assert s.test_leak.sum() >= 1 and (s[s.test_leak].split == "test").all()
 
 
+@pytest.mark.slow
 def test_bad_images_are_flagged_not_fatal(synth_db, tmp_path):
     root = tmp_path / "db"
     shutil.copytree(synth_db / "plaque_db", root)

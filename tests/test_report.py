@@ -49,6 +49,7 @@ def _run(root, **kw):
     return {r.notebook: r.status for r in res}, log
 
 
+@pytest.mark.slow
 def test_incremental_reruns_only_what_changed(toy_root):
     status, _ = _run(toy_root)
     assert status == {"00_data": "ok", "01_cleaning": "ok"}
@@ -84,6 +85,7 @@ def test_incremental_reruns_only_what_changed(toy_root):
     assert status["00_data"] != "not run"
 
 
+@pytest.mark.slow
 def test_failed_notebook_stops_the_run_and_is_shown(toy_root):
     _nb(toy_root / "notebooks" / "00_data.ipynb", "x = 1", "raise ValueError('planted failure 42')")
     with pytest.raises(report.NotebookFailed, match="planted failure 42"):
@@ -99,6 +101,7 @@ def test_failed_notebook_stops_the_run_and_is_shown(toy_root):
     assert "planted failure 42" in page
 
 
+@pytest.mark.slow
 def test_cli_failure_prints_cell_and_error(toy_root):
     _nb(toy_root / "notebooks" / "00_data.ipynb", "raise RuntimeError('cli boom')")
     proc = subprocess.run(
@@ -113,6 +116,7 @@ def test_cli_failure_prints_cell_and_error(toy_root):
     assert "cli boom" in proc.stderr and "cell [3]" in proc.stderr
 
 
+@pytest.mark.slow
 def test_pages_have_banner_toggle_and_no_remote_assets(toy_root):
     _run(toy_root)
     for page in [toy_root / "reports" / "smoke" / "00_data.html", toy_root / "reports" / "index.html"]:
@@ -122,6 +126,7 @@ def test_pages_have_banner_toggle_and_no_remote_assets(toy_root):
     assert "ckToggleCode" in (toy_root / "reports" / "smoke" / "01_cleaning.html").read_text()
 
 
+@pytest.mark.slow
 def test_real_data_manifest_drops_the_banner(toy_root):
     run_dir = toy_root / "runs" / "smoke"
     io.write_json(run_dir / "data" / "manifest.json", {"synthetic": False})

@@ -87,6 +87,7 @@ def test_fine_gray_equals_cox_without_competing_events():
     np.testing.assert_allclose(fg.shr, cx.hr, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_fine_gray_recovers_planted_subdistribution_hazard_ratios():
     d = coxm.simulate_fine_gray(1500, beta1=(0.5, -0.5), seed=11, p=0.25)
     fg, _ = coxm.fine_gray(d, "time", "event", "competing", ["x1", "x2"])

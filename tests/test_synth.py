@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from carotidkit.synth import anatomy as A
 from carotidkit.synth import bmode, cine, speckle
@@ -122,6 +123,7 @@ def test_plaque_db_plan_has_the_real_databases_quirks():
     assert 0.55 < plan.has_plaque.mean() < 0.75
 
 
+@pytest.mark.slow
 def test_generate_writes_layout_truth_and_caches(tmp_path):
     kw = dict(n_subjects=30, n_plaque_images=24, plaque_db_size=192, cine_size=32, cine_seconds=0.8, n_jobs=1)
     m = generate(tmp_path, **kw)
@@ -141,6 +143,7 @@ def test_generate_writes_layout_truth_and_caches(tmp_path):
     assert other["data_hashes"]["cine"] == m2["data_hashes"]["cine"]
 
 
+@pytest.mark.slow
 def test_truth_summary_links_vd_to_what_images_show(tmp_path):
     from carotidkit.synth.dataset import truth_summary
 

@@ -19,6 +19,7 @@ from carotidkit.segment.train import augment_batch, train_unet  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backbone", list(unet.BACKBONES))
 def test_every_backbone_builds_a_unet(backbone):
     m = unet.build_unet(backbone, 64)
@@ -85,6 +86,7 @@ def test_train_save_resume_and_reload(tmp_path):
     assert r5["seconds"] != r4["seconds"]
 
 
+@pytest.mark.slow
 def test_unet_runs_on_the_torch_backend():
     code = (
         "import numpy as np, keras; assert keras.backend.backend() == 'torch';"
