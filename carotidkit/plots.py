@@ -517,3 +517,103 @@ def disagreement_maps(images, dis, pick, ids):
         ax.axis("off")
         ax.set_title(f"id {ids[i]}", fontsize=8)
     return fig
+
+
+def before_after(g: dict, model_size: int):
+    """Export (scan area, red: detected overlays) beside the cleaned model input (yellow: mask)."""
+    none = [None] * len(g["ids"])
+    return gallery(
+        [x for ab in zip(g["before"], g["after"]) for x in ab],
+        masks=[x for ab in zip(none, g["masks"]) for x in ab],
+        overlays=[x for ab in zip(g["overlays"], none) for x in ab],
+        titles=[t for i in g["ids"] for t in (f"{i}: export (scan area)", f"{i}: cleaned {model_size}px")],
+    )
+
+
+def psnr_scatter(qc):
+    """PSNR inside the overlays against the overlay-free truth, before vs after cleaning."""
+    import matplotlib.pyplot as plt
+
+    t = qc.dropna(subset=["psnr_before"])
+    if t.empty:
+        return _nothing("real data: no overlay truth; inspect the galleries and QC flags instead")
+    fig, ax = plt.subplots(figsize=(4.5, 3.5))
+    ax.scatter(t.psnr_before, t.psnr_after, s=8, alpha=0.6)
+    lim = [0, max(t.psnr_after.max(), t.psnr_before.max()) + 2]
+    ax.plot(lim, lim, "k--", lw=1)
+    ax.set(xlabel="PSNR in overlays, export (dB)", ylabel="PSNR in overlays, cleaned (dB)")
+    return fig
+
+
+def duplicate_pairs(res, n_groups: int = 2):
+    """Cleaned images of duplicate groups (those that straddle the split first)."""
+    from .data import read_image
+    from .layout import RunLayout
+
+    qc = res.qc
+    groups = qc.dropna(subset=["dup_group"]).groupby("dup_group").image_id.apply(list)
+    show = groups[groups.index.isin(res.leakage.dup_group)].head(n_groups).tolist() if len(res.leakage) else []
+    show = show or groups.head(n_groups).tolist()
+    if not show:
+        return _nothing("no duplicate images found")
+    images = RunLayout(res.run_dir).clean.images
+    ids = [i for g in show for i in g[:2]]
+    return gallery([read_image(images / f"{i}.png") for i in ids], titles=[f"id {i}" for i in ids], ncols=4)
+
+
+def best_median_worst(res):
+    """The ensemble's best, median and worst test cases (yellow: annotation, blue: prediction)."""
+    from .segment import metrics
+
+    a = res.test_arrays()
+    ens = metrics.vote(a["probs"], res.vote)
+    pe = res.ensemble_predictions()
+    pick = res.best_median_worst()
+    if not pick:
+        return _nothing("no test image with plaque")
+    return gallery(
+        [a["images"][i] for i in pick],
+        masks=[a["masks"][i] for i in pick],
+        preds=[ens[i] for i in pick],
+        titles=[
+            f"{lab}: id {a['image_ids'][i]}, Dice {pe.dice[i]:.2f}" for lab, i in zip(["best", "median", "worst"], pick)
+        ],
+        ncols=3,
+        size=3.2,
+    )
+
+
+def false_alarms(res, n: int = 4):
+    """Plaque-free test images on which the ensemble predicts some plaque (blue)."""
+    from .segment import metrics
+
+    a = res.test_arrays()
+    ens = metrics.vote(a["probs"], res.vote)
+    pe = res.ensemble_predictions()
+    fa = pe[~pe.has_plaque & pe.any_predicted].index.tolist()[:n]
+    if not fa:
+        return _nothing("no false alarm on the plaque-free test images")
+    return gallery(
+        [a["images"][i] for i in fa],
+        preds=[ens[i] for i in fa],
+        titles=[f"id {a['image_ids'][i]}" for i in fa],
+        ncols=4,
+    )
+
+
+def ensemble_disagreement(res):
+    """Where the U-Nets disagree with the vote (0 = unanimous, 1/3 = one dissenter)."""
+    from .segment import metrics
+
+    a = res.test_arrays()
+    return disagreement_maps(a["images"], metrics.disagreement(a["probs"]), res.best_median_worst(), a["image_ids"])
+
+
+def area_agreement(res):
+    """Bland-Altman of ensemble vs annotated plaque area (mm² when the pixel spacing is known)."""
+    pe = res.ensemble_predictions()
+    unit = "mm²" if pe.true_area_mm2.notna().any() else "px"
+    col = "area_mm2" if unit == "mm²" else "area_px"
+    p = pe[pe.has_plaque]
+    bias, lo, hi = bland_altman(p[f"true_{col}"], p[f"pred_{col}"], unit=unit)
+    return {"bias": bias, "loa_low": lo, "loa_high": hi, "unit": unit}

@@ -188,7 +188,7 @@ def test_images_shown_in_reports_never_show_the_margins(smoke_run):
     box for every image of the smoke database, so the test fails if either step is dropped."""
     import pandas as pd
 
-    from carotidkit.cleaning_report import before_after
+    from carotidkit.clean.stage import before_after
     from carotidkit.layout import RunLayout
 
     lay = RunLayout(smoke_run["run_dir"])

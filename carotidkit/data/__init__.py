@@ -25,3 +25,10 @@ __all__ = [
     "data_paths",
 ]
 from .prepare import cine_table, data_paths, prepare_data  # noqa: E402, F401
+
+
+def run(**settings):
+    """Notebook 00's stage: see :func:`carotidkit.data.stage.run`."""
+    from .stage import run as _run
+
+    return _run(**settings)

@@ -40,3 +40,10 @@ def keras_quietly():
     except ImportError:  # torch backend without TF
         pass
     return keras
+
+
+def run(**settings):
+    """Notebook 02's stage: see :func:`carotidkit.segment.stage.run`."""
+    from .stage import run as _run
+
+    return _run(**settings)

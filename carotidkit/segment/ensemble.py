@@ -8,7 +8,6 @@ returns masks, probabilities and plaque areas.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,97 +99,3 @@ class PlaqueSegmenter:
                 a * r * g.scale_row * c / g.stretch * g.scale_col for a, g in zip(table.plaque_area_px, geoms)
             ]
         return Segmentation(table, masks, probs, X)
-
-
-def run_unet_stage(cfg, progress=print) -> dict:
-    """The 02 stage: train each backbone, predict, vote, evaluate; write everything under ``unet/``."""
-    from .train import load_arrays, train_unet
-
-    run_dir = Path(cfg["run_dir"])
-    cdir, out = run_dir / "clean", run_dir / "unet"
-    if not (cdir / "splits.parquet").exists():
-        raise io.CarotidkitError(f"{cdir / 'splits.parquet'}: missing; run notebook 01_cleaning first")
-    splits = pd.read_parquet(cdir / "splits.parquet")
-    qc = pd.read_parquet(cdir / "qc.parquet").set_index("image_id")
-    cmeta = io.read_json(cdir / "clean.json")
-    ids = {k: splits[splits.split == k].image_id.tolist() for k in ("train", "val", "test")}
-    (Xtr, Ytr), (Xva, Yva), (Xte, Yte) = (load_arrays(cdir, ids[k]) for k in ("train", "val", "test"))
-    progress(f"train {len(Xtr)}, val {len(Xva)}, test {len(Xte)} images at {Xtr.shape[1]} px")
-    summaries = []
-    for bb in cfg["backbones"]:
-        weights = str(Path(cfg["weights_dir"]) / f"{bb}.weights.h5") if cfg.get("weights_dir") else None
-        s = train_unet(
-            bb,
-            Xtr,
-            Ytr,
-            Xva,
-            Yva,
-            out,
-            epochs=cfg["epochs"],
-            batch_size=cfg["batch_size"],
-            learning_rate=cfg["learning_rate"],
-            patience=cfg["patience"],
-            seed=cfg["seed"],
-            weights_path=weights,
-        )
-        progress(f"{bb}: best val Dice {s['best_val_dice']:.3f} at epoch {s['best_epoch']} ({s['seconds']} s)")
-        summaries.append(s)
-    meta = {
-        "backbones": list(cfg["backbones"]),
-        "vote": cfg["vote"],
-        "threshold": 0.5,
-        "min_component_px": 0,
-        "preprocessing": {
-            "model_size": cmeta["model_size"],
-            "square": cmeta["square"],
-            "undo_stretch": cmeta["undo_stretch"],
-            "inpaint_radius": cmeta.get("inpaint_radius", 3),
-        },
-    }
-    io.write_json(out / "ensemble.json", meta)
-    seg = PlaqueSegmenter.load(out)
-    t0 = time.perf_counter()
-    probs = seg.predict_probs(Xte)
-    infer_s = time.perf_counter() - t0
-    area = qc.loc[ids["test"], "model_px_area_mm2"].to_numpy() if "model_px_area_mm2" in qc else None
-    preds = {bb: probs[k] > 0.5 for k, bb in enumerate(cfg["backbones"])}
-    preds["ensemble (majority)"] = metrics.vote(probs, "majority")
-    preds["ensemble (mean)"] = metrics.vote(probs, "mean")
-    test = splits.set_index("image_id").loc[ids["test"]]
-    tables, per_img = [], []
-    for name, P in preds.items():
-        pi = metrics.per_image(Yte[..., 0], P, area, ids["test"]).assign(model=name)
-        pi["test_leak"] = test.test_leak.to_numpy()
-        per_img.append(pi)
-        for subset, df in (("all test", pi), ("test without duplicates", pi[~pi.test_leak])):
-            tables.append(metrics.summarize(df, cfg["n_boot"], cfg["seed"]).assign(model=name, subset=subset))
-    per_img = pd.concat(per_img, ignore_index=True)
-    table = pd.concat(tables, ignore_index=True)
-    io.write_parquet(out / "test_predictions.parquet", per_img)
-    io.write_parquet(out / "metrics.parquet", table)
-    io.write_npz(
-        out / "test_probs.npz",
-        probs=(probs * 255).round().astype(np.uint8),
-        image_ids=np.array(ids["test"]),
-        masks=Yte[..., 0].astype(bool),
-        images=Xte[..., 0],
-    )
-    summary = {
-        "train": summaries,
-        "n_test": len(ids["test"]),
-        "inference_images_per_s": round(len(Xte) * len(cfg["backbones"]) / infer_s, 1) if infer_s > 0 else None,
-        "ensemble_images_per_s": round(len(Xte) / infer_s, 1) if infer_s > 0 else None,
-    }
-    io.write_json(out / "summary.json", summary)
-    return summary
-
-
-def training_logs(unet_dir, backbones) -> pd.DataFrame:
-    """Every backbone's ``log.csv`` in one table (``backbone, epoch`` 1-based, losses, val Dice)."""
-    from pathlib import Path
-
-    logs = []
-    for b in backbones:
-        log = pd.read_csv(Path(unet_dir) / b / "log.csv")
-        logs.append(log.assign(backbone=b, epoch=log.epoch + 1))
-    return pd.concat(logs, ignore_index=True)

@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from . import io
-from .data.plaque_db import read_image, read_mask
+from .. import io
+from ..data.plaque_db import read_image, read_mask
 
 K3 = np.ones((3, 3), np.uint8)
 

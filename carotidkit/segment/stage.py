@@ -1,0 +1,167 @@
+"""Notebook 02's stage: train each backbone, predict, vote, evaluate.
+
+``run(run_dir=..., backbones=..., epochs=...)`` writes ``layout.unet`` and returns a
+:class:`UnetResult` (``res.train``, ``res.metrics``, ``res.predictions``, ``res.logs``, and the test
+arrays via ``res.test_arrays()``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import io
+from ..layout import RunLayout
+from . import metrics
+
+
+@dataclass
+class UnetResult:
+    train: pd.DataFrame  # one row per backbone: best epoch, val Dice, seconds, images/s
+    metrics: pd.DataFrame  # model, subset, metric, estimate, ci_low, ci_high
+    predictions: pd.DataFrame  # per test image and model: Dice, areas, false alarm
+    logs: pd.DataFrame  # backbone, epoch, loss, val_loss, val_dice, ...
+    summary: dict = field(default_factory=dict)
+    unet_dir: str = ""
+    vote: str = "majority"
+
+    def test_arrays(self) -> dict:
+        """Test images, masks, ids and each model's probabilities (``[M, N, H, W]`` in 0..1)."""
+        z = np.load(Path(self.unet_dir) / "test_probs.npz")
+        return {"probs": z["probs"] / 255.0, "image_ids": z["image_ids"], "masks": z["masks"], "images": z["images"]}
+
+    def ensemble_predictions(self) -> pd.DataFrame:
+        """Per-image rows of the voting ensemble, in test order."""
+        return self.predictions[self.predictions.model == f"ensemble ({self.vote})"].reset_index(drop=True)
+
+    def best_median_worst(self) -> list[int]:
+        """Positions (test order) of the best, median and worst ensemble Dice among plaque images."""
+        pe = self.ensemble_predictions()
+        pl = pe[pe.has_plaque].sort_values("dice")
+        return [pl.index[-1], pl.index[len(pl) // 2], pl.index[0]] if len(pl) else []
+
+
+def training_logs(unet_dir, backbones) -> pd.DataFrame:
+    """Every backbone's ``log.csv`` in one table (``backbone, epoch`` 1-based, losses, val Dice)."""
+    logs = []
+    for b in backbones:
+        log = pd.read_csv(Path(unet_dir) / b / "log.csv")
+        logs.append(log.assign(backbone=b, epoch=log.epoch + 1))
+    return pd.concat(logs, ignore_index=True)
+
+
+def run(
+    run_dir=None,
+    profile: str = "workshop",
+    seed: int = 0,
+    backbones=("mobilenetv2", "efficientnetb0", "efficientnetv2b0"),
+    epochs: int = 8,
+    batch_size: int = 16,
+    learning_rate: float = 1e-3,
+    patience: int = 3,
+    vote: str = "majority",
+    n_boot: int = 1000,
+    weights_dir=None,
+    progress=print,
+) -> UnetResult:
+    """Train the U-Nets on 01's splits, vote them, and score them on the test split.
+
+    Example:
+        >>> res = run(run_dir="runs/smoke", epochs=1)   # doctest: +SKIP
+        >>> res.metrics                                  # doctest: +SKIP
+    """
+    from .ensemble import PlaqueSegmenter
+    from .train import load_arrays, train_unet
+
+    lay = RunLayout.for_profile(profile, run_dir)
+    cdir, out = lay.clean, lay.unet
+    if not cdir.splits.exists():
+        raise io.CarotidkitError(f"{cdir.splits}: missing; run notebook 01_cleaning first")
+    out.ensure()
+    splits = pd.read_parquet(cdir.splits)
+    qc = pd.read_parquet(cdir.qc).set_index("image_id")
+    cmeta = io.read_json(cdir.summary)
+    ids = {k: splits[splits.split == k].image_id.tolist() for k in ("train", "val", "test")}
+    (Xtr, Ytr), (Xva, Yva), (Xte, Yte) = (load_arrays(cdir.root, ids[k]) for k in ("train", "val", "test"))
+    if progress:
+        progress(f"train {len(Xtr)}, val {len(Xva)}, test {len(Xte)} images at {Xtr.shape[1]} px")
+    summaries = []
+    for bb in backbones:
+        weights = str(Path(weights_dir) / f"{bb}.weights.h5") if weights_dir else None
+        s = train_unet(
+            bb,
+            Xtr,
+            Ytr,
+            Xva,
+            Yva,
+            out.root,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            patience=patience,
+            seed=seed,
+            weights_path=weights,
+        )
+        if progress:
+            progress(f"{bb}: best val Dice {s['best_val_dice']:.3f} at epoch {s['best_epoch']} ({s['seconds']} s)")
+        summaries.append(s)
+    meta = {
+        "backbones": list(backbones),
+        "vote": vote,
+        "threshold": 0.5,
+        "min_component_px": 0,
+        "preprocessing": {
+            "model_size": cmeta["model_size"],
+            "square": cmeta["square"],
+            "undo_stretch": cmeta["undo_stretch"],
+            "inpaint_radius": cmeta.get("inpaint_radius", 3),
+        },
+    }
+    io.write_json(out.ensemble, meta)
+    seg = PlaqueSegmenter.load(out.root)
+    t0 = time.perf_counter()
+    probs = seg.predict_probs(Xte)
+    infer_s = time.perf_counter() - t0
+    area = qc.loc[ids["test"], "model_px_area_mm2"].to_numpy() if "model_px_area_mm2" in qc else None
+    preds = {bb: probs[k] > 0.5 for k, bb in enumerate(backbones)}
+    preds["ensemble (majority)"] = metrics.vote(probs, "majority")
+    preds["ensemble (mean)"] = metrics.vote(probs, "mean")
+    test = splits.set_index("image_id").loc[ids["test"]]
+    tables, per_img = [], []
+    for name, P in preds.items():
+        pi = metrics.per_image(Yte[..., 0], P, area, ids["test"]).assign(model=name)
+        pi["test_leak"] = test.test_leak.to_numpy()
+        per_img.append(pi)
+        for subset, df in (("all test", pi), ("test without duplicates", pi[~pi.test_leak])):
+            tables.append(metrics.summarize(df, n_boot, seed).assign(model=name, subset=subset))
+    per_img = pd.concat(per_img, ignore_index=True)
+    table = pd.concat(tables, ignore_index=True)
+    io.write_parquet(out.test_predictions, per_img)
+    io.write_parquet(out.metrics, table)
+    io.write_npz(
+        out.test_probs,
+        probs=(probs * 255).round().astype(np.uint8),
+        image_ids=np.array(ids["test"]),
+        masks=Yte[..., 0].astype(bool),
+        images=Xte[..., 0],
+    )
+    summary = {
+        "train": summaries,
+        "n_test": len(ids["test"]),
+        "inference_images_per_s": round(len(Xte) * len(backbones) / infer_s, 1) if infer_s > 0 else None,
+        "ensemble_images_per_s": round(len(Xte) / infer_s, 1) if infer_s > 0 else None,
+    }
+    io.write_json(out.summary, summary)
+    return UnetResult(
+        train=pd.DataFrame(summaries),
+        metrics=table,
+        predictions=per_img,
+        logs=training_logs(out.root, backbones),
+        summary=summary,
+        unet_dir=str(out.root),
+        vote=vote,
+    )
