@@ -117,11 +117,13 @@ class Clean(Section):
 
 class Unet(Section):
     folder = "unet"
+    #: file names inside a U-Net folder (PlaqueSegmenter.load also reads a copied folder by them)
+    NAMES = {"ensemble": "ensemble.json", "test_probs": "test_probs.npz"}
 
     @property
     def ensemble(self) -> Path:
         """JSON: backbones, vote rule and preprocessing of the ensemble."""
-        return self.root / "ensemble.json"
+        return self.root / self.NAMES["ensemble"]
 
     @property
     def metrics(self) -> Path:
@@ -136,7 +138,7 @@ class Unet(Section):
     @property
     def test_probs(self) -> Path:
         """NPZ: ``probs`` uint8 [M, N, H, W], ``image_ids``, ``masks``, ``images``."""
-        return self.root / "test_probs.npz"
+        return self.root / self.NAMES["test_probs"]
 
     @property
     def summary(self) -> Path:
@@ -209,11 +211,6 @@ class Xai(Section):
     def associations(self) -> Path:
         """Parquet: ``term, beta_per_sd, ci_low, ci_high, p, p_fdr, shap_mean_abs, rank_*``."""
         return self.root / "associations.parquet"
-
-    @property
-    def maps(self) -> Path:
-        """NPZ: example attribution movies and U-Net Grad-CAM maps."""
-        return self.root / "maps.npz"
 
     @property
     def summary(self) -> Path:

@@ -209,13 +209,6 @@ def settings(notebook: str, profile: str = "workshop", run_dir=None, seed: int |
     return Settings(profile=profile, run_dir=str(run_dir), seed=0 if seed is None else int(seed), **values)
 
 
-def stage_dir(cfg: Settings | dict, notebook: str) -> Path:
-    """Folder ``notebook`` writes under the run folder (created)."""
-    d = Path(cfg["run_dir"]) / STAGES[notebook]
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
 def notebook_settings(notebook: str, namespace: dict) -> Settings:
     """Resolve a notebook's settings from the variables its parameters cell defined.
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from . import io, profiles
+from .layout import RunLayout
 
 STATE_NAME = "_report/state.json"
 VERSIONED_PACKAGES = (
@@ -302,7 +303,7 @@ def run_report(
         upstream = [stage_outputs_digest(run_dir, n.stem) for n in all_nbs if n.stem < name]
         fp = fingerprint(nb, params, pkg, upstream)
         html_path = reports_dir / profile / f"{name}.html"
-        executed = run_dir / "_report" / f"{name}.ipynb"
+        executed = RunLayout(run_dir).executed_notebook(name)
         explicit = only is not None and nb in chosen
         up_to_date = (
             prev
@@ -365,7 +366,7 @@ def run_report(
 
 def synthetic_banner(run_dir: Path) -> str | None:
     """Banner text when the run's data are synthetic (or unknown: the safe default)."""
-    manifest = Path(run_dir) / "data" / "manifest.json"
+    manifest = RunLayout(run_dir).data.manifest
     if manifest.exists():
         m = io.read_json(manifest)
         if not m.get("synthetic", True):
@@ -476,7 +477,7 @@ def versions() -> dict[str, str]:
 
 def _profile_section(reports_dir: Path, run_dir: Path, profile: str) -> str:
     state = io.read_json(run_dir / STATE_NAME) if (run_dir / STATE_NAME).exists() else {}
-    manifest_path = run_dir / "data" / "manifest.json"
+    manifest_path = RunLayout(run_dir).data.manifest
     manifest = io.read_json(manifest_path) if manifest_path.exists() else {}
     rows = []
     for name, r in sorted(state.items()):
@@ -514,8 +515,6 @@ def _profile_section(reports_dir: Path, run_dir: Path, profile: str) -> str:
 
 def headline(run_dir: Path, name: str) -> str:
     """One line of what a notebook found, read from its stage's outputs (empty if unknown)."""
-    from .layout import RunLayout
-
     lay = RunLayout(run_dir)
     try:
         if name == "00_data":

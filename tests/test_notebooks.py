@@ -111,3 +111,14 @@ def test_a_notebook_writes_only_its_own_folder(smoke_run):
     )
     assert snapshot() == before
     assert (run_dir / own / "summary.json").exists()
+
+
+@pytest.mark.notebook
+def test_every_documented_file_of_the_layout_is_written(smoke_run):
+    """The run layout is the contract between notebooks: every file it names exists after a run."""
+    from carotidkit.layout import RunLayout
+
+    lay = RunLayout(smoke_run["run_dir"])
+    for section in (lay.data, lay.clean, lay.unet, lay.vd, lay.xai, lay.survival):
+        missing = [name for name, path in section.files().items() if not path.exists()]
+        assert not missing, (section.folder, missing)

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from carotidkit import data, io
+from carotidkit.layout import RunLayout
 
 pytestmark = pytest.mark.notebook
 
@@ -16,7 +17,7 @@ def segmenter(smoke_run):
     from carotidkit.segment.ensemble import PlaqueSegmenter
 
     assert smoke_run["error"] is None, smoke_run["error"]
-    return PlaqueSegmenter.load(smoke_run["run_dir"] / "unet")
+    return PlaqueSegmenter.load(RunLayout(smoke_run["run_dir"]).unet.root)
 
 
 def test_preprocessing_matches_01_cleaning(smoke_run, segmenter):
@@ -24,14 +25,14 @@ def test_preprocessing_matches_01_cleaning(smoke_run, segmenter):
     db = data.load_plaque_db(data.data_paths(run)["plaque_db"], check=False).head(3)
     for r in db.itertuples():
         im, geom = segmenter.preprocess(r.image_path)
-        ref = data.read_image(run / "clean" / "images" / f"{r.image_id}.png")
+        ref = data.read_image(RunLayout(run).clean.images / f"{r.image_id}.png")
         assert np.array_equal(im, ref), r.image_id
 
 
 def test_segment_raw_exports_returns_masks_probs_and_areas(smoke_run, segmenter):
     run = smoke_run["run_dir"]
     db = data.load_plaque_db(data.data_paths(run)["plaque_db"], check=False).head(2)
-    size = io.read_json(run / "unet" / "ensemble.json")["preprocessing"]["model_size"]
+    size = io.read_json(RunLayout(run).unet.ensemble)["preprocessing"]["model_size"]
     res = segmenter.segment(list(db.image_path), pixel_spacing_mm=(0.07, 0.09))
     assert res.masks.shape == (2, size, size) and res.masks.dtype == bool
     assert res.probs.shape == (len(segmenter.models), 2, size, size)
@@ -43,12 +44,13 @@ def test_segment_raw_exports_returns_masks_probs_and_areas(smoke_run, segmenter)
 
 
 def test_stage_outputs_are_documented_files(smoke_run):
-    out = smoke_run["run_dir"] / "unet"
-    meta = io.read_json(out / "ensemble.json")
+    lay = RunLayout(smoke_run["run_dir"]).unet
+    meta = io.read_json(lay.ensemble)
     for bb in meta["backbones"]:
-        for f in ("best.keras", "last.keras", "log.csv", "train.json"):
-            assert (out / bb / f).exists(), (bb, f)
-    m = pd.read_parquet(out / "metrics.parquet")
+        for f in ("best.keras", "last.keras", "log.csv", "train.json", "key.json"):
+            assert (lay.backbone(bb) / f).exists(), (bb, f)
+    assert all(p.exists() for p in lay.files().values()), lay.files()
+    m = pd.read_parquet(lay.metrics)
     assert {"metric", "estimate", "ci_low", "ci_high", "n_images", "model", "subset"} <= set(m.columns)
     assert {"all test", "test without duplicates"} == set(m.subset)
     assert {"ensemble (majority)", "ensemble (mean)", *meta["backbones"]} == set(m.model)

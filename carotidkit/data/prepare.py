@@ -82,9 +82,11 @@ def index_videos(video_dir) -> pd.DataFrame:
 
 def prepare_data(cfg, progress=print) -> dict:
     """Build ``<run_dir>/data`` from the 00_data settings ``cfg``; return the manifest."""
+    from ..layout import RunLayout
     from ..synth.dataset import generate  # only when something is simulated: loaders stay simulator-free
 
-    out = Path(cfg["run_dir"]) / "data"
+    lay = RunLayout(cfg["run_dir"]).data
+    out = lay.root
     real = {k: cfg.get(k) for k in ("plaque_db_dir", "cohort_path", "video_dir") if cfg.get(k)}
     manifest = (
         generate(
@@ -137,18 +139,15 @@ def prepare_data(cfg, progress=print) -> dict:
         data_hashes=hashes,
         synthetic=any(v == "synthetic" for v in sources.values()) or not sources,
     )
-    io.write_json(out / "manifest.json", manifest)
+    io.write_json(lay.manifest, manifest)
     return manifest
 
 
 def data_paths(run_dir) -> dict[str, Path]:
     """Absolute paths of the run's data components, from the manifest 00_data wrote."""
-    out = Path(run_dir) / "data"
-    mpath = out / "manifest.json"
-    if not mpath.exists():
-        raise io.CarotidkitError(f"{mpath}: no data manifest; run notebook 00_data first (make report ONLY=00)")
-    m = io.read_json(mpath)
-    return {k: (Path(v) if Path(v).is_absolute() else out / v) for k, v in m["paths"].items()}
+    from ..layout import RunLayout
+
+    return RunLayout(run_dir).data.resolved()
 
 
 def cine_table(run_dir) -> pd.DataFrame:

@@ -16,6 +16,7 @@ import pandas as pd
 
 from .. import clean, io
 from ..data.plaque_db import read_image
+from ..layout import Unet
 from . import metrics
 
 
@@ -48,7 +49,7 @@ class PlaqueSegmenter:
         keras = keras_quietly()
 
         unet_dir = Path(unet_dir)
-        meta = io.read_json(unet_dir / "ensemble.json")
+        meta = io.read_json(unet_dir / Unet.NAMES["ensemble"])
         models = {
             b: keras.models.load_model(unet_dir / b / f"{which}.keras", custom_objects=CUSTOM_OBJECTS, compile=False)
             for b in meta["backbones"]

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .. import io
-from ..layout import RunLayout
+from ..layout import RunLayout, Unet
 from . import metrics
 
 
@@ -31,7 +31,7 @@ class UnetResult:
 
     def test_arrays(self) -> dict:
         """Test images, masks, ids and each model's probabilities (``[M, N, H, W]`` in 0..1)."""
-        z = np.load(Path(self.unet_dir) / "test_probs.npz")
+        z = np.load(Path(self.unet_dir) / Unet.NAMES["test_probs"])
         return {"probs": z["probs"] / 255.0, "image_ids": z["image_ids"], "masks": z["masks"], "images": z["images"]}
 
     def ensemble_predictions(self) -> pd.DataFrame:

@@ -46,13 +46,14 @@ def unet_gradcam(unet_dir, n_per_group: int = 3) -> dict:
     from pathlib import Path
 
     from .. import io
+    from ..layout import Unet
     from ..segment import keras_quietly
     from ..segment.unet import BACKBONES, CUSTOM_OBJECTS
 
     keras = keras_quietly()
     unet_dir = Path(unet_dir)
-    meta = io.read_json(unet_dir / "ensemble.json")
-    z = np.load(unet_dir / "test_probs.npz")
+    meta = io.read_json(unet_dir / Unet.NAMES["ensemble"])
+    z = np.load(unet_dir / Unet.NAMES["test_probs"])
     masks, images, ids = z["masks"], z["images"], z["image_ids"]
     if images.ndim == 4:
         images, masks = images[..., 0], masks[..., 0]
