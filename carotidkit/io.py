@@ -26,8 +26,8 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
 
     Example:
-        >>> with atomic_path(tmp / "t.parquet") as p:   # doctest: +SKIP
-        ...     df.to_parquet(p)
+        with atomic_path(tmp / "t.parquet") as p:
+            df.to_parquet(p)
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -272,7 +272,7 @@ def run_report(
     """Execute (what changed of) the notebook sequence and render the report site.
 
     Example:
-        >>> run_report("smoke", only="00")   # doctest: +SKIP
+        run_report("smoke", only="00")
     """
     root = profiles.repo_root(root)
     run_dir = Path(run_dir).resolve() if run_dir else (root / "runs" / profile)

@@ -449,7 +449,7 @@ def clean_database(
     get an ``error`` and ``flag_error`` instead of stopping the run.
 
     Example:
-        >>> qc = clean_database(load_plaque_db(root), "runs/smoke/clean", size=64)   # doctest: +SKIP
+        qc = clean_database(load_plaque_db(root), "runs/smoke/clean", size=64)
     """
     out_dir = Path(out_dir)
     (out_dir / "images").mkdir(parents=True, exist_ok=True)

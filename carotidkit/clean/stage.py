@@ -58,8 +58,8 @@ def run(
     ``splits.parquet`` (group-aware train/val/test), ``leakage.parquet`` and ``clean.json``.
 
     Example:
-        >>> res = run(run_dir="runs/smoke", model_size=64)   # doctest: +SKIP
-        >>> res.qc.flag_error.sum()                           # doctest: +SKIP
+        res = run(run_dir="runs/smoke", model_size=64)
+        res.qc.flag_error.sum()
     """
     lay = RunLayout.for_profile(profile, run_dir)
     paths = lay.data.resolved()

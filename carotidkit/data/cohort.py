@@ -127,7 +127,7 @@ def load_cohort(path, column_map=None, extra: str = "keep") -> pd.DataFrame:
     canonical ones; ``extra="error"`` rejects them.
 
     Example:
-        >>> df = load_cohort("cohort.csv", {"SYS": "sbp_mmhg", "CHOL": {"column": "tc_mmol_l", "unit": "mg/dL"}})  # doctest: +SKIP
+        df = load_cohort("cohort.csv", {"SYS": "sbp_mmhg", "CHOL": {"column": "tc_mmol_l", "unit": "mg/dL"}})
     """
     path = Path(path)
     if not path.exists():

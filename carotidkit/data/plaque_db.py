@@ -67,8 +67,8 @@ def load_plaque_db(root, check: bool = True, errors: str = "raise") -> pd.DataFr
     ``errors="flag"`` a bad pair gets an ``error`` text instead of stopping the load.
 
     Example:
-        >>> db = load_plaque_db("/data/Ar-PlaqSegm1")        # doctest: +SKIP
-        >>> db.groupby("split").has_plaque.agg(["size", "sum"])  # doctest: +SKIP
+        db = load_plaque_db("/data/Ar-PlaqSegm1")
+        db.groupby("split").has_plaque.agg(["size", "sum"])
     """
     root = Path(root)
     if not root.is_dir():

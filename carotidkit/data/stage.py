@@ -52,8 +52,8 @@ def run(
     """Build the run's data folder and return its tables.
 
     Example:
-        >>> res = run(run_dir="runs/smoke", n_subjects=80, n_plaque_images=40)   # doctest: +SKIP
-        >>> res.cohort.shape                                                      # doctest: +SKIP
+        res = run(run_dir="runs/smoke", n_subjects=80, n_plaque_images=40)
+        res.cohort.shape
     """
     from .plaque_db import load_plaque_db
     from .prepare import cine_table, prepare_data

@@ -39,9 +39,9 @@ class PlaqueSegmenter:
         """Restore the ensemble written by 02_unet_ensemble (``ensemble.json`` + ``<backbone>/best.keras``).
 
         Example:
-            >>> seg = PlaqueSegmenter.load("runs/workshop/unet")     # doctest: +SKIP
-            >>> res = seg.segment(["my_export.png"], pixel_spacing_mm=(0.07, 0.09))  # doctest: +SKIP
-            >>> res.table[["plaque_area_px", "plaque_area_mm2"]]      # doctest: +SKIP
+            seg = PlaqueSegmenter.load("runs/workshop/unet")
+            res = seg.segment(["my_export.png"], pixel_spacing_mm=(0.07, 0.09))
+            res.table[["plaque_area_px", "plaque_area_mm2"]]
         """
         from . import keras_quietly
         from .unet import CUSTOM_OBJECTS

@@ -103,7 +103,7 @@ def summarize(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0, ci: float = 0
     (resampled within plaque and plaque-free images, so both parts keep their size).
 
     Example:
-        >>> summarize(per_image(masks, preds))       # doctest: +SKIP
+        summarize(per_image(masks, preds))
     """
     est = _summaries(df)
     rng = np.random.default_rng(seed)

@@ -104,7 +104,7 @@ def train_unet(
     """Train one U-Net; return a summary (best epoch, validation Dice, seconds, images/s).
 
     Example:
-        >>> res = train_unet("mobilenetv2", Xtr, Ytr, Xva, Yva, "runs/smoke/unet", epochs=1)  # doctest: +SKIP
+        res = train_unet("mobilenetv2", Xtr, Ytr, Xva, Yva, "runs/smoke/unet", epochs=1)
     """
     out = Path(out_dir) / backbone
     out.mkdir(parents=True, exist_ok=True)

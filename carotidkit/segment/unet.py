@@ -72,7 +72,7 @@ def build_unet(
     never downloaded).
 
     Example:
-        >>> model = build_unet("mobilenetv2", 64)      # doctest: +SKIP
+        >>> model = build_unet("mobilenetv2", 64)
         >>> model.output_shape
         (None, 64, 64, 1)
     """

@@ -286,8 +286,8 @@ def run(
         vd_source: ``"vd"`` (03's out-of-fold score) or ``"truth"`` (the simulator's ``vd_true``).
 
     Example:
-        >>> res = run(run_dir="runs/smoke", n_boot=100)   # doctest: +SKIP
-        >>> res.headline                                    # doctest: +SKIP
+        res = run(run_dir="runs/smoke", n_boot=100)
+        res.headline
     """
     if vd_source not in ("vd", "truth"):
         raise CarotidkitError(f"vd_source={vd_source!r}: choose 'vd' or 'truth'")

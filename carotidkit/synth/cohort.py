@@ -48,7 +48,7 @@ def simulate_cohort(
 
     Example:
         >>> cohort, truth = simulate_cohort(500, seed=1)
-        >>> round(cohort.hypertension.mean(), 1)   # doctest: +SKIP
+        >>> round(float(cohort.hypertension.mean()), 1)
         0.5
     """
     rng = np.random.default_rng(np.random.SeedSequence([seed, 101]))

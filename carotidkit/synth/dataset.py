@@ -266,8 +266,8 @@ def generate(
     Cached: if ``out_dir/manifest.json`` has the same key (seed + parameters), nothing is redone.
 
     Example:
-        >>> m = generate("runs/smoke/data", n_subjects=80, n_plaque_images=40, plaque_db_size=256)  # doctest: +SKIP
-        >>> m["counts"]["plaque_images"]                                                              # doctest: +SKIP
+        m = generate("runs/smoke/data", n_subjects=80, n_plaque_images=40, plaque_db_size=256)
+        m["counts"]["plaque_images"]
         40
     """
     out_dir = Path(out_dir)

@@ -101,8 +101,8 @@ def run(
             randomisation test; methods: captum methods; n_boot: subject-bootstrap replicates.
 
     Example:
-        >>> res = run(run_dir="runs/smoke", n_explain=4)   # doctest: +SKIP
-        >>> res.enrichment                                  # doctest: +SKIP
+        res = run(run_dir="runs/smoke", n_explain=4)
+        res.enrichment
     """
     import cv2
     import torch
