@@ -304,5 +304,16 @@ class RunLayout:
         """JSON: the report runner's per-notebook state (fingerprints, status, headline)."""
         return self.run_dir / "_report" / "state.json"
 
+    def stage_summary(self, notebook: str) -> Path:
+        """The JSON file in which a notebook's stage records its settings and its ``headline``."""
+        return {
+            "00_data": self.data.manifest,
+            "01_cleaning": self.clean.summary,
+            "02_unet_ensemble": self.unet.summary,
+            "03_vd_video": self.vd.metrics,
+            "04_xai": self.xai.summary,
+            "05_survival": self.survival.summary,
+        }[notebook]
+
     def executed_notebook(self, name: str) -> Path:
         return self.run_dir / "_report" / f"{name}.ipynb"

@@ -150,15 +150,6 @@ class Settings(dict):
         except KeyError:
             raise AttributeError(key) from None
 
-    def kwargs(self, fn) -> dict:
-        """The settings ``fn`` accepts as keyword arguments (all of them if it takes ``**kwargs``)."""
-        import inspect
-
-        params = inspect.signature(fn).parameters
-        if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-            return dict(self)
-        return {k: v for k, v in self.items() if k in params}
-
     def to_frame(self):
         import pandas as pd
 

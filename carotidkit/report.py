@@ -514,40 +514,11 @@ def _profile_section(reports_dir: Path, run_dir: Path, profile: str) -> str:
 
 
 def headline(run_dir: Path, name: str) -> str:
-    """One line of what a notebook found, read from its stage's outputs (empty if unknown)."""
-    lay = RunLayout(run_dir)
+    """One line of what a notebook found: the ``headline`` its stage wrote into its summary file."""
     try:
-        if name == "00_data":
-            c = io.read_json(lay.data.manifest).get("counts", {})
-            return ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in c.items())
-        if name == "01_cleaning":
-            s = io.read_json(lay.clean.summary)
-            return f"{s['images']} images cleaned, {s['errors']} with errors"
-        if name == "02_unet_ensemble":
-            import pandas as pd
-
-            t = pd.read_parquet(lay.unet.metrics)
-            t = t[(t.subset == "all test") & t.model.str.startswith("ensemble")]
-            model = t.model.iloc[0]
-            t = t[t.model == model].set_index("metric")
-            d, fa = t.loc["dice_mean"], t.loc["false_alarm_rate"]
-            return (
-                f"{model} Dice {d.estimate:.3f} [{d.ci_low:.3f}, {d.ci_high:.3f}], "
-                f"false alarms {fa.estimate:.0%} of plaque-free test images"
-            )
-        if name == "03_vd_video":
-            m = io.read_json(lay.vd.metrics)
-            s = f"hypertension AUROC {m['auc']:.3f} [{m['auc_ci'][0]:.3f}, {m['auc_ci'][1]:.3f}]"
-            if "spearman_vd_true" in m:
-                s += f", Spearman with vd_true {m['spearman_vd_true']:.2f}"
-            return s
-        if name == "04_xai":
-            return io.read_json(lay.xai.summary).get("headline", "")
-        if name == "05_survival":
-            return io.read_json(lay.survival.summary).get("headline", "")
-    except Exception:  # a headline must never break the index page
+        return str(io.read_json(RunLayout(run_dir).stage_summary(name)).get("headline", ""))
+    except (OSError, KeyError, ValueError):  # not run yet, or an older run without a headline
         return ""
-    return ""
 
 
 def write_index(reports_dir: Path, current: str | None = None, run_dir: Path | None = None) -> Path:

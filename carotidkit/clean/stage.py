@@ -28,7 +28,7 @@ class CleanResult:
     seed: int = 0
 
     def headline_text(self) -> str:
-        return f"{self.summary['images']} images cleaned, {self.summary['errors']} with errors"
+        return self.summary["headline"]
 
     def before_after(self, n: int) -> dict[str, list]:
         """Up to ``n`` plaque images for a before/after gallery: the export cropped to its scan area
@@ -112,15 +112,10 @@ def run(
         "leaking_groups": int(len(leakage)),
         "splits": splits.split.value_counts().to_dict(),
         "score": clean.cleaning_score(qc) if truth_dir is not None else None,
+        "headline": f"{len(qc)} images cleaned, {int(qc.flag_error.sum())} with errors",
     }
     io.write_json(lay.clean.summary, summary)
     return CleanResult(qc=qc, splits=splits, leakage=leakage, summary=summary, run_dir=str(lay.run_dir), seed=seed)
-
-
-def run_cleaning(cfg, progress=print) -> dict:
-    """The stage from a settings mapping (the benchmark's entry); returns the summary dict."""
-    keys = run.__code__.co_varnames[: run.__code__.co_argcount]
-    return run(**{k: v for k, v in dict(cfg).items() if k in keys}, progress=progress).summary
 
 
 def before_after(cfg, qc: pd.DataFrame, n: int) -> dict[str, list]:

@@ -139,6 +139,7 @@ def prepare_data(cfg, progress=print) -> dict:
         data_hashes=hashes,
         synthetic=any(v == "synthetic" for v in sources.values()) or not sources,
     )
+    manifest["headline"] = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in manifest["counts"].items())
     io.write_json(lay.manifest, manifest)
     return manifest
 

@@ -26,8 +26,25 @@ class DataResult:
     def synthetic(self) -> bool:
         return bool(self.manifest.get("synthetic", True))
 
+    def gallery_images(self, n: int, seed: int = 0) -> dict:
+        """Up to ``n`` plaque images for a gallery, redacted to the scan area (burned-in names and
+        ids never reach a report), with masks and, on simulated data, the true overlays.
+        Keyword arguments of :func:`carotidkit.plots.gallery`."""
+        from ..clean import redact_for_display
+        from .plaque_db import read_image, read_mask
+
+        db = self.plaque_db
+        pick = db[db.has_plaque].sample(min(n, int(db.has_plaque.sum())), random_state=seed)
+        truth = self.paths["truth"] / "plaque_db" if self.manifest["sources"]["plaque_db"] == "synthetic" else None
+        return {
+            "images": [redact_for_display(read_image(p)) for p in pick.image_path],
+            "masks": [read_mask(p) for p in pick.mask_path],
+            "overlays": [read_mask(truth / f"{i}_overlay.png") for i in pick.source_id] if truth else None,
+            "titles": [f"{s}/{f}" for s, f in zip(pick.split, pick.file_name)],
+        }
+
     def headline_text(self) -> str:
-        return ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in self.manifest.get("counts", {}).items())
+        return self.manifest.get("headline", "")
 
 
 def run(

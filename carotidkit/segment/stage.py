@@ -29,10 +29,20 @@ class UnetResult:
     unet_dir: str = ""
     vote: str = "majority"
 
+    _arrays: dict | None = field(default=None, repr=False)
+
     def test_arrays(self) -> dict:
-        """Test images, masks, ids and each model's probabilities (``[M, N, H, W]`` in 0..1)."""
-        z = np.load(Path(self.unet_dir) / Unet.NAMES["test_probs"])
-        return {"probs": z["probs"] / 255.0, "image_ids": z["image_ids"], "masks": z["masks"], "images": z["images"]}
+        """Test images, masks, ids and each model's probabilities (``[M, N, H, W]`` in 0..1);
+        read once, then kept."""
+        if self._arrays is None:
+            z = np.load(Path(self.unet_dir) / Unet.NAMES["test_probs"])
+            self._arrays = {
+                "probs": z["probs"] / 255.0,
+                "image_ids": z["image_ids"],
+                "masks": z["masks"],
+                "images": z["images"],
+            }
+        return self._arrays
 
     def ensemble_predictions(self) -> pd.DataFrame:
         """Per-image rows of the voting ensemble, in test order."""
@@ -155,6 +165,12 @@ def run(
         "inference_images_per_s": round(len(Xte) * len(backbones) / infer_s, 1) if infer_s > 0 else None,
         "ensemble_images_per_s": round(len(Xte) / infer_s, 1) if infer_s > 0 else None,
     }
+    ens = table[(table.subset == "all test") & (table.model == f"ensemble ({vote})")].set_index("metric")
+    d, fa = ens.loc["dice_mean"], ens.loc["false_alarm_rate"]
+    summary["headline"] = (
+        f"ensemble ({vote}) Dice {d.estimate:.3f} [{d.ci_low:.3f}, {d.ci_high:.3f}], "
+        f"false alarms on {fa.estimate:.0%} of plaque-free test images"
+    )
     io.write_json(out.summary, summary)
     return UnetResult(
         train=pd.DataFrame(summaries),

@@ -20,11 +20,20 @@ from ..io import CarotidkitError
 from ._km import censoring_km
 
 
-def _quiet():
-    w = warnings.catch_warnings()
-    w.__enter__()
-    warnings.simplefilter("ignore")
-    return w
+def _tidy(summary: pd.DataFrame, label: str, ratio: str, n: int, events: int) -> pd.DataFrame:
+    """lifelines' summary as ``model, term, <ratio>, ci_low, ci_high, p, n, events``."""
+    return pd.DataFrame(
+        {
+            "model": label,
+            "term": summary.index,
+            ratio: summary["exp(coef)"].to_numpy(),
+            "ci_low": summary["exp(coef) lower 95%"].to_numpy(),
+            "ci_high": summary["exp(coef) upper 95%"].to_numpy(),
+            "p": summary["p"].to_numpy(),
+            "n": n,
+            "events": events,
+        }
+    )
 
 
 def cox_table(
@@ -49,25 +58,10 @@ def cox_table(
         d[c] = (d[c] - d[c].mean()) / d[c].std()
     if d[event_col].sum() < 2:
         raise CarotidkitError(f"{event_col}: {int(d[event_col].sum())} events; a Cox model needs more")
-    w = _quiet()
-    try:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         cph = CoxPHFitter().fit(d, duration_col, event_col, robust=robust)
-    finally:
-        w.__exit__(None, None, None)
-    s = cph.summary
-    tab = pd.DataFrame(
-        {
-            "model": label,
-            "term": s.index,
-            "hr": s["exp(coef)"].to_numpy(),
-            "ci_low": s["exp(coef) lower 95%"].to_numpy(),
-            "ci_high": s["exp(coef) upper 95%"].to_numpy(),
-            "p": s["p"].to_numpy(),
-            "n": len(d),
-            "events": int(d[event_col].sum()),
-        }
-    )
-    return tab, cph
+    return _tidy(cph.summary, label, "hr", len(d), int(d[event_col].sum())), cph
 
 
 def ph_test(cph, df: pd.DataFrame, label: str = "") -> pd.DataFrame:
@@ -75,11 +69,9 @@ def ph_test(cph, df: pd.DataFrame, label: str = "") -> pd.DataFrame:
     from lifelines.statistics import proportional_hazard_test
 
     d = df[list(cph.params_.index) + [cph.duration_col, cph.event_col]].dropna()
-    w = _quiet()
-    try:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         r = proportional_hazard_test(cph, d, time_transform="rank")
-    finally:
-        w.__exit__(None, None, None)
     s = r.summary.reset_index()
     s = s.rename(columns={s.columns[0]: "term"})
     return pd.DataFrame(
@@ -170,8 +162,8 @@ def fine_gray(
     long = finegray_expand(d, duration_col, event_col, competing_col, covariates)
     if long.event.sum() < 2:
         raise CarotidkitError(f"{event_col}: too few events for a Fine-Gray model")
-    w = _quiet()
-    try:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         fit = CoxPHFitter().fit(
             long,
             duration_col="stop",
@@ -181,22 +173,7 @@ def fine_gray(
             cluster_col="id",
             robust=True,
         )
-    finally:
-        w.__exit__(None, None, None)
-    s = fit.summary
-    tab = pd.DataFrame(
-        {
-            "model": label,
-            "term": s.index,
-            "shr": s["exp(coef)"].to_numpy(),
-            "ci_low": s["exp(coef) lower 95%"].to_numpy(),
-            "ci_high": s["exp(coef) upper 95%"].to_numpy(),
-            "p": s["p"].to_numpy(),
-            "n": int(long.id.nunique()),
-            "events": int(long.event.sum()),
-        }
-    )
-    return tab, fit
+    return _tidy(fit.summary, label, "shr", int(long.id.nunique()), int(long.event.sum())), fit
 
 
 def simulate_fine_gray(

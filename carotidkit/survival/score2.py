@@ -30,133 +30,70 @@ from ..io import CarotidkitError
 
 REGIONS = ("low", "moderate", "high", "very high")
 
-#: SCORE2 (40-69): coefficients per sex; terms use cage=(age-60)/5, csbp=(sbp-120)/20,
-#: ctc=tc-6, chdl=(hdl-1.3)/0.5.
+# Every table: term -> (men, women), as printed in the papers.
+#: SCORE2 (40-69): cage=(age-60)/5, csbp=(sbp-120)/20, ctc=tc-6, chdl=(hdl-1.3)/0.5.
 SCORE2_COEF = {
-    "male": dict(
-        cage=0.3742,
-        smoking=0.6012,
-        csbp=0.2777,
-        diabetes=0.6457,
-        ctc=0.1458,
-        chdl=-0.2698,
-        cage_smoking=-0.0755,
-        cage_csbp=-0.0255,
-        cage_ctc=-0.0281,
-        cage_chdl=0.0426,
-        cage_diabetes=-0.0983,
-        s0=0.9605,
-    ),
-    "female": dict(
-        cage=0.4648,
-        smoking=0.7744,
-        csbp=0.3131,
-        diabetes=0.8096,
-        ctc=0.1002,
-        chdl=-0.2606,
-        cage_smoking=-0.1088,
-        cage_csbp=-0.0277,
-        cage_ctc=-0.0226,
-        cage_chdl=0.0613,
-        cage_diabetes=-0.1272,
-        s0=0.9776,
-    ),
+    "cage": (0.3742, 0.4648),
+    "smoking": (0.6012, 0.7744),
+    "csbp": (0.2777, 0.3131),
+    "diabetes": (0.6457, 0.8096),
+    "ctc": (0.1458, 0.1002),
+    "chdl": (-0.2698, -0.2606),
+    "cage_smoking": (-0.0755, -0.1088),
+    "cage_csbp": (-0.0255, -0.0277),
+    "cage_ctc": (-0.0281, -0.0226),
+    "cage_chdl": (0.0426, 0.0613),
+    "cage_diabetes": (-0.0983, -0.1272),
 }
-#: region recalibration (a, b): risk = 1 - exp(-exp(a + b * ln(-ln(1 - p))))
+SCORE2_S0 = (0.9605, 0.9776)
+#: region recalibration (a, b) for (men, women): risk = 1 - exp(-exp(a + b * ln(-ln(1 - p))))
 SCORE2_SCALES = {
-    "male": {
-        "low": (-0.5699, 0.7476),
-        "moderate": (-0.1565, 0.8009),
-        "high": (0.3207, 0.9360),
-        "very high": (0.5836, 0.8294),
-    },
-    "female": {
-        "low": (-0.7380, 0.7019),
-        "moderate": (-0.3143, 0.7701),
-        "high": (0.5710, 0.9369),
-        "very high": (0.9412, 0.8329),
-    },
+    "low": ((-0.5699, 0.7476), (-0.7380, 0.7019)),
+    "moderate": ((-0.1565, 0.8009), (-0.3143, 0.7701)),
+    "high": ((0.3207, 0.9360), (0.5710, 0.9369)),
+    "very high": ((0.5836, 0.8294), (0.9412, 0.8329)),
 }
-#: SCORE2-OP (>= 70): centred age-73, sbp-150, tc-6, hdl-1.4; interactions with (age-73).
+#: SCORE2-OP (>= 70): age-73, sbp-150, tc-6, hdl-1.4 (no division); interactions with (age-73).
 OP_COEF = {
-    "male": dict(
-        age=0.0634,
-        diabetes=0.4245,
-        smoking=0.3524,
-        sbp=0.0094,
-        tc=0.0850,
-        hdl=-0.3564,
-        age_diabetes=-0.0174,
-        age_smoking=-0.0247,
-        age_sbp=-0.0005,
-        age_tc=0.0073,
-        age_hdl=0.0091,
-        s0=0.7576,
-        mean_lp=0.0929,
-    ),
-    "female": dict(
-        age=0.0789,
-        diabetes=0.6010,
-        smoking=0.4921,
-        sbp=0.0102,
-        tc=0.0605,
-        hdl=-0.3040,
-        age_diabetes=-0.0107,
-        age_smoking=-0.0255,
-        age_sbp=-0.0004,
-        age_tc=-0.0009,
-        age_hdl=0.0154,
-        s0=0.8082,
-        mean_lp=0.229,
-    ),
+    "age": (0.0634, 0.0789),
+    "diabetes": (0.4245, 0.6010),
+    "smoking": (0.3524, 0.4921),
+    "sbp": (0.0094, 0.0102),
+    "tc": (0.0850, 0.0605),
+    "hdl": (-0.3564, -0.3040),
+    "age_diabetes": (-0.0174, -0.0107),
+    "age_smoking": (-0.0247, -0.0255),
+    "age_sbp": (-0.0005, -0.0004),
+    "age_tc": (0.0073, -0.0009),
+    "age_hdl": (0.0091, 0.0154),
 }
+OP_S0, OP_MEAN_LP = (0.7576, 0.8082), (0.0929, 0.229)
 OP_SCALES = {
-    "male": {"low": (-0.34, 1.19), "moderate": (0.01, 1.25), "high": (0.08, 1.15), "very high": (0.05, 0.70)},
-    "female": {"low": (-0.52, 1.01), "moderate": (-0.10, 1.10), "high": (0.38, 1.09), "very high": (0.38, 0.69)},
+    "low": ((-0.34, 1.19), (-0.52, 1.01)),
+    "moderate": ((0.01, 1.25), (-0.10, 1.10)),
+    "high": ((0.08, 1.15), (0.38, 1.09)),
+    "very high": ((0.05, 0.70), (0.38, 0.69)),
 }
 #: SCORE2-Diabetes (40-69): SCORE2 centring plus cdm_age=(age at diagnosis-50)/5,
-#: chba1c=(HbA1c mmol/mol-31)/9.34, cegfr=(ln eGFR-4.5)/0.15.
+#: chba1c=(HbA1c mmol/mol-31)/9.34, cegfr=(ln eGFR-4.5)/0.15; SCORE2's baseline survival and scales.
 DIABETES_COEF = {
-    "male": dict(
-        cage=0.5368,
-        smoking=0.4774,
-        csbp=0.1322,
-        diabetes=0.6457,
-        ctc=0.1102,
-        chdl=-0.1087,
-        cage_smoking=-0.0672,
-        cage_csbp=-0.0268,
-        cage_diabetes=-0.0983,
-        cage_ctc=-0.0181,
-        cage_chdl=0.0095,
-        diabetes_cdm_age=-0.0998,
-        chba1c=0.0955,
-        cegfr=-0.0591,
-        cegfr2=0.0058,
-        chba1c_cage=-0.0134,
-        cegfr_cage=0.0115,
-        s0=0.9605,
-    ),
-    "female": dict(
-        cage=0.6624,
-        smoking=0.6139,
-        csbp=0.1421,
-        diabetes=0.8096,
-        ctc=0.1127,
-        chdl=-0.1568,
-        cage_smoking=-0.1122,
-        cage_csbp=-0.0167,
-        cage_diabetes=-0.1272,
-        cage_ctc=-0.0200,
-        cage_chdl=0.0186,
-        diabetes_cdm_age=-0.1180,
-        chba1c=0.1173,
-        cegfr=-0.0640,
-        cegfr2=0.0062,
-        chba1c_cage=-0.0196,
-        cegfr_cage=0.0169,
-        s0=0.9776,
-    ),
+    "cage": (0.5368, 0.6624),
+    "smoking": (0.4774, 0.6139),
+    "csbp": (0.1322, 0.1421),
+    "diabetes": (0.6457, 0.8096),
+    "ctc": (0.1102, 0.1127),
+    "chdl": (-0.1087, -0.1568),
+    "cage_smoking": (-0.0672, -0.1122),
+    "cage_csbp": (-0.0268, -0.0167),
+    "cage_diabetes": (-0.0983, -0.1272),
+    "cage_ctc": (-0.0181, -0.0200),
+    "cage_chdl": (0.0095, 0.0186),
+    "diabetes_cdm_age": (-0.0998, -0.1180),
+    "chba1c": (0.0955, 0.1173),
+    "cegfr": (-0.0591, -0.0640),
+    "cegfr2": (0.0058, 0.0062),
+    "chba1c_cage": (-0.0134, -0.0196),
+    "cegfr_cage": (0.0115, 0.0169),
 }
 
 INPUTS = ("age_years", "sex", "smoking", "sbp_mmhg", "tc_mmol_l", "hdl_mmol_l", "diabetes")
@@ -185,68 +122,49 @@ def _check(df: pd.DataFrame, cols, region: str) -> None:
         raise CarotidkitError(f"column sex: values {sorted(map(str, bad))} are not 'female'/'male'")
 
 
-def _by_sex(df, table, key):
-    male = (df["sex"] == "male").to_numpy()
-    return np.where(male, table["male"][key], table["female"][key])
+def _by_sex(df, pair):
+    """``pair = (men, women)`` as one value per row."""
+    return np.where((df["sex"] == "male").to_numpy(), pair[0], pair[1])
 
 
-def _recalibrate(p, a, b):
+def _risk(df, coef, terms, s0, region_scales, mean_lp=(0.0, 0.0)):
+    """Uncalibrated risk ``1 - S0^exp(LP - mean LP)``, then the region recalibration."""
+    lp = sum(_by_sex(df, coef[name]) * value for name, value in terms.items())
+    p = 1 - _by_sex(df, s0) ** np.exp(lp - _by_sex(df, mean_lp))
+    (am, bm), (af, bf) = region_scales
+    a, b = _by_sex(df, (am, af)), _by_sex(df, (bm, bf))
     with np.errstate(divide="ignore", invalid="ignore"):
         return 1 - np.exp(-np.exp(a + b * np.log(-np.log(1 - p))))
 
 
-def _score2_core(df, region):
-    g = lambda k: _by_sex(df, SCORE2_COEF, k)  # noqa: E731
+def _score2_terms(df) -> dict:
+    """SCORE2's centred terms and their age interactions (shared by SCORE2-Diabetes)."""
     cage = (df.age_years.to_numpy(float) - 60) / 5
-    csbp = (df.sbp_mmhg.to_numpy(float) - 120) / 20
-    ctc = df.tc_mmol_l.to_numpy(float) - 6
-    chdl = (df.hdl_mmol_l.to_numpy(float) - 1.3) / 0.5
-    smk, dm = df.smoking.to_numpy(float), df.diabetes.to_numpy(float)
-    lp = (
-        g("cage") * cage
-        + g("smoking") * smk
-        + g("csbp") * csbp
-        + g("diabetes") * dm
-        + g("ctc") * ctc
-        + g("chdl") * chdl
-        + g("cage_smoking") * cage * smk
-        + g("cage_csbp") * cage * csbp
-        + g("cage_ctc") * cage * ctc
-        + g("cage_chdl") * cage * chdl
-        + g("cage_diabetes") * cage * dm
-    )
-    p = 1 - g("s0") ** np.exp(lp)
-    a, b = (
-        _by_sex(df, {s: {"a": SCORE2_SCALES[s][region][0]} for s in SCORE2_SCALES}, "a"),
-        _by_sex(df, {s: {"b": SCORE2_SCALES[s][region][1]} for s in SCORE2_SCALES}, "b"),
-    )
-    return _recalibrate(p, a, b)
+    base = {
+        "smoking": df.smoking.to_numpy(float),
+        "csbp": (df.sbp_mmhg.to_numpy(float) - 120) / 20,
+        "diabetes": df.diabetes.to_numpy(float),
+        "ctc": df.tc_mmol_l.to_numpy(float) - 6,
+        "chdl": (df.hdl_mmol_l.to_numpy(float) - 1.3) / 0.5,
+    }
+    return {"cage": cage, **base, **{f"cage_{k}": cage * v for k, v in base.items()}}
+
+
+def _score2_core(df, region):
+    return _risk(df, SCORE2_COEF, _score2_terms(df), SCORE2_S0, SCORE2_SCALES[region])
 
 
 def _op_core(df, region):
-    g = lambda k: _by_sex(df, OP_COEF, k)  # noqa: E731
     age = df.age_years.to_numpy(float) - 73
-    sbp = df.sbp_mmhg.to_numpy(float) - 150
-    tc = df.tc_mmol_l.to_numpy(float) - 6
-    hdl = df.hdl_mmol_l.to_numpy(float) - 1.4
-    smk, dm = df.smoking.to_numpy(float), df.diabetes.to_numpy(float)
-    lp = (
-        g("age") * age
-        + g("diabetes") * dm
-        + g("smoking") * smk
-        + g("sbp") * sbp
-        + g("tc") * tc
-        + g("hdl") * hdl
-        + g("age_diabetes") * age * dm
-        + g("age_smoking") * age * smk
-        + g("age_sbp") * age * sbp
-        + g("age_tc") * age * tc
-        + g("age_hdl") * age * hdl
-    )
-    p = 1 - g("s0") ** np.exp(lp - g("mean_lp"))
-    a = _by_sex(df, {s: {"a": OP_SCALES[s][region][0]} for s in OP_SCALES}, "a")
-    b = _by_sex(df, {s: {"b": OP_SCALES[s][region][1]} for s in OP_SCALES}, "b")
-    return _recalibrate(p, a, b)
+    base = {
+        "diabetes": df.diabetes.to_numpy(float),
+        "smoking": df.smoking.to_numpy(float),
+        "sbp": df.sbp_mmhg.to_numpy(float) - 150,
+        "tc": df.tc_mmol_l.to_numpy(float) - 6,
+        "hdl": df.hdl_mmol_l.to_numpy(float) - 1.4,
+    }
+    terms = {"age": age, **base, **{f"age_{k}": age * v for k, v in base.items()}}
+    return _risk(df, OP_COEF, terms, OP_S0, OP_SCALES[region], OP_MEAN_LP)
 
 
 def _missing_flags(df, cols) -> pd.Series:
@@ -326,39 +244,21 @@ def score2_diabetes(df: pd.DataFrame, region: str = "moderate") -> pd.Series:
     if "hba1c_mmol_mol" not in d and "hba1c_pct" in d:
         d["hba1c_mmol_mol"] = hba1c_pct_to_mmol_mol(d.hba1c_pct)
     _check(d, (*INPUTS, "hba1c_mmol_mol", "egfr_ml_min", "age_at_diabetes_years"), region)
-    g = lambda k: _by_sex(d, DIABETES_COEF, k)  # noqa: E731
-    cage = (d.age_years.to_numpy(float) - 60) / 5
-    csbp = (d.sbp_mmhg.to_numpy(float) - 120) / 20
-    ctc = d.tc_mmol_l.to_numpy(float) - 6
-    chdl = (d.hdl_mmol_l.to_numpy(float) - 1.3) / 0.5
-    smk, dm = d.smoking.to_numpy(float), d.diabetes.to_numpy(float)
-    cdm = np.where(dm > 0, (d.age_at_diabetes_years.to_numpy(float) - 50) / 5, 0.0)
+    terms = _score2_terms(d)
+    dm, cage = terms["diabetes"], terms["cage"]
     chba1c = (d.hba1c_mmol_mol.to_numpy(float) - 31) / 9.34
     with np.errstate(divide="ignore", invalid="ignore"):
         cegfr = (np.log(d.egfr_ml_min.to_numpy(float)) - 4.5) / 0.15
-    lp = (
-        g("cage") * cage
-        + g("smoking") * smk
-        + g("csbp") * csbp
-        + g("diabetes") * dm
-        + g("ctc") * ctc
-        + g("chdl") * chdl
-        + g("cage_smoking") * cage * smk
-        + g("cage_csbp") * cage * csbp
-        + g("cage_diabetes") * cage * dm
-        + g("cage_ctc") * cage * ctc
-        + g("cage_chdl") * cage * chdl
-        + g("diabetes_cdm_age") * dm * cdm
-        + g("chba1c") * chba1c
-        + g("cegfr") * cegfr
-        + g("cegfr2") * cegfr**2
-        + g("chba1c_cage") * chba1c * cage
-        + g("cegfr_cage") * cegfr * cage
+    terms.update(
+        diabetes_cdm_age=dm * np.where(dm > 0, (d.age_at_diabetes_years.to_numpy(float) - 50) / 5, 0.0),
+        chba1c=chba1c,
+        cegfr=cegfr,
+        cegfr2=cegfr**2,
+        chba1c_cage=chba1c * cage,
+        cegfr_cage=cegfr * cage,
     )
-    p = 1 - g("s0") ** np.exp(lp)
-    a = _by_sex(d, {s: {"a": SCORE2_SCALES[s][region][0]} for s in SCORE2_SCALES}, "a")
-    b = _by_sex(d, {s: {"b": SCORE2_SCALES[s][region][1]} for s in SCORE2_SCALES}, "b")
-    return pd.Series(_recalibrate(p, a, b), index=df.index, name="score2_diabetes_risk")
+    risk = _risk(d, DIABETES_COEF, terms, SCORE2_S0, SCORE2_SCALES[region])
+    return pd.Series(risk, index=df.index, name="score2_diabetes_risk")
 
 
 def esc_category(risk, age) -> pd.Series:

@@ -26,6 +26,11 @@ from .. import io
 CACHE_VERSION = "1"
 
 
+def frame_indices(n_src: int, src_fps: float, n_out: int, fps: float = 25.0) -> np.ndarray:
+    """Source frame of each of ``n_out`` frames at ``fps`` (nearest in time; the loop wraps)."""
+    return np.round(np.arange(n_out) / fps * src_fps).astype(int) % n_src
+
+
 def _decode_one(args):
     """Read one video -> uint8 [T, S, S] at ``fps`` (or an error string). Runs in a worker."""
     path, size, fps, n_frames, crop = args
@@ -49,8 +54,7 @@ def _decode_one(args):
             frames = frames[:, y0:y1, x0:x1]
         src_fps = src_fps or fps
         # resample in time to the fixed frame rate (nearest frame), loop to n_frames
-        t = np.arange(n_frames) / fps
-        idx = np.round(t * src_fps).astype(int) % frames.shape[0]
+        idx = frame_indices(frames.shape[0], src_fps, n_frames, fps)
         out = np.empty((n_frames, size, size), np.uint8)
         for k, i in enumerate(idx):
             out[k] = cv2.resize(frames[i], (size, size), interpolation=cv2.INTER_AREA)
@@ -196,19 +200,14 @@ class ClipDataset:
             if self.train:
                 rng = np.random.default_rng([self.seed, self.epoch, int(i)])
                 start = int(rng.integers(0, max(1, T - span + 1)))
-                x = clip[start : start + span : self.period].astype(np.float32)
-                if len(x) < self.frames:
-                    x = np.concatenate([x, x[: self.frames - len(x)]])
+                x = clip[(start + self.period * np.arange(self.frames)) % T].astype(np.float32)
                 dy, dx = rng.integers(-self.jitter, self.jitter + 1, 2)
                 x = np.roll(x, (int(dy), int(dx)), axis=(1, 2))
                 gamma = float(np.exp(rng.normal(0, 0.1)))
                 x = 255.0 * (x / 255.0) ** gamma * float(np.exp(rng.normal(0, 0.1)))
                 x = x + rng.normal(0, 3.0, x.shape).astype(np.float32)
             else:
-                start = int(self.item_start[i])
-                x = clip[start : start + span : self.period].astype(np.float32)
-                if len(x) < self.frames:
-                    x = np.concatenate([x, x[: self.frames - len(x)]])
+                x = clip[(int(self.item_start[i]) + self.period * np.arange(self.frames)) % T].astype(np.float32)
             out[k, 0] = (x - self.mean) / self.std
         y = self.labels[self.item_video[idx]] if self.labels is not None else np.zeros(len(idx), np.float32)
         return out, y

@@ -31,17 +31,7 @@ class VdResult:
     synthetic: bool = True
 
     def headline_text(self) -> str:
-        m = self.metrics.set_index("metric")
-        s = (
-            f"hypertension AUROC {m.estimate['auc']:.3f} [{m.ci_low['auc']:.3f}, {m.ci_high['auc']:.3f}], "
-            f"balanced accuracy {m.estimate['balanced_accuracy']:.3f}"
-        )
-        if "spearman_vd_true" in m.index:
-            s += (
-                f"; Spearman(VD, vd_true) {m.estimate['spearman_vd_true']:.2f}, partial given age/sex/SBP "
-                f"{m.estimate['partial_spearman_vd_true']:.2f}"
-            )
-        return s
+        return headline(self.metrics)
 
     def example_subjects(self) -> pd.DataFrame:
         """Subjects at the low end, the median and the high end of VD (one clip each)."""
@@ -82,6 +72,21 @@ class VdResult:
             t = v.groupby(g).vd_z.agg(["size", "mean", "std"]).reset_index()
             rows.append(t.rename(columns={g: "level", "size": "n", "std": "sd"}).assign(group=g))
         return pd.concat(rows, ignore_index=True)[["group", "level", "n", "mean", "sd"]]
+
+
+def headline(metrics: pd.DataFrame) -> str:
+    """One line of what 03 found (also written to ``metrics.json`` for the report index)."""
+    m = metrics.set_index("metric")
+    s = (
+        f"hypertension AUROC {m.estimate['auc']:.3f} [{m.ci_low['auc']:.3f}, {m.ci_high['auc']:.3f}], "
+        f"balanced accuracy {m.estimate['balanced_accuracy']:.3f}"
+    )
+    if "spearman_vd_true" in m.index:
+        s += (
+            f"; Spearman(VD, vd_true) {m.estimate['spearman_vd_true']:.2f}, partial given age/sex/SBP "
+            f"{m.estimate['partial_spearman_vd_true']:.2f}"
+        )
+    return s
 
 
 def partial_spearman(x, y, covars: pd.DataFrame) -> float:
@@ -155,11 +160,10 @@ def run(
     t0 = time.perf_counter()
     out = cross_fit(lay.run_dir, seed=seed, progress=progress, **settings)
     seconds = time.perf_counter() - t0
-    paths = lay.data.resolved()
-    cohort = pd.read_parquet(paths["cohort"])
+    cohort = out["cohort"]
     manifest = io.read_json(lay.data.manifest)
     truth = pd.read_parquet(lay.data.cohort_truth) if lay.data.cohort_truth.exists() else None
-    vd = pd.read_parquet(lay.vd.vd).merge(out["folds"][["subject_id", "label"]], on="subject_id")
+    vd = out["vd"].merge(out["folds"][["subject_id", "label"]], on="subject_id")
     metrics = evaluate(vd, n_boot=n_boot, seed=seed, truth=truth, cohort=cohort)
     fpr, tpr, _ = roc_curve(vd.label, vd.vd_logit)
     p = 1 / (1 + np.exp(-vd.vd_logit))
@@ -185,6 +189,7 @@ def run(
     for k in ("spearman_vd_true", "partial_spearman_vd_true"):
         if k in m.index:
             summary[k] = m.estimate[k]
+    summary["headline"] = headline(metrics)
     io.write_json(lay.vd.metrics, summary)
     return VdResult(
         vd=vd,

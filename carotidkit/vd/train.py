@@ -371,20 +371,13 @@ def cross_fit(run_dir, seed: int = 0, progress: bool = True, **settings) -> dict
     dist = Dist()
     # real videos carry scanner margins and text: crop them to the scan area (01's detector)
     crop = io.read_json(lay.data.manifest).get("sources", {}).get("video", "synthetic") != "synthetic"
+    # rank 0 decodes (in parallel workers); the other ranks open the finished cache after it
+    kw = dict(size=cfg["input_size_px"], seconds=cfg["clip_seconds"], crop=crop)
     if dist.main:
-        build_cache(
-            index,
-            lay.vd.cache,
-            size=cfg["input_size_px"],
-            seconds=cfg["clip_seconds"],
-            crop=crop,
-            n_jobs=cfg["n_jobs"],
-            progress=progress,
-        )
+        cache, clips, errors = build_cache(index, lay.vd.cache, n_jobs=cfg["n_jobs"], progress=progress, **kw)
     dist.barrier()
-    cache, clips, errors = build_cache(
-        index, lay.vd.cache, size=cfg["input_size_px"], seconds=cfg["clip_seconds"], crop=crop, progress=False
-    )
+    if not dist.main:
+        cache, clips, errors = build_cache(index, lay.vd.cache, progress=False, **kw)
     labelled = cohort[["subject_id", cfg["label"]]].dropna()
     folds = make_folds(
         labelled[labelled.subject_id.isin(clips.subject_id)], cfg["label"], cfg["folds"], cfg["val_fraction"], seed
@@ -403,7 +396,8 @@ def cross_fit(run_dir, seed: int = 0, progress: bool = True, **settings) -> dict
         "settings": cfg,
     }
     if dist.main:
-        write_outputs(lay, res, cohort)
+        res["vd"] = write_outputs(lay, res, cohort)
+    res["cohort"] = cohort
     dist.barrier()
     return res
 

@@ -12,6 +12,7 @@ import pandas as pd
 from .. import io
 from ..io import CarotidkitError
 from ..layout import RunLayout
+from ..vd.clips import frame_indices
 from . import associations as assoc
 from . import video as V
 
@@ -136,7 +137,7 @@ def run(
         z = np.load(p)
         fr = z["frames"]
         fps = float(z["fps"])
-        idx = (np.round(np.arange(T * P) / 25.0 * fps).astype(int) % len(fr))[::P]
+        idx = frame_indices(len(fr), fps, T * P)[::P]  # the frames the model saw (first window)
         x = np.stack([cv2.resize(fr[i], (S, S), interpolation=cv2.INTER_AREA) for i in idx]).astype(np.float32)
         xs.append((x - meta["mean"]) / meta["std"])
         labs.append(V.resize_labels(z["labels"], idx, S))
