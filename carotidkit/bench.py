@@ -102,8 +102,8 @@ def bench_synth(out_dir: Path) -> dict:
             for k in (
                 "n_subjects",
                 "n_plaque_images",
-                "plaque_db_size",
-                "cine_size",
+                "plaque_db_size_px",
+                "cine_size_px",
                 "cine_seconds",
                 "vd_hr_per_sd",
                 "followup_years",
@@ -141,8 +141,8 @@ def bench_cleaning(out_dir: Path) -> dict:
             Path(tmp) / "data",
             n_subjects=10,
             n_plaque_images=d.n_plaque_images,
-            plaque_db_size=d.plaque_db_size,
-            cine_size=32,
+            plaque_db_size_px=d.plaque_db_size_px,
+            cine_size_px=32,
             cine_seconds=0.5,
             n_jobs=d.n_jobs,
         )
@@ -151,11 +151,11 @@ def bench_cleaning(out_dir: Path) -> dict:
             clean.clean_database,
             db,
             Path(tmp) / "clean",
-            size=c.model_size,
+            size=c.model_size_px,
             n_jobs=c.n_jobs,
             truth_dir=Path(tmp) / "data" / "truth" / "plaque_db",
         )
-        t1, _ = timed(clean.clean_database, db.head(100), Path(tmp) / "clean1", size=c.model_size, n_jobs=1)
+        t1, _ = timed(clean.clean_database, db.head(100), Path(tmp) / "clean1", size=c.model_size_px, n_jobs=1)
     return {
         "images": int(len(db)),
         "seconds": round(t, 2),
@@ -178,7 +178,7 @@ def bench_unet(out_dir: Path) -> dict:
 
     keras = keras_quietly()
     peak = matmul_flops()
-    size = profiles.settings("01_cleaning", "workshop").model_size
+    size = profiles.settings("01_cleaning", "workshop").model_size_px
     cfg = profiles.settings("02_unet_ensemble", "workshop")
     rng = np.random.default_rng(0)
     X = rng.integers(0, 255, (96, size, size, 1)).astype("float32")

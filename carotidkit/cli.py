@@ -95,6 +95,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "profiles":
         names = [args.notebook] if args.notebook else list(profiles.DEFAULTS)
+        if args.notebook:
+            from .report import discover, select
+
+            try:
+                names = [nb.stem for nb in select(discover(root), args.notebook)]
+            except (ValueError, FileNotFoundError) as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
         for nb in names:
             print(f"== {nb}")
             for prof in profiles.PROFILE_NAMES:

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -19,6 +20,21 @@ import numpy as np
 
 class CarotidkitError(ValueError):
     """A user-facing, one-line error about bad input (names the file/row and the fix)."""
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def file_mode() -> int:
+    """The mode a plain ``open()`` would give a new file under the current umask (e.g. 0o644).
+
+    ``tempfile.mkstemp`` always creates 0o600; outputs get this mode instead, so a shared report
+    or run folder stays readable to colleagues exactly as the user's umask allows.
+    """
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return 0o666 & ~mask
 
 
 @contextlib.contextmanager
@@ -36,6 +52,8 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     tmp = Path(tmp)
     try:
         yield tmp
+        if tmp.exists():
+            os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     finally:
         if tmp.exists():

@@ -67,11 +67,21 @@ def gallery(images, masks=None, overlays=None, preds=None, titles=None, ncols: i
     return fig
 
 
-def animate_clips(clips, titles=None, fps: float = 25.0, size: float = 2.4):
-    """Side-by-side animation of cine loops (``[T, H, W]`` uint8 each) as embeddable HTML."""
+def animate_clips(clips, titles=None, fps: float = 25.0, size: float = 2.4, redact=True):
+    """Side-by-side animation of cine loops (``[T, H, W]`` uint8 each) as embeddable HTML.
+
+    Every loop is redacted to its scan area first (:func:`carotidkit.clean.redact_clip`), as the
+    plaque gallery is: burned-in names and dates never reach a report page. ``redact`` is one
+    flag or one per clip (``False`` for derived maps such as attributions).
+    """
     import matplotlib.pyplot as plt
     from IPython.display import HTML
     from matplotlib import animation
+
+    from .clean.core import redact_clip
+
+    flags = [redact] * len(clips) if isinstance(redact, bool) else list(redact)
+    clips = [redact_clip(c) if f else c for c, f in zip(clips, flags)]
 
     n = len(clips)
     fig, axes = plt.subplots(1, n, figsize=(size * n, size), squeeze=False)
@@ -448,7 +458,7 @@ def attribution_movies(res):
     for title, (clip, heat) in res.movies.items():
         clips += [clip, heat]
         titles += [title, "attribution"]
-    return animate_clips(clips, titles=titles, fps=6)
+    return animate_clips(clips, titles=titles, fps=6, redact=[k % 2 == 0 for k in range(len(clips))])
 
 
 def unet_gradcam(res):
@@ -519,14 +529,14 @@ def disagreement_maps(images, dis, pick, ids):
     return fig
 
 
-def before_after(g: dict, model_size: int):
+def before_after(g: dict, model_size_px: int):
     """Export (scan area, red: detected overlays) beside the cleaned model input (yellow: mask)."""
     none = [None] * len(g["ids"])
     return gallery(
         [x for ab in zip(g["before"], g["after"]) for x in ab],
         masks=[x for ab in zip(none, g["masks"]) for x in ab],
         overlays=[x for ab in zip(g["overlays"], none) for x in ab],
-        titles=[t for i in g["ids"] for t in (f"{i}: export (scan area)", f"{i}: cleaned {model_size}px")],
+        titles=[t for i in g["ids"] for t in (f"{i}: export (scan area)", f"{i}: cleaned {model_size_px}px")],
     )
 
 

@@ -80,13 +80,21 @@ def parse_value(text: str) -> Any:
 
 
 def select(nbs: list[Path], only: str | None) -> list[Path]:
-    if not only:
+    """The notebooks ``--only`` names: numbers (``3``, ``03``) or full names (``03_vd_video``),
+    comma separated. Every entry must match exactly one notebook (``0`` is not a prefix of all)."""
+    if only is None:
         return nbs
     wanted = [o.strip() for o in str(only).split(",") if o.strip()]
-    picked = [nb for nb in nbs if any(nb.stem == w or nb.stem.startswith(w) for w in wanted)]
-    if not picked:
-        raise ValueError(f"--only {only}: no notebook matches; have {', '.join(n.stem for n in nbs)}")
-    return picked
+    if not wanted:
+        raise ValueError(f"--only {only!r}: name at least one notebook")
+    have = ", ".join(n.stem for n in nbs)
+    picked = []
+    for w in wanted:
+        match = [nb for nb in nbs if nb.stem == w or (w.isdigit() and int(nb.stem.split("_")[0]) == int(w))]
+        if not match:
+            raise ValueError(f"--only {w}: no notebook matches; have {have}")
+        picked += [m for m in match if m not in picked]
+    return [nb for nb in nbs if nb in picked]
 
 
 def resolve_parameters(
@@ -242,6 +250,7 @@ def _execute(nb: Path, out_nb: Path, params: dict[str, Any], cwd: Path, echo=Non
             )
     finally:
         if os.path.getsize(tmp) > 0:
+            os.chmod(tmp, io.file_mode())
             os.replace(tmp, out_nb)  # on failure: the notebook with the failing cell marked
         else:
             os.unlink(tmp)
@@ -285,7 +294,11 @@ def run_report(
     if stray:
         raise KeyError(f"parameter(s) {', '.join(stray)} are not used by {', '.join(nb.stem for nb in chosen)}")
     if "seed" in overrides:
-        seed = int(overrides.pop("seed"))
+        seed = overrides.pop("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ValueError(f"seed = {seed!r} is not a non-negative whole number")
+    # every notebook's parameters are checked before anything runs (a bad -p fails at once)
+    all_params = {nb: resolve_parameters(nb, profile, run_dir, seed, overrides) for nb in all_nbs}
 
     state_path = run_dir / STATE_NAME
     state = io.read_json(state_path) if state_path.exists() else {}
@@ -294,7 +307,7 @@ def run_report(
     failed = None
     for nb in all_nbs:
         name = nb.stem
-        params = resolve_parameters(nb, profile, run_dir, seed, overrides)
+        params = all_params[nb]
         prev = state.get(name)
         if failed is not None:
             if nb in chosen or prev is None:

@@ -61,7 +61,7 @@ def test_plaque_db_quirks(quirky_db):
 def test_plaque_db_reads_the_simulators_output(tmp_path):
     from carotidkit.synth.dataset import generate
 
-    generate(tmp_path, n_subjects=10, n_plaque_images=24, plaque_db_size=128, cine_size=32, cine_seconds=0.5, n_jobs=1)
+    generate(tmp_path, n_subjects=10, n_plaque_images=24, plaque_db_size_px=128, cine_size_px=32, cine_seconds=0.5, n_jobs=1)
     db = data.load_plaque_db(tmp_path / "plaque_db")
     truth = pd.read_parquet(tmp_path / "truth" / "plaque_db_truth.parquet")
     assert len(db) == len(truth) == 24
@@ -177,7 +177,7 @@ def test_video_dicom_is_deidentified(tmp_path):
     text = repr(v.meta)
     for secret in ("DOE", "PID-12345", "1956", "Clinica", "20200101"):
         assert secret not in text
-    assert v.meta["Manufacturer"] == "Acme"
+    assert "Manufacturer" not in v.meta and v.meta["Modality"] == "US"  # free text never kept
 
 
 def test_bad_video_zero_frames(tmp_path):

@@ -36,4 +36,4 @@ def test_run_dirs_are_separate_per_profile(tmp_path, monkeypatch):
 
 def test_settings_table_prints():
     df = profiles.settings("01_cleaning", "smoke").to_frame()
-    assert {"parameter", "value"} <= set(df.columns) and "model_size" in set(df.parameter)
+    assert {"parameter", "value"} <= set(df.columns) and "model_size_px" in set(df.parameter)

@@ -32,7 +32,7 @@ def test_preprocessing_matches_01_cleaning(smoke_run, segmenter):
 def test_segment_raw_exports_returns_masks_probs_and_areas(smoke_run, segmenter):
     run = smoke_run["run_dir"]
     db = data.load_plaque_db(data.data_paths(run)["plaque_db"], check=False).head(2)
-    size = io.read_json(RunLayout(run).unet.ensemble)["preprocessing"]["model_size"]
+    size = io.read_json(RunLayout(run).unet.ensemble)["preprocessing"]["model_size_px"]
     res = segmenter.segment(list(db.image_path), pixel_spacing_mm=(0.07, 0.09))
     assert res.masks.shape == (2, size, size) and res.masks.dtype == bool
     assert res.probs.shape == (len(segmenter.models), 2, size, size)

@@ -125,7 +125,7 @@ def test_plaque_db_plan_has_the_real_databases_quirks():
 
 @pytest.mark.slow
 def test_generate_writes_layout_truth_and_caches(tmp_path):
-    kw = dict(n_subjects=30, n_plaque_images=24, plaque_db_size=192, cine_size=32, cine_seconds=0.8, n_jobs=1)
+    kw = dict(n_subjects=30, n_plaque_images=24, plaque_db_size_px=192, cine_size_px=32, cine_seconds=0.8, n_jobs=1)
     m = generate(tmp_path, **kw)
     assert m["synthetic"] and m["counts"]["plaque_images"] == 24 and m["counts"]["subjects"] == 30
     assert (tmp_path / "plaque_db" / "train").is_dir() and (tmp_path / "plaque_db" / "test").is_dir()
@@ -147,7 +147,7 @@ def test_generate_writes_layout_truth_and_caches(tmp_path):
 def test_truth_summary_links_vd_to_what_images_show(tmp_path):
     from carotidkit.synth.dataset import truth_summary
 
-    generate(tmp_path, n_subjects=300, n_plaque_images=20, plaque_db_size=128, cine_size=32, cine_seconds=0.5, n_jobs=2)
+    generate(tmp_path, n_subjects=300, n_plaque_images=20, plaque_db_size_px=128, cine_size_px=32, cine_seconds=0.5, n_jobs=2)
     truth, corr = truth_summary(tmp_path)
     assert len(truth) == 300
     assert corr["distension"] < -0.3  # stiffer arteries with more damage

@@ -20,6 +20,7 @@ from .core import (
     mask_qc,
     pixel_hash,
     psnr,
+    redact_clip,
     redact_for_display,
     scan_box,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "mask_qc",
     "pixel_hash",
     "psnr",
+    "redact_clip",
     "redact_for_display",
     "run",
     "scan_box",

@@ -116,6 +116,14 @@ def redact_for_display(img: np.ndarray, box=None) -> np.ndarray:
     return out
 
 
+def redact_clip(frames: np.ndarray) -> np.ndarray:
+    """:func:`redact_for_display` for a cine loop ``[T, H, W]``: one scan box, found on the
+    loop's brightest-pixel projection (burned-in text is static, speckle moves), for all frames."""
+    frames = np.asarray(frames)
+    box = scan_box(frames.max(axis=0))
+    return np.stack([redact_for_display(f, box) for f in frames])
+
+
 # ----------------------------------------------------------------------------- geometry
 
 

@@ -1,6 +1,6 @@
 """Notebook 01's stage: clean the database, audit duplicates, write splits and QC.
 
-``run(run_dir=..., model_size=..., ...)`` writes ``layout.clean`` and returns a
+``run(run_dir=..., model_size_px=..., ...)`` writes ``layout.clean`` and returns a
 :class:`CleanResult` (``res.qc``, ``res.splits``, ``res.leakage``, ``res.summary``), with the
 before/after gallery's data from ``res.before_after(n)``.
 """
@@ -41,7 +41,7 @@ def run(
     run_dir=None,
     profile: str = "workshop",
     seed: int = 0,
-    model_size: int = 96,
+    model_size_px: int = 96,
     square: str = "pad",
     undo_stretch: float | None = None,
     inpaint_radius: int = 3,
@@ -58,7 +58,7 @@ def run(
     ``splits.parquet`` (group-aware train/val/test), ``leakage.parquet`` and ``clean.json``.
 
     Example:
-        res = run(run_dir="runs/smoke", model_size=64)
+        res = run(run_dir="runs/smoke", model_size_px=64)
         res.qc.flag_error.sum()
     """
     lay = RunLayout.for_profile(profile, run_dir)
@@ -72,7 +72,7 @@ def run(
     qc = clean.clean_database(
         db,
         out,
-        size=model_size,
+        size=model_size_px,
         square=square,
         undo_stretch=undo_stretch,
         inpaint_radius=inpaint_radius,
@@ -103,7 +103,7 @@ def run(
         "images": int(len(qc)),
         "errors": int(qc.flag_error.sum()),
         "seconds": round(seconds, 2),
-        "model_size": model_size,
+        "model_size_px": model_size_px,
         "square": square,
         "undo_stretch": undo_stretch,
         "inpaint_radius": inpaint_radius,

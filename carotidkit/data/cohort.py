@@ -75,7 +75,7 @@ _BINARY = {"1": 1, "0": 0, "yes": 1, "no": 0, "true": 1, "false": 0, "y": 1, "n"
 READERS = {
     ".csv": pd.read_csv,
     ".txt": pd.read_csv,
-    ".tsv": lambda p: pd.read_csv(p, sep="\t"),
+    ".tsv": lambda p, **kw: pd.read_csv(p, sep="\t", **kw),
     ".parquet": pd.read_parquet,
     ".pq": pd.read_parquet,
     ".dta": pd.read_stata,
@@ -84,6 +84,44 @@ READERS = {
     ".xlsx": pd.read_excel,
     ".xls": pd.read_excel,
 }
+_TEXT = {".csv", ".txt", ".tsv"}
+_EXCEL = {".xlsx", ".xls"}
+
+#: Column-name pieces that mark directly identifying data (names, birth dates, contact details,
+#: record numbers). Such columns are dropped on load unless the column map keeps them.
+IDENTIFYING_WORDS = (
+    "name",
+    "firstname",
+    "lastname",
+    "surname",
+    "forename",
+    "vorname",
+    "nachname",
+    "initials",
+    "birth",
+    "birthdate",
+    "dob",
+    "geburt",
+    "gebdat",
+    "geburtsdatum",
+    "address",
+    "street",
+    "zip",
+    "zipcode",
+    "postcode",
+    "postal",
+    "phone",
+    "telephone",
+    "tel",
+    "mobile",
+    "email",
+    "mail",
+    "ssn",
+    "mrn",
+    "nhs",
+    "passport",
+    "insurance",
+)
 
 
 def _suggest(name: str, options) -> str:
@@ -91,8 +129,35 @@ def _suggest(name: str, options) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def looks_identifying(name: str, values: pd.Series | None = None) -> bool:
+    """True for columns named like personal identifiers (``PatientName``, ``DOB``, ``e_mail``)
+    or holding calendar dates (any unmapped date may be a birth date)."""
+    import re
+
+    words = re.sub(r"([a-z])([A-Z])", r"\1_\2", str(name)).lower()
+    tokens = [t for t in re.split(r"[^a-z0-9]+", words) if t]
+    joined = "".join(tokens)
+    if any(t in IDENTIFYING_WORDS for t in tokens) or any(
+        w in joined for w in ("firstname", "lastname", "surname", "birth", "geburt", "email", "address", "phone")
+    ):
+        return True
+    if values is None:
+        return False
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return True
+    if values.dtype == object:
+        sample = values.dropna().astype(str).head(50)
+        if len(sample) and sample.str.match(r"^\d{1,4}[-./]\d{1,2}[-./]\d{1,4}").mean() > 0.8:
+            return True
+    return False
+
+
 def read_column_map(column_map) -> dict[str, dict]:
-    """Normalise a column map (dict or YAML path) to ``{source: {"column": ..., "unit": ...}}``."""
+    """Normalise a column map (dict or YAML path) to ``{source: {"column": ..., "unit": ...}}``.
+
+    An entry is ``source: canonical``, ``source: {column: canonical, unit: "mg/dL"}``, or
+    ``source: keep`` (keep an extra column under its own name, also one that looks identifying).
+    """
     if column_map is None:
         return {}
     if isinstance(column_map, (str, Path)):
@@ -108,23 +173,73 @@ def read_column_map(column_map) -> dict[str, dict]:
         where = str(p)
     else:
         where = "column map"
-    out = {}
+    if not isinstance(column_map, dict):
+        raise CarotidkitError(
+            f"{where}: is a {type(column_map).__name__}, expected a mapping 'your_column: canonical_column' per line"
+        )
+    out, target_of = {}, {}
     for src, spec in column_map.items():
-        spec = {"column": spec} if isinstance(spec, str) else dict(spec or {})
+        if spec == "keep" or (isinstance(spec, dict) and spec.get("keep") is True and spec.get("column") is None):
+            out[str(src)] = {"column": None, "keep": True}
+            continue
+        if isinstance(spec, str):
+            spec = {"column": spec}
+        elif spec is None or not isinstance(spec, dict):
+            raise CarotidkitError(
+                f"{where}: entry {src!r} is {spec!r}; use a column name, "
+                "{column: name, unit: 'mg/dL'} or keep"
+            )
+        else:
+            spec = dict(spec)
+        unknown_keys = sorted(set(spec) - {"column", "unit"})
+        if unknown_keys:
+            raise CarotidkitError(f"{where}: entry {src!r} has unknown key(s) {', '.join(unknown_keys)}; use column/unit")
         if spec.get("column") not in CANONICAL:
             raise CarotidkitError(
                 f"{where}: {src!r} maps to unknown column {spec.get('column')!r}"
                 f"{_suggest(str(spec.get('column')), CANONICAL)}; see carotidkit.data.CANONICAL"
             )
+        if "unit" in spec and spec["unit"] is not None and not isinstance(spec["unit"], str):
+            raise CarotidkitError(f"{where}: unit of {src!r} is {spec['unit']!r}; write it as text, e.g. 'mg/dL'")
+        if spec["column"] in target_of:
+            raise CarotidkitError(
+                f"{where}: {target_of[spec['column']]!r} and {src!r} both map to {spec['column']}; keep one"
+            )
+        target_of[spec["column"]] = src
         out[str(src)] = spec
     return out
 
 
-def load_cohort(path, column_map=None, extra: str = "keep") -> pd.DataFrame:
+def _read(path: Path, id_columns: list[str], sheet, decimal: str) -> pd.DataFrame:
+    suffix = path.suffix.lower()
+    reader = READERS[suffix]
+    kw: dict = {}
+    if suffix in _TEXT:
+        kw = {"dtype": {c: str for c in id_columns}, "decimal": decimal}
+    elif suffix in _EXCEL:
+        sheets = pd.ExcelFile(path).sheet_names
+        if sheet is None and len(sheets) > 1:
+            raise CarotidkitError(
+                f"{path}: workbook has {len(sheets)} sheets ({', '.join(map(repr, sheets[:5]))}); "
+                "pass sheet= to say which holds the cohort"
+            )
+        if sheet is not None and sheet not in sheets and not (isinstance(sheet, int) and 0 <= sheet < len(sheets)):
+            raise CarotidkitError(f"{path}: no sheet {sheet!r}; have {', '.join(map(repr, sheets))}")
+        kw = {"dtype": {c: str for c in id_columns}, "sheet_name": 0 if sheet is None else sheet}
+    return reader(path, **kw)
+
+
+def load_cohort(
+    path, column_map=None, extra: str = "keep", sheet: str | int | None = None, decimal: str = "."
+) -> pd.DataFrame:
     """Read a cohort table, rename/convert with ``column_map``, validate; return canonical columns.
 
     ``extra="keep"`` keeps unmapped, non-canonical columns (your own covariates) after the
-    canonical ones; ``extra="error"`` rejects them.
+    canonical ones, except columns that look identifying (names, birth dates, contact details,
+    any calendar date): those are dropped unless the column map says ``COLUMN: keep``; the
+    dropped names are in ``df.attrs["dropped_identifying"]``. ``extra="drop"`` keeps canonical
+    columns only; ``extra="error"`` rejects unmapped ones. ``sheet`` picks an Excel sheet (a
+    workbook with several sheets must name one); ``decimal=","`` reads decimal-comma CSVs.
 
     Example:
         df = load_cohort("cohort.csv", {"SYS": "sbp_mmhg", "CHOL": {"column": "tc_mmol_l", "unit": "mg/dL"}})
@@ -132,30 +247,56 @@ def load_cohort(path, column_map=None, extra: str = "keep") -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise CarotidkitError(f"{path}: cohort table not found")
-    reader = READERS.get(path.suffix.lower())
-    if reader is None:
+    if path.suffix.lower() not in READERS:
         raise CarotidkitError(f"{path}: unsupported table format {path.suffix!r}; use {', '.join(sorted(READERS))}")
+    cmap = read_column_map(column_map)
+    id_columns = [src for src, spec in cmap.items() if spec.get("column") == "subject_id"] or ["subject_id"]
     try:
-        raw = reader(path)
+        raw = _read(path, id_columns, sheet, decimal)
+    except CarotidkitError:
+        raise
     except Exception as exc:
         raise CarotidkitError(
             f"{path}: could not be read as {path.suffix} ({type(exc).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else ''})"
         ) from None
-    return map_columns(raw, column_map, source=str(path), extra=extra)
+    return map_columns(raw, cmap, source=str(path), extra=extra)
+
+
+def _not_numbers(original: pd.Series, numeric: pd.Series, col: str, df, source: str) -> None:
+    bad = numeric.isna() & original.notna() & (original.astype(str).str.strip() != "")
+    if bad.any():
+        i = int(np.argmax(bad.values))
+        v = original.iloc[i]
+        hint = ""
+        if isinstance(v, str) and __import__("re").fullmatch(r"\s*-?\d+,\d+\s*", v):
+            hint = " (decimal comma? pass decimal=',' to load_cohort)"
+        raise CarotidkitError(f"{_row_label(df, i, source)}: {col} = {_show(v)} is not a number{hint}")
 
 
 def map_columns(raw: pd.DataFrame, column_map=None, source: str = "table", extra: str = "keep") -> pd.DataFrame:
     """Rename and unit-convert ``raw`` per ``column_map``, then :func:`validate_cohort` it."""
+    if extra not in ("keep", "drop", "error"):
+        raise CarotidkitError(f"extra={extra!r}: use 'keep', 'drop' or 'error'")
     cmap = read_column_map(column_map)
     df = raw.copy()
+    df.columns = [str(c) for c in df.columns]
+    kept = set()
     for src, spec in cmap.items():
         if src not in df.columns:
             raise CarotidkitError(
                 f"{source}: column {src!r} named in the column map is not in the table{_suggest(src, df.columns)}"
             )
+        if spec.get("keep"):
+            kept.add(src)
+            continue
         unit = spec.get("unit")
         target = spec["column"]
+        if target in df.columns and target != src and target not in cmap:
+            raise CarotidkitError(
+                f"{source}: {src!r} maps to {target}, but the table already has a column {target!r}; "
+                "map or drop one of them"
+            )
         values = df[src]
         canon_unit = CANONICAL[target][3]
         if unit and unit.lower().replace(" ", "") not in ("", canon_unit.lower().replace(" ", "")):
@@ -166,17 +307,29 @@ def map_columns(raw: pd.DataFrame, column_map=None, source: str = "table", extra
                     f"{source}: unknown unit {unit!r} for {src!r} -> {target}; "
                     f"use {canon_unit!r}{' or ' + ', '.join(known) if known else ''}"
                 )
-            values = pd.to_numeric(values, errors="coerce")
-            values = conv(values) if callable(conv) else values * conv
+            numeric = pd.to_numeric(values, errors="coerce")
+            _not_numbers(values, numeric, f"{src} ({unit})", df, source)
+            values = conv(numeric) if callable(conv) else numeric * conv
         df = df.drop(columns=[src])
         df[target] = values
-    unknown = [c for c in df.columns if c not in CANONICAL]
+    unknown = [c for c in df.columns if c not in CANONICAL and c not in kept]
     if unknown and extra == "error":
         raise CarotidkitError(
             f"{source}: unknown column(s) {', '.join(map(repr, unknown))}"
             f"{_suggest(unknown[0], CANONICAL)}; map them in the column map or drop them"
         )
-    return validate_cohort(df, source=source)
+    drop = unknown if extra == "drop" else [c for c in unknown if looks_identifying(c, df[c])]
+    out = validate_cohort(df.drop(columns=drop), source=source)
+    out.attrs["dropped_identifying"] = [c for c in drop if looks_identifying(c, df[c])]
+    if out.attrs["dropped_identifying"]:
+        import warnings
+
+        warnings.warn(
+            f"{source}: dropped column(s) that look identifying: {', '.join(out.attrs['dropped_identifying'])} "
+            "(keep one with 'COLUMN: keep' in the column map)",
+            stacklevel=2,
+        )
+    return out
 
 
 def _show(v) -> str:
@@ -189,6 +342,19 @@ def _row_label(df, i, source):
     return f"{source} row {i + 2}" + (f" (subject_id {sid})" if sid is not None else "")
 
 
+def _ids_as_text(ids: pd.Series, source: str) -> pd.Series:
+    """Subject ids as text exactly as typed: integers stay ``"1"`` (not ``"1.0"``), blanks are refused."""
+    blank = ids.isna() | (ids.astype(str).str.strip() == "")
+    if blank.any():
+        i = int(np.argmax(blank.to_numpy()))
+        raise CarotidkitError(f"{source} row {i + 2}: subject_id is blank; every row needs an id")
+    if pd.api.types.is_float_dtype(ids):
+        whole = np.isclose(ids, np.round(ids))
+        if whole.all():
+            return ids.round().astype("int64").astype(str)
+    return ids.astype(str).str.strip()
+
+
 def validate_cohort(df: pd.DataFrame, source: str = "table") -> pd.DataFrame:
     """Check every canonical column's type and plausible range; coerce binaries and sex.
 
@@ -198,7 +364,7 @@ def validate_cohort(df: pd.DataFrame, source: str = "table") -> pd.DataFrame:
     if "subject_id" not in df.columns:
         raise CarotidkitError(f"{source}: no subject_id column; map your id column to subject_id")
     df = df.copy()
-    df["subject_id"] = df["subject_id"].astype(str).str.strip()
+    df["subject_id"] = _ids_as_text(df["subject_id"], source)
     dup = df["subject_id"].duplicated(keep=False)
     if dup.any():
         rows = np.where(dup)[0][:2]
@@ -243,7 +409,16 @@ def validate_cohort(df: pd.DataFrame, source: str = "table") -> pd.DataFrame:
                 )
             df[col] = num.astype(float)
     for ep in ("mi", "cardiac_death", "death"):
-        if f"{ep}_event" in df.columns and f"{ep}_years" not in df.columns:
+        ev, yrs = f"{ep}_event", f"{ep}_years"
+        if ev in df.columns and yrs not in df.columns:
             raise CarotidkitError(f"{source}: {ep}_event without {ep}_years; every endpoint needs its time")
+        if ev in df.columns:
+            gap = df[ev].notna().to_numpy() & df[yrs].isna().to_numpy()
+            if gap.any():
+                i = int(np.argmax(gap))
+                raise CarotidkitError(
+                    f"{_row_label(df, i, source)}: {ev} = {df[ev].iloc[i]} but {yrs} is missing; "
+                    "every recorded outcome needs its follow-up time"
+                )
     canon = [c for c in CANONICAL if c in df.columns]
     return df[canon + [c for c in df.columns if c not in CANONICAL]]

@@ -7,6 +7,7 @@ stored as RGB, mask values that are not only 0/255 (thresholded, never compared 
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -31,27 +32,111 @@ SPLIT_ALIASES = {
 }
 
 
-def read_image(path, color: bool = False) -> np.ndarray:
-    """Decode an image (uint8; grayscale unless ``color``); a clear error if it cannot be read."""
-    data = np.fromfile(str(path), np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+#: Largest image decoded (pixels). Ultrasound exports are ~1 MP; a corrupt or hostile header can
+#: claim 60000x60000 and make the decoder allocate gigabytes. Override per call (``max_pixels=``).
+MAX_PIXELS = 40_000_000
+ERRORS = ("raise", "flag")
+
+
+def _bit_depth(max_value: int) -> int:
+    """Significant bits of integer data from its largest value: 8-bit data in a 16-bit PNG stays
+    8-bit; 10-, 12- and 14-bit scanner data are recognised instead of being read as near-black."""
+    for bits in (8, 10, 12, 14):
+        if max_value < (1 << bits):
+            return bits
+    return 16
+
+
+def image_size(path) -> tuple[int, int]:
+    """``(width, height)`` from the file header, without decoding the pixels."""
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as im:
+                return im.size
+    except Image.DecompressionBombError as exc:
+        raise CarotidkitError(f"{path}: image header claims an implausible size ({exc}); re-export it") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise CarotidkitError(
+            f"{path}: not a readable image ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+            "re-export or remove it"
+        ) from None
+
+
+def _decode(path, max_pixels: int | None) -> np.ndarray:
+    path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise CarotidkitError(f"{path}: broken link (points to {os.readlink(path)!r}); fix or remove it")
+    if not path.is_file():
+        kind = "a folder" if path.is_dir() else "not a regular file (link loop, device or socket?)"
+        raise CarotidkitError(f"{path}: is {kind}, not an image file; rename or remove it")
+    w, h = image_size(path)
+    limit = MAX_PIXELS if max_pixels is None else max_pixels
+    if w * h > limit:
+        raise CarotidkitError(
+            f"{path}: {w}x{h} pixels is over the {limit:,}-pixel limit (max_pixels=); downscale it or raise the limit"
+        )
+    try:
+        data = np.fromfile(str(path), np.uint8)
+        img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    except (OSError, cv2.error) as exc:
+        raise CarotidkitError(f"{path}: could not be decoded ({type(exc).__name__}); re-export it") from None
     if img is None:
         raise CarotidkitError(f"{path}: not a readable image (truncated or corrupt?); re-export or remove it")
-    if img.dtype == np.uint16:
-        img = (img >> 8).astype(np.uint8)
+    if img.dtype not in (np.uint8, np.uint16):
+        raise CarotidkitError(f"{path}: {img.dtype} pixels; carotidkit reads 8- or 16-bit images")
     if img.ndim == 3 and img.shape[2] == 4:
         img = img[..., :3]
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[..., 0]
+    return img
+
+
+def read_image(path, color: bool = False, max_pixels: int | None = None) -> np.ndarray:
+    """Decode an image to uint8 (grayscale unless ``color``); a clear one-line error otherwise.
+
+    16-bit files are scaled by their significant bits (8-bit data stored in 16 bits stays as is;
+    10/12/14-bit data is shifted down, not divided by 256). Files larger than ``max_pixels``
+    (default :data:`MAX_PIXELS`) are refused before decoding.
+    """
+    img = _decode(path, max_pixels)
+    if img.dtype == np.uint16:
+        bits = _bit_depth(int(img.max()))
+        img = (img >> (bits - 8)).astype(np.uint8) if bits > 8 else img.astype(np.uint8)
     if not color and img.ndim == 3:
         img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
     return img
 
 
-def read_mask(path, threshold: int = 127) -> np.ndarray:
-    """Binary plaque mask (bool): RGB collapsed by max over channels, then ``> threshold``."""
-    m = read_image(path, color=True)
-    if m.ndim == 3:
-        m = m.max(axis=2)
-    return m > threshold
+def mask_values(path, max_pixels: int | None = None) -> tuple[np.ndarray, int, bool]:
+    """A mask's raw values (RGB collapsed by max over channels), its full-scale value, and
+    whether the file was colour.
+
+    Conventions understood: 0/255 (8-bit, anti-aliased edges allowed), 0/1, 0/65535 and 0/255
+    stored in a 16-bit file. Values that top out between 2 and 127 look like class labels or a
+    dim export and are refused rather than guessed.
+    """
+    raw = _decode(path, max_pixels)
+    flat = raw.max(axis=2) if raw.ndim == 3 else raw
+    top = int(flat.max())
+    if top <= 1:
+        return flat, 1, raw.ndim == 3
+    if top < 128:
+        raise CarotidkitError(
+            f"{path}: mask values top out at {top}; carotidkit expects binary masks (0/255 or 0/1). "
+            "Class-label masks: export the plaque class as 255"
+        )
+    return flat, (1 << _bit_depth(top)) - 1, raw.ndim == 3
+
+
+def read_mask(path, max_pixels: int | None = None) -> np.ndarray:
+    """Binary plaque mask (bool): values above half of the mask's full scale (see :func:`mask_values`)."""
+    flat, full, _ = mask_values(path, max_pixels)
+    return flat > full // 2 if full > 1 else flat > 0
 
 
 def _split_name(folder: Path, root: Path) -> str:
@@ -60,23 +145,62 @@ def _split_name(folder: Path, root: Path) -> str:
     return SPLIT_ALIASES.get(folder.name.strip().lower(), folder.name.strip().lower())
 
 
-def load_plaque_db(root, check: bool = True, errors: str = "raise") -> pd.DataFrame:
+def _scan(root: Path) -> list[Path]:
+    """The folders holding images: split folders, or the root itself. Layouts that would drop
+    images silently (images at the root beside split folders; a split folder whose images sit
+    one level down) are refused."""
+
+    def entries(folder):
+        try:
+            return sorted(folder.iterdir())
+        except OSError as exc:
+            raise CarotidkitError(f"{folder}: cannot be listed ({exc.strerror}); check permissions") from None
+
+    def has_images(folder):
+        return any(q.suffix.lower() in IMAGE_EXT and not q.name.startswith(".") for q in entries(folder))
+
+    subdirs = [p for p in entries(root) if p.is_dir() and p.suffix.lower() not in IMAGE_EXT]
+    subdirs = [p for p in subdirs if not p.name.startswith((".", "_"))]
+    folders = [f for f in subdirs if has_images(f)]
+    if not folders:
+        return [root]
+    loose = [q.name for q in entries(root) if q.suffix.lower() in IMAGE_EXT and not q.name.startswith(".")]
+    if loose:
+        raise CarotidkitError(
+            f"{root}: {len(loose)} image(s) at the top level (e.g. {loose[0]}) beside split folders "
+            f"({', '.join(f.name for f in folders)}); move them into a split folder or they would be ignored"
+        )
+    for f in subdirs:
+        if f in folders:
+            continue
+        nested = [g for g in entries(f) if g.is_dir() and has_images(g)]
+        if nested:
+            raise CarotidkitError(
+                f"{f}: no images directly inside, but its subfolder {nested[0].name}/ has some; "
+                f"carotidkit reads <split>/<n>.png and <n>_labeled.png - move them up one level"
+            )
+    return folders
+
+
+def load_plaque_db(root, check: bool = True, errors: str = "raise", max_pixels: int | None = None) -> pd.DataFrame:
     """Table of every image/mask pair: ``image_id, split, image_path, mask_path, has_plaque``.
 
     ``check`` decodes every file (corrupt files, size mismatches, plaque presence). With
-    ``errors="flag"`` a bad pair gets an ``error`` text instead of stopping the load.
+    ``errors="flag"`` a per-file problem (unreadable, wrong size, a folder or broken link where
+    an image should be) becomes an ``error`` text on its row instead of stopping the load; only
+    problems with the folder as a whole raise.
 
     Example:
         db = load_plaque_db("/data/Ar-PlaqSegm1")
         db.groupby("split").has_plaque.agg(["size", "sum"])
     """
+    if errors not in ERRORS:
+        raise CarotidkitError(f"errors={errors!r}: use 'raise' or 'flag'")
     root = Path(root)
     if not root.is_dir():
         raise CarotidkitError(f"{root}: plaque database folder not found; pass the folder holding train/ and test/")
-    folders = [p for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith((".", "_"))]
-    folders = [f for f in folders if any(q.suffix.lower() in IMAGE_EXT for q in f.iterdir())] or [root]
     rows, problems = [], []
-    for folder in folders:
+    for folder in _scan(root):
         split = _split_name(folder, root)
         images, masks = {}, {}
         for p in sorted(folder.iterdir()):
@@ -131,21 +255,20 @@ def load_plaque_db(root, check: bool = True, errors: str = "raise") -> pd.DataFr
         for r in df.itertuples():
             info = {"has_plaque": False, "height": 0, "width": 0, "mask_rgb": False, "mask_nonbinary": False}
             try:
-                img = read_image(r.image_path)
+                img = read_image(r.image_path, max_pixels=max_pixels)
                 info["height"], info["width"] = img.shape[:2]
                 if r.mask_path is not None:
-                    raw = read_image(r.mask_path, color=True)
-                    if raw.shape[:2] != img.shape[:2]:
+                    flat, full, rgb = mask_values(r.mask_path, max_pixels=max_pixels)
+                    if flat.shape[:2] != img.shape[:2]:
                         raise CarotidkitError(
-                            f"{r.mask_path}: mask is {raw.shape[1]}x{raw.shape[0]} but its image "
+                            f"{r.mask_path}: mask is {flat.shape[1]}x{flat.shape[0]} but its image "
                             f"{Path(r.image_path).name} is {img.shape[1]}x{img.shape[0]}; "
                             "resample the mask to the image grid"
                         )
-                    flat = raw.max(axis=2) if raw.ndim == 3 else raw
                     info.update(
-                        has_plaque=bool((flat > 127).any()),
-                        mask_rgb=raw.ndim == 3,
-                        mask_nonbinary=bool(((flat > 0) & (flat < 255)).any()),
+                        has_plaque=bool((flat > full // 2).any() if full > 1 else flat.any()),
+                        mask_rgb=rgb,
+                        mask_nonbinary=bool(((flat > 0) & (flat < full)).any()),
                     )
             except CarotidkitError as exc:
                 if errors == "raise":
@@ -153,6 +276,11 @@ def load_plaque_db(root, check: bool = True, errors: str = "raise") -> pd.DataFr
                 df.loc[r.Index, "error"] = str(exc)
             checked.append(info)
         df = df.join(pd.DataFrame(checked, index=df.index))
+    elif errors == "flag":
+        for r in df.itertuples():
+            for p in (r.image_path, r.mask_path):
+                if p is not None and not Path(p).is_file():
+                    df.loc[r.Index, "error"] = f"{p}: not a readable file (folder, broken link or link loop)"
     if errors == "raise" and df.error.notna().any():
         raise CarotidkitError(df.error.dropna().iloc[0])
 

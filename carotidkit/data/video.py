@@ -16,11 +16,11 @@ from ..io import CarotidkitError
 
 VIDEO_EXT = {".avi", ".mp4", ".mov", ".mkv", ".wmv"}
 FRAME_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
-#: DICOM attributes that describe the acquisition and identify nobody.
+#: DICOM attributes that describe the acquisition and identify nobody: coded or numeric values
+#: only. Free-text attributes (Manufacturer, ManufacturerModelName, StationName, ...) are left
+#: out: sites type names, places and ids into them.
 SAFE_DICOM_TAGS = (
     "Modality",
-    "Manufacturer",
-    "ManufacturerModelName",
     "Rows",
     "Columns",
     "NumberOfFrames",
@@ -47,16 +47,83 @@ class Video:
         return int(self.frames.shape[0])
 
 
+def _scale_to_uint8(arr: np.ndarray, path) -> np.ndarray:
+    """Map pixel values to 0-255 by their *type's* range, never by the clip's own min/max (which
+    would make one clip's grey levels depend on its content: a uniform clip would turn black)."""
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype == bool:
+        return arr.astype(np.uint8) * 255
+    if np.issubdtype(arr.dtype, np.floating):
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            t = int(np.argmax(bad.reshape(len(arr), -1).any(axis=1)))
+            raise CarotidkitError(
+                f"{path}: {int(bad.sum())} non-finite value(s) (NaN/inf), first in frame {t}; "
+                "fix or drop those frames (they would corrupt the whole clip's scaling)"
+            )
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo >= 0 and hi <= 1:
+            return np.round(arr * 255).astype(np.uint8)
+        if lo >= 0 and hi <= 255:
+            return np.round(arr).astype(np.uint8)
+        raise CarotidkitError(
+            f"{path}: floating-point pixels span {lo:g}..{hi:g}; save them as 0-1 or 0-255 (or as uint8)"
+        )
+    if np.issubdtype(arr.dtype, np.integer):
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < 0:
+            raise CarotidkitError(f"{path}: negative pixel values ({lo}); save unsigned grey levels")
+        from .plaque_db import _bit_depth
+
+        bits = _bit_depth(hi)
+        return (arr >> (bits - 8)).astype(np.uint8) if bits > 8 else arr.astype(np.uint8)
+    raise CarotidkitError(f"{path}: {arr.dtype} pixels; use uint8/uint16 or float 0-1")
+
+
 def _to_gray_uint8(arr: np.ndarray, path) -> np.ndarray:
+    """``[T, H, W]``, ``[T, H, W, C]`` or ``[T, C, H, W]`` (C = 1, 3 or 4) -> uint8 ``[T, H, W]``.
+
+    Colour is converted with the BT.601 luma weights after scaling, without stretching, so a
+    grey clip saved as RGB reads exactly like the grey clip.
+    """
     arr = np.asarray(arr)
     if arr.ndim == 4:
-        arr = arr[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    if arr.ndim != 3:
+        if arr.shape[-1] in (1, 3, 4):
+            pass
+        elif arr.shape[1] in (1, 3, 4):
+            arr = np.moveaxis(arr, 1, -1)
+        else:
+            raise CarotidkitError(
+                f"{path}: 4-D frames {arr.shape} have no channel axis of 1, 3 or 4; expected [T, H, W, C] or [T, C, H, W]"
+            )
+    if arr.ndim not in (3, 4):
         raise CarotidkitError(f"{path}: expected frames shaped [T, H, W] (or [T, H, W, 3]), got {arr.shape}")
-    if arr.dtype != np.uint8:
-        lo, hi = float(np.min(arr)), float(np.max(arr))
-        arr = ((arr - lo) / (hi - lo + 1e-12) * 255).round()
-    return arr.astype(np.uint8)
+    arr = _scale_to_uint8(arr, path)
+    if arr.ndim == 4:
+        if arr.shape[-1] == 1:
+            return np.ascontiguousarray(arr[..., 0])
+        rgb = arr[..., :3].astype(np.float32)
+        arr = np.round(rgb @ np.array([0.299, 0.587, 0.114], np.float32))
+        return np.clip(arr, 0, 255).astype(np.uint8)
+    return arr
+
+
+def _one_number(z, key: str, path) -> float | None:
+    """A scalar stored in an NPZ (``fps``, ``pixel_spacing_mm``): a 0-d or 1-element array, or a
+    longer array whose values agree (isotropic spacing as ``[row, col]``)."""
+    if key not in z.files:
+        return None
+    v = np.asarray(z[key]).ravel()
+    try:
+        v = v.astype(float)
+    except (TypeError, ValueError):
+        raise CarotidkitError(f"{path}: {key} is not a number ({v[:3]!r})") from None
+    if v.size == 0 or not np.isfinite(v).all():
+        raise CarotidkitError(f"{path}: {key} is empty or not finite; store one number")
+    if np.ptp(v) > 1e-6 * max(1.0, abs(v[0])):
+        raise CarotidkitError(f"{path}: {key} holds {v.size} different values ({v[:4].tolist()}); store one number")
+    return float(v[0])
 
 
 def _check(video: Video, path) -> Video:
@@ -94,9 +161,17 @@ def _read_dicom(path: Path, fps) -> Video:
 
     try:
         ds = pydicom.dcmread(str(path))
-        arr = ds.pixel_array
-    except (InvalidDicomError, AttributeError, ValueError, OSError) as exc:
+    except (InvalidDicomError, AttributeError, ValueError, OSError, EOFError) as exc:
         raise CarotidkitError(f"{path}: not a readable DICOM file ({type(exc).__name__}: {exc})") from None
+    try:
+        arr = ds.pixel_array
+    except Exception as exc:  # pydicom raises NotImplementedError/RuntimeError/ValueError per codec
+        ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+        name = f"{ts.name} ({ts})" if ts is not None else "an unknown transfer syntax"
+        raise CarotidkitError(
+            f"{path}: cannot decode pixel data stored as {name} ({type(exc).__name__}); "
+            "export the loop uncompressed or as JPEG baseline, or as MP4/AVI"
+        ) from None
     if int(getattr(ds, "NumberOfFrames", 1) or 1) == 1 and arr.ndim == 2:
         arr = arr[None]
     elif arr.ndim == 3 and getattr(ds, "SamplesPerPixel", 1) == 3 and int(getattr(ds, "NumberOfFrames", 1)) == 1:
@@ -121,6 +196,9 @@ def _read_dicom(path: Path, fps) -> Video:
             spacing = abs(float(dx)) * 10.0  # cm -> mm
     elif getattr(ds, "PixelSpacing", None):
         spacing = float(ds.PixelSpacing[0])
+    bits = int(getattr(ds, "BitsStored", 8) or 8)
+    if np.issubdtype(arr.dtype, np.integer) and arr.dtype != np.uint8 and 8 < bits <= 16 and arr.min() >= 0:
+        arr = (arr.astype(np.uint32) >> (bits - 8)).clip(0, 255).astype(np.uint8)  # the header's bit depth
     return Video(_to_gray_uint8(arr, path), rate, spacing, "dicom", deidentified_dicom_meta(ds))
 
 
@@ -140,6 +218,13 @@ def _read_container(path: Path, fps) -> Video:
     )
 
 
+def natural_key(p) -> list:
+    """Sort key that orders ``frame_2`` before ``frame_10`` (numbers compared as numbers)."""
+    import re
+
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", Path(p).name)]
+
+
 def load_video(path, fps: float | None = None, pixel_spacing_mm: float | None = None) -> Video:
     """Read one cine loop; ``fps``/``pixel_spacing_mm`` override what the file says.
 
@@ -153,7 +238,7 @@ def load_video(path, fps: float | None = None, pixel_spacing_mm: float | None = 
         raise CarotidkitError(f"{path}: video not found")
     suffix = path.suffix.lower()
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in FRAME_EXT)
+        files = sorted((p for p in path.iterdir() if p.suffix.lower() in FRAME_EXT), key=natural_key)
         from .plaque_db import read_image
 
         frames = [read_image(p) for p in files]
@@ -174,8 +259,10 @@ def load_video(path, fps: float | None = None, pixel_spacing_mm: float | None = 
             with np.load(path, allow_pickle=False) as z:
                 key = "frames" if "frames" in z.files else z.files[0]
                 arr = z[key]
-                rate = fps or (float(z["fps"]) if "fps" in z.files else None)
-                sp = pixel_spacing_mm or (float(z["pixel_spacing_mm"]) if "pixel_spacing_mm" in z.files else None)
+                rate = fps or _one_number(z, "fps", path)
+                sp = pixel_spacing_mm or _one_number(z, "pixel_spacing_mm", path)
+        except CarotidkitError:
+            raise
         except (ValueError, OSError, IndexError) as exc:
             raise CarotidkitError(f"{path}: not a readable .npz archive ({exc})") from None
         video = Video(_to_gray_uint8(arr, path) if arr.size else np.zeros((0, 1, 1), np.uint8), rate, sp, "npz")

@@ -60,7 +60,7 @@ class PlaqueSegmenter:
         """Clean one raw export (path or array) into the model's input, as 01_cleaning did."""
         img = read_image(image, color=True) if isinstance(image, (str, Path)) else np.asarray(image)
         p = self.meta["preprocessing"]
-        ce = clean.clean_export(img, p["model_size"], p["square"], p["undo_stretch"], p["inpaint_radius"])
+        ce = clean.clean_export(img, p["model_size_px"], p["square"], p["undo_stretch"], p["inpaint_radius"])
         im, geom = ce.image, ce.geom
         return im, geom
 

@@ -125,7 +125,7 @@ def run(
         "threshold": 0.5,
         "min_component_px": 0,
         "preprocessing": {
-            "model_size": cmeta["model_size"],
+            "model_size_px": cmeta["model_size_px"],
             "square": cmeta["square"],
             "undo_stretch": cmeta["undo_stretch"],
             "inpaint_radius": cmeta.get("inpaint_radius", 3),

@@ -84,6 +84,40 @@ class AugmentedBatches(keras.utils.PyDataset):
         self.order = self.rng.permutation(len(self.X))
 
 
+class EpochCheckpoints(keras.callbacks.Callback):
+    """After every epoch: ``last.keras``, ``best.keras`` when validation Dice improved, then one
+    ``log.csv`` row, each written atomically (temp file + rename) in that order.
+
+    A kill at any moment leaves the previous complete files, and ``log.csv`` never lists an epoch
+    whose checkpoint is missing, so a resume always works (Keras' CSVLogger and ModelCheckpoint
+    write in place).
+    """
+
+    def __init__(self, log_path, last_path, best_path, append: bool):
+        super().__init__()
+        import pandas as pd
+
+        self.paths = Path(log_path), Path(last_path), Path(best_path)
+        self.rows = pd.read_csv(log_path).to_dict("records") if append and Path(log_path).exists() else []
+        self.best = max((r.get("val_dice", -np.inf) for r in self.rows), default=-np.inf)
+
+    def _save(self, path):
+        with io.atomic_path(path, suffix=".keras") as tmp:
+            self.model.save(tmp)
+
+    def on_epoch_end(self, epoch, logs=None):
+        import pandas as pd
+
+        log_path, last_path, best_path = self.paths
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        self._save(last_path)
+        if logs.get("val_dice", -np.inf) > self.best or not best_path.exists():
+            self.best = logs.get("val_dice", -np.inf)
+            self._save(best_path)
+        self.rows.append({"epoch": int(epoch), **dict(sorted(logs.items()))})
+        io.write_text(log_path, pd.DataFrame(self.rows).to_csv(index=False))
+
+
 def train_unet(
     backbone: str,
     X_train,
@@ -148,13 +182,11 @@ def train_unet(
         )
         log_path.unlink(missing_ok=True)
     callbacks = [
-        keras.callbacks.CSVLogger(str(log_path), append=initial_epoch > 0),
-        keras.callbacks.ModelCheckpoint(str(last_path)),
-        keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_dice", mode="max", save_best_only=True),
         keras.callbacks.EarlyStopping(monitor="val_dice", mode="max", patience=patience, restore_best_weights=True),
         keras.callbacks.ReduceLROnPlateau(
             monitor="val_dice", mode="max", factor=0.5, patience=max(1, patience // 2), min_lr=1e-5
         ),
+        EpochCheckpoints(log_path, last_path, best_path, append=initial_epoch > 0),
     ]
     t0 = time.perf_counter()
     hist = model.fit(
@@ -181,6 +213,7 @@ def train_unet(
         "learning_rate": learning_rate,
     }
     if not best_path.exists():
-        model.save(best_path)
+        with io.atomic_path(best_path, suffix=".keras") as tmp:
+            model.save(tmp)
     io.write_json(out / "train.json", summary)
     return summary

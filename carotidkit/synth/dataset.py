@@ -251,8 +251,8 @@ def generate(
     *,
     n_subjects: int = 2000,
     n_plaque_images: int = 541,
-    plaque_db_size: int = 800,
-    cine_size: int = 64,
+    plaque_db_size_px: int = 800,
+    cine_size_px: int = 64,
     cine_seconds: float = 1.4,
     vd_hr_per_sd: float = 1.4,
     followup_years: float = 12.0,
@@ -266,7 +266,7 @@ def generate(
     Cached: if ``out_dir/manifest.json`` has the same key (seed + parameters), nothing is redone.
 
     Example:
-        m = generate("runs/smoke/data", n_subjects=80, n_plaque_images=40, plaque_db_size=256)
+        m = generate("runs/smoke/data", n_subjects=80, n_plaque_images=40, plaque_db_size_px=256)
         m["counts"]["plaque_images"]
         40
     """
@@ -274,8 +274,8 @@ def generate(
     params = dict(
         n_subjects=n_subjects,
         n_plaque_images=n_plaque_images,
-        plaque_db_size=plaque_db_size,
-        cine_size=cine_size,
+        plaque_db_size_px=plaque_db_size_px,
+        cine_size_px=cine_size_px,
         cine_seconds=cine_seconds,
         vd_hr_per_sd=vd_hr_per_sd,
         followup_years=followup_years,
@@ -305,11 +305,11 @@ def generate(
         timings["cohort_s"] = round(time.perf_counter() - t0, 2)
         say(f"cohort: {n_subjects} subjects in {timings['cohort_s']} s")
         t0 = time.perf_counter()
-        db = write_plaque_db(out_dir, n_plaque_images, plaque_db_size, seed, pool)
+        db = write_plaque_db(out_dir, n_plaque_images, plaque_db_size_px, seed, pool)
         timings["plaque_db_s"] = round(time.perf_counter() - t0, 2)
         say(f"plaque database: {len(db)} images in {timings['plaque_db_s']} s")
         t0 = time.perf_counter()
-        clips = write_cine(out_dir, cohort, truth, cine_size, cine_seconds, seed, pool)
+        clips = write_cine(out_dir, cohort, truth, cine_size_px, cine_seconds, seed, pool)
         timings["cine_s"] = round(time.perf_counter() - t0, 2)
         say(f"cine: {len(clips)} clips in {timings['cine_s']} s")
     finally:
