@@ -17,7 +17,14 @@ from carotidkit.synth.dataset import generate
 def synth_db(tmp_path_factory):
     root = tmp_path_factory.mktemp("cleandb")
     generate(
-        root, n_subjects=5, n_plaque_images=30, plaque_db_size_px=800, cine_size_px=32, cine_seconds=0.5, n_jobs=2, seed=3
+        root,
+        n_subjects=5,
+        n_plaque_images=30,
+        plaque_db_size_px=800,
+        cine_size_px=32,
+        cine_seconds=0.5,
+        n_jobs=2,
+        seed=3,
     )
     return root
 

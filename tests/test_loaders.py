@@ -61,7 +61,9 @@ def test_plaque_db_quirks(quirky_db):
 def test_plaque_db_reads_the_simulators_output(tmp_path):
     from carotidkit.synth.dataset import generate
 
-    generate(tmp_path, n_subjects=10, n_plaque_images=24, plaque_db_size_px=128, cine_size_px=32, cine_seconds=0.5, n_jobs=1)
+    generate(
+        tmp_path, n_subjects=10, n_plaque_images=24, plaque_db_size_px=128, cine_size_px=32, cine_seconds=0.5, n_jobs=1
+    )
     db = data.load_plaque_db(tmp_path / "plaque_db")
     truth = pd.read_parquet(tmp_path / "truth" / "plaque_db_truth.parquet")
     assert len(db) == len(truth) == 24

@@ -147,7 +147,9 @@ def test_generate_writes_layout_truth_and_caches(tmp_path):
 def test_truth_summary_links_vd_to_what_images_show(tmp_path):
     from carotidkit.synth.dataset import truth_summary
 
-    generate(tmp_path, n_subjects=300, n_plaque_images=20, plaque_db_size_px=128, cine_size_px=32, cine_seconds=0.5, n_jobs=2)
+    generate(
+        tmp_path, n_subjects=300, n_plaque_images=20, plaque_db_size_px=128, cine_size_px=32, cine_seconds=0.5, n_jobs=2
+    )
     truth, corr = truth_summary(tmp_path)
     assert len(truth) == 300
     assert corr["distension"] < -0.3  # stiffer arteries with more damage

@@ -186,14 +186,15 @@ def read_column_map(column_map) -> dict[str, dict]:
             spec = {"column": spec}
         elif spec is None or not isinstance(spec, dict):
             raise CarotidkitError(
-                f"{where}: entry {src!r} is {spec!r}; use a column name, "
-                "{column: name, unit: 'mg/dL'} or keep"
+                f"{where}: entry {src!r} is {spec!r}; use a column name, {{column: name, unit: 'mg/dL'}} or keep"
             )
         else:
             spec = dict(spec)
         unknown_keys = sorted(set(spec) - {"column", "unit"})
         if unknown_keys:
-            raise CarotidkitError(f"{where}: entry {src!r} has unknown key(s) {', '.join(unknown_keys)}; use column/unit")
+            raise CarotidkitError(
+                f"{where}: entry {src!r} has unknown key(s) {', '.join(unknown_keys)}; use column/unit"
+            )
         if spec.get("column") not in CANONICAL:
             raise CarotidkitError(
                 f"{where}: {src!r} maps to unknown column {spec.get('column')!r}"
@@ -395,10 +396,7 @@ def validate_cohort(df: pd.DataFrame, source: str = "table") -> pd.DataFrame:
             df[col] = mapped.astype("Int64")
         else:
             num = pd.to_numeric(s, errors="coerce")
-            bad = num.isna() & s.notna()
-            if bad.any():
-                i = int(np.argmax(bad.values))
-                raise CarotidkitError(f"{_row_label(df, i, source)}: {col} = {_show(s.iloc[i])} is not a number")
+            _not_numbers(s, num, col, df, source)
             out = (num < lo) | (num > hi)
             if out.any():
                 i = int(np.argmax(out.values))

@@ -7,6 +7,7 @@ stored as RGB, mask values that are not only 0/255 (thresholded, never compared 
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from pathlib import Path
@@ -69,8 +70,12 @@ def image_size(path) -> tuple[int, int]:
 
 def _decode(path, max_pixels: int | None) -> np.ndarray:
     path = Path(path)
-    if path.is_symlink() and not path.exists():
-        raise CarotidkitError(f"{path}: broken link (points to {os.readlink(path)!r}); fix or remove it")
+    if path.is_symlink():
+        try:
+            path.stat()
+        except OSError as exc:
+            what = "a link loop" if exc.errno == errno.ELOOP else f"a broken link (to {os.readlink(path)!r})"
+            raise CarotidkitError(f"{path}: is {what}, not an image file; fix or remove it") from None
     if not path.is_file():
         kind = "a folder" if path.is_dir() else "not a regular file (link loop, device or socket?)"
         raise CarotidkitError(f"{path}: is {kind}, not an image file; rename or remove it")
