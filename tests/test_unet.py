@@ -106,3 +106,30 @@ def test_unet_runs_on_the_torch_backend():
         env={**os.environ, "KERAS_BACKEND": "torch"},
     )
     assert proc.returncode == 0 and "torch ok" in proc.stdout, proc.stderr[-2000:]
+
+
+def test_a_kill_during_a_checkpoint_save_leaves_a_resumable_run(tmp_path):
+    """Checkpoints and log.csv are written atomically, checkpoint first: a save that dies half
+    way leaves the previous last.keras and no log row for the lost epoch."""
+    from carotidkit.segment.train import EpochCheckpoints
+
+    class Model:  # stands in for a Keras model: save() writes bytes, and can die half way
+        die = False
+
+        def save(self, path):
+            Path(path).write_bytes(b"half" if self.die else b"weights-epoch")
+            if self.die:
+                raise KeyboardInterrupt("killed while saving")
+
+    log, last, best = tmp_path / "log.csv", tmp_path / "last.keras", tmp_path / "best.keras"
+    cb = EpochCheckpoints(log, last, best, append=False)
+    cb.set_model(Model())
+    cb.on_epoch_end(0, {"loss": 1.0, "val_dice": 0.2})
+    cb.model.die = True
+    with pytest.raises(KeyboardInterrupt):
+        cb.on_epoch_end(1, {"loss": 0.9, "val_dice": 0.3})
+    assert last.read_bytes() == b"weights-epoch" and best.read_bytes() == b"weights-epoch"
+    assert log.read_text().strip().splitlines() == ["epoch,loss,val_dice", "0,1.0,0.2"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.keras", "last.keras", "log.csv"]
+    resumed = EpochCheckpoints(log, last, best, append=True)
+    assert resumed.best == 0.2 and len(resumed.rows) == 1
