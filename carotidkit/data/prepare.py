@@ -109,13 +109,14 @@ def prepare_data(cfg, progress=print) -> dict:
     sources, paths, hashes = dict(manifest["sources"]), dict(manifest["paths"]), dict(manifest["data_hashes"])
     t0 = time.perf_counter()
     if "plaque_db_dir" in real:
-        db = load_plaque_db(real["plaque_db_dir"])
+        db = load_plaque_db(real["plaque_db_dir"], errors="flag")  # a bad file is listed, not fatal
         sources["plaque_db"], paths["plaque_db"] = (
             str(Path(real["plaque_db_dir"]).resolve()),
             str(Path(real["plaque_db_dir"]).resolve()),
         )
         hashes["plaque_db"] = io.tree_digest(real["plaque_db_dir"])
         manifest["counts"]["plaque_images"] = int(len(db))
+        manifest["counts"]["plaque_images_with_errors"] = int(db.error.notna().sum())
     if "cohort_path" in real:
         cohort = load_cohort(real["cohort_path"], cfg.get("column_map"))
         io.write_parquet(out / "cohort_real.parquet", cohort)

@@ -34,7 +34,8 @@ class DataResult:
         from .plaque_db import read_image, read_mask
 
         db = self.plaque_db
-        pick = db[db.has_plaque].sample(min(n, int(db.has_plaque.sum())), random_state=seed)
+        ok = db[db.has_plaque & db.error.isna()]
+        pick = ok.sample(min(n, len(ok)), random_state=seed)
         truth = self.paths["truth"] / "plaque_db" if self.manifest["sources"]["plaque_db"] == "synthetic" else None
         return {
             "images": [redact_for_display(read_image(p)) for p in pick.image_path],
@@ -42,6 +43,11 @@ class DataResult:
             "overlays": [read_mask(truth / f"{i}_overlay.png") for i in pick.source_id] if truth else None,
             "titles": [f"{s}/{f}" for s, f in zip(pick.split, pick.file_name)],
         }
+
+    @property
+    def file_errors(self) -> pd.DataFrame:
+        """Plaque-database files that could not be used, with the reason (01 leaves them out)."""
+        return self.plaque_db.loc[self.plaque_db.error.notna(), ["split", "file_name", "error"]]
 
     def headline_text(self) -> str:
         return self.manifest.get("headline", "")
@@ -98,7 +104,7 @@ def run(
         manifest=manifest,
         paths=paths,
         cohort=pd.read_parquet(paths["cohort"]),
-        plaque_db=load_plaque_db(paths["plaque_db"]),
+        plaque_db=load_plaque_db(paths["plaque_db"], errors="flag"),
         clips=cine_table(lay.run_dir),
         settings=settings,
     )
