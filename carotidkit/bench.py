@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 
 from . import io
+from .layout import RunLayout
 
 BENCHMARKS: dict[str, Callable[[Path], dict]] = {}
 
@@ -137,8 +138,9 @@ def bench_cleaning(out_dir: Path) -> dict:
     d = profiles.settings("00_data", "workshop")
     c = profiles.settings("01_cleaning", "workshop")
     with tempfile.TemporaryDirectory() as tmp:
+        lay = RunLayout(tmp)
         generate(
-            Path(tmp) / "data",
+            lay.data.root,
             n_subjects=10,
             n_plaque_images=d.n_plaque_images,
             plaque_db_size_px=d.plaque_db_size_px,
@@ -146,16 +148,22 @@ def bench_cleaning(out_dir: Path) -> dict:
             cine_seconds=0.5,
             n_jobs=d.n_jobs,
         )
-        db = load_plaque_db(Path(tmp) / "data" / "plaque_db")
+        db = load_plaque_db(lay.data.plaque_db)
         t, qc = timed(
             clean.clean_database,
             db,
-            Path(tmp) / "clean",
+            lay.clean.root,
             size=c.model_size_px,
             n_jobs=c.n_jobs,
-            truth_dir=Path(tmp) / "data" / "truth" / "plaque_db",
+            truth_dir=lay.data.overlay_truth,
         )
-        t1, _ = timed(clean.clean_database, db.head(100), Path(tmp) / "clean1", size=c.model_size_px, n_jobs=1)
+        t1, _ = timed(
+            clean.clean_database,
+            db.head(100),
+            RunLayout(Path(tmp) / "serial").clean.root,
+            size=c.model_size_px,
+            n_jobs=1,
+        )
     return {
         "images": int(len(db)),
         "seconds": round(t, 2),

@@ -37,7 +37,37 @@ class Section:
 
 
 class Data(Section):
+    """The data folder 00 writes; the simulator's output folder has the same layout
+    (``Data.at(folder)`` names the files of a data folder outside a run)."""
+
     folder = "data"
+
+    @classmethod
+    def at(cls, folder) -> Data:
+        """The data layout rooted at ``folder`` itself (the simulator's ``out_dir``)."""
+        sec = cls(Path(folder))
+        sec.root = Path(folder)
+        return sec
+
+    @property
+    def plaque_db(self) -> Path:
+        """Folder: simulated plaque database in the Ar-PlaqSegm1 layout (``train/``, ``test/``)."""
+        return self.root / "plaque_db"
+
+    @property
+    def cine(self) -> Path:
+        """Folder: simulated cine loops ``<subject>_<side>.npz`` (``frames`` uint8 [T, H, W], ``fps``)."""
+        return self.root / "cine"
+
+    @property
+    def plaque_db_truth(self) -> Path:
+        """Parquet: per simulated image ``image_id, split, has_plaque``, plaque types, overlay share."""
+        return self.root / "truth" / "plaque_db_truth.parquet"
+
+    @property
+    def overlay_truth(self) -> Path:
+        """Folder: ``<image_id>_overlay.png`` (0/255): the burned-in overlay pixels of each image."""
+        return self.root / "truth" / "plaque_db"
 
     @property
     def manifest(self) -> Path:

@@ -404,9 +404,9 @@ body:not(.ck-show-code) .jp-CodeCell .jp-Cell-inputWrapper{display:none}
 body:not(.ck-show-code) .jp-CodeCell .jp-OutputPrompt,body:not(.ck-show-code) .jp-InputPrompt{visibility:hidden}
 /* offline stand-ins for the Font Awesome icons of matplotlib's animation controls */
 .fa{font-style:normal;font-family:system-ui,sans-serif}
-.fa-play:before{content:"\25B6"}.fa-pause:before{content:"\23F8"}.fa-plus:before{content:"+"}
-.fa-minus:before{content:"\2212"}.fa-step-forward:before{content:"\25B6|"}.fa-step-backward:before{content:"|\25C0"}
-.fa-fast-forward:before{content:"\25B6\25B6"}.fa-fast-backward:before{content:"\25C0\25C0"}
+.fa-play:before{content:"▶"}.fa-pause:before{content:"⏸"}.fa-plus:before{content:"+"}
+.fa-minus:before{content:"−"}.fa-step-forward:before{content:"▶|"}.fa-step-backward:before{content:"|◀"}
+.fa-fast-forward:before{content:"▶▶"}.fa-fast-backward:before{content:"◀◀"}
 .fa-flip-horizontal{display:inline-block;transform:scaleX(-1)}
 </style>"""
 

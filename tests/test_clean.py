@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from carotidkit import clean, data
+from carotidkit.layout import Data, RunLayout
 from carotidkit.synth.dataset import generate
 
 
@@ -31,9 +32,9 @@ def synth_db(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cleaned(synth_db, tmp_path_factory):
-    db = data.load_plaque_db(synth_db / "plaque_db")
+    db = data.load_plaque_db(Data.at(synth_db).plaque_db)
     out = tmp_path_factory.mktemp("cleaned")
-    qc = clean.clean_database(db, out, size=96, n_jobs=2, truth_dir=synth_db / "truth" / "plaque_db")
+    qc = clean.clean_database(db, out, size=96, n_jobs=2, truth_dir=Data.at(synth_db).overlay_truth)
     return db, qc, out
 
 
@@ -50,9 +51,7 @@ def test_overlay_removal_meets_targets(cleaned):
 
 def test_scan_box_matches_truth(synth_db, cleaned):
     _, qc, _ = cleaned
-    truth = pd.read_parquet(synth_db / "truth" / "plaque_db_truth.parquet").assign(
-        image_id=lambda d: d.image_id.astype(str)
-    )
+    truth = pd.read_parquet(Data.at(synth_db).plaque_db_truth).assign(image_id=lambda d: d.image_id.astype(str))
     m = qc.merge(truth, on="image_id", suffixes=("", "_true"))
     for c in ("scan_x0", "scan_y0", "scan_x1", "scan_y1"):
         assert (m[c] - m[f"{c}_true"]).abs().max() <= 2, c
@@ -109,7 +108,7 @@ def test_mask_qc_flags():
 
 def test_planted_cross_split_duplicates_are_all_found(synth_db, cleaned):
     _, qc, _ = cleaned
-    truth = pd.read_parquet(synth_db / "truth" / "plaque_db_truth.parquet")
+    truth = pd.read_parquet(Data.at(synth_db).plaque_db_truth)
     planted = truth.dropna(subset=["duplicate_of_id"])
     assert len(planted) >= 1
     for r in planted.itertuples():
@@ -167,7 +166,7 @@ def test_make_splits_respects_shipped_test_and_marks_leaks(cleaned):
 @pytest.mark.slow
 def test_bad_images_are_flagged_not_fatal(synth_db, tmp_path):
     root = tmp_path / "db"
-    shutil.copytree(synth_db / "plaque_db", root)
+    shutil.copytree(Data.at(synth_db).plaque_db, root)
     imgs = sorted((root / "train").glob("*[0-9].png"))
     imgs[0].write_bytes(imgs[0].read_bytes()[:100])  # truncated
     cv2.imwrite(str(imgs[1].with_name(imgs[1].stem + "_labeled.png")), np.zeros((10, 10), np.uint8))  # wrong size
@@ -196,18 +195,17 @@ def test_images_shown_in_reports_never_show_the_margins(smoke_run):
     import pandas as pd
 
     from carotidkit.clean.stage import before_after
-    from carotidkit.layout import RunLayout
 
     lay = RunLayout(smoke_run["run_dir"])
     truth = pd.read_parquet(lay.data.truth / "plaque_db_truth.parquet").set_index("image_id")
-    db = data.load_plaque_db(lay.data.root / "plaque_db", check=False)
+    db = data.load_plaque_db(lay.data.plaque_db, check=False)
     leaked = 0
     for r in db.itertuples():
         t = truth.loc[int(r.source_id)]
         img = data.read_image(r.image_path)
         shown = clean.redact_for_display(img)
         # burned-in marks outside the true scan area (2-px tolerance for the export's resampling)
-        overlay = data.read_image(lay.data.truth / "plaque_db" / f"{r.source_id}_overlay.png") > 0
+        overlay = data.read_image(lay.data.overlay_truth / f"{r.source_id}_overlay.png") > 0
         outside = np.ones(img.shape[:2], bool)
         outside[max(t.scan_y0 - 2, 0) : t.scan_y1 + 2, max(t.scan_x0 - 2, 0) : t.scan_x1 + 2] = False
         assert (overlay & outside).sum() > 100, r.image_id  # the margins do carry burned-in text
@@ -227,7 +225,7 @@ def test_images_shown_in_reports_never_show_the_margins(smoke_run):
 
 def test_image_without_mask_stays_flagged_through_cleaning(synth_db, tmp_path):
     root = tmp_path / "db"
-    shutil.copytree(synth_db / "plaque_db", root)
+    shutil.copytree(Data.at(synth_db).plaque_db, root)
     mask = sorted((root / "train").glob("*_labeled.png"))[0]
     mask.unlink()
     db = data.load_plaque_db(root, check=False, errors="flag")

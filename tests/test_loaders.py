@@ -11,6 +11,7 @@ import pytest
 
 from carotidkit import data
 from carotidkit.io import CarotidkitError
+from carotidkit.layout import Data, RunLayout
 
 # ----------------------------------------------------------------------------- fixtures
 
@@ -64,8 +65,8 @@ def test_plaque_db_reads_the_simulators_output(tmp_path):
     generate(
         tmp_path, n_subjects=10, n_plaque_images=24, plaque_db_size_px=128, cine_size_px=32, cine_seconds=0.5, n_jobs=1
     )
-    db = data.load_plaque_db(tmp_path / "plaque_db")
-    truth = pd.read_parquet(tmp_path / "truth" / "plaque_db_truth.parquet")
+    db = data.load_plaque_db(Data.at(tmp_path).plaque_db)
+    truth = pd.read_parquet(Data.at(tmp_path).plaque_db_truth)
     assert len(db) == len(truth) == 24
     merged = db.assign(image_id=db.image_id.astype(int)).merge(truth, on="image_id")
     assert (merged.has_plaque_x == merged.has_plaque_y).all()
@@ -387,10 +388,11 @@ def test_same_id_in_train_and_test_gives_two_distinct_cleaned_images(tmp_path):
     assert db.image_id.is_unique
     assert set(db.image_id) == {"train_5", "test_5", "6"}
     assert db.set_index("image_id").source_id.to_dict() == {"train_5": "5", "test_5": "5", "6": "6"}
-    qc = clean_database(db, tmp_path / "clean", size=64)
+    clean_dir = RunLayout(tmp_path).clean
+    qc = clean_database(db, clean_dir.root, size=64)
     assert qc.image_id.is_unique
-    ia = cv2.imread(str(tmp_path / "clean" / "images" / "train_5.png"), cv2.IMREAD_GRAYSCALE)
-    ib = cv2.imread(str(tmp_path / "clean" / "images" / "test_5.png"), cv2.IMREAD_GRAYSCALE)
+    ia = cv2.imread(str(clean_dir.images / "train_5.png"), cv2.IMREAD_GRAYSCALE)
+    ib = cv2.imread(str(clean_dir.images / "test_5.png"), cv2.IMREAD_GRAYSCALE)
     assert ia.mean() < ib.mean()  # two different images, not one overwritten
 
 

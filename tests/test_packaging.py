@@ -78,3 +78,12 @@ def test_no_fork_only_multiprocessing():
     """Workshop laptops on macOS/Windows have no fork: every pool uses spawn."""
     for p in (ROOT / "carotidkit").rglob("*.py"):
         assert 'get_context("fork")' not in p.read_text(), p
+
+
+def test_license_is_an_spdx_string():
+    """setuptools >= 77 warns on every install about a TOML-table license (seen in make setup)."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert isinstance(project["project"]["license"], str)
+    assert any(r.startswith("setuptools>=77") for r in project["build-system"]["requires"])

@@ -10,6 +10,7 @@ import nbformat
 import pytest
 
 from carotidkit import io, report
+from carotidkit.layout import RunLayout
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,7 +58,7 @@ def test_incremental_reruns_only_what_changed(toy_root):
     assert status == {"00_data": "up-to-date", "01_cleaning": "up-to-date"}
     # an upstream output changes -> only the downstream notebook re-executes ... and the upstream
     # notebook itself, whose recorded outputs no longer match
-    (toy_root / "runs" / "smoke" / "data" / "x.txt").write_text("edited")
+    (RunLayout(toy_root / "runs" / "smoke").data.root / "x.txt").write_text("edited")
     status, _ = _run(toy_root)
     assert status == {"00_data": "ok", "01_cleaning": "ok"}
     # editing the downstream notebook re-executes it alone
@@ -129,9 +130,9 @@ def test_pages_have_banner_toggle_and_no_remote_assets(toy_root):
 @pytest.mark.slow
 def test_real_data_manifest_drops_the_banner(toy_root):
     run_dir = toy_root / "runs" / "smoke"
-    io.write_json(run_dir / "data" / "manifest.json", {"synthetic": False})
+    io.write_json(RunLayout(run_dir).data.manifest, {"synthetic": False})
     assert report.synthetic_banner(run_dir) is None
-    io.write_json(run_dir / "data" / "manifest.json", {"synthetic": True})
+    io.write_json(RunLayout(run_dir).data.manifest, {"synthetic": True})
     assert "SYNTHETIC" in report.synthetic_banner(run_dir)
 
 

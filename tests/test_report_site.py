@@ -79,3 +79,22 @@ def test_code_is_hidden_until_one_click(smoke_run, browser):
     page.click("#ck-code-toggle")
     assert code.is_visible()
     page.close()
+
+
+def test_animation_controls_show_readable_icons(smoke_run, browser):
+    """matplotlib's animation buttons use Font Awesome from a CDN (stripped: the site is offline);
+    every button must still show a glyph, drawn from the page's own CSS."""
+    page = _check_page(browser, smoke_run["reports_dir"] / "smoke" / "03_vd_video.html")
+    icons = page.eval_on_selector_all(
+        ".anim-buttons button i, .anim-controls button i, button i.fa",
+        """els => els.map(e => ({cls: e.className,
+                 glyph: getComputedStyle(e, '::before').content,
+                 width: e.getBoundingClientRect().width}))""",
+    )
+    assert len(icons) >= 9, f"animation controls not found: {icons}"
+    blank = [i["cls"] for i in icons if i["glyph"] in ("none", "normal", '""') or i["width"] < 4]
+    assert not blank, f"icons without a visible glyph: {blank}"
+    # a CSS escape mangled by Python ("\25B6" in a non-raw string) arrives as a control character
+    garbled = [i for i in icons if not i["glyph"].isprintable() or "\\" in i["glyph"]]
+    assert not garbled, f"icons with garbled glyphs: {garbled}"
+    page.close()

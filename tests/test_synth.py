@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from carotidkit.layout import Data
 from carotidkit.synth import anatomy as A
 from carotidkit.synth import bmode, cine, speckle
 from carotidkit.synth.cohort import simulate_cohort
@@ -128,10 +129,10 @@ def test_generate_writes_layout_truth_and_caches(tmp_path):
     kw = dict(n_subjects=30, n_plaque_images=24, plaque_db_size_px=192, cine_size_px=32, cine_seconds=0.8, n_jobs=1)
     m = generate(tmp_path, **kw)
     assert m["synthetic"] and m["counts"]["plaque_images"] == 24 and m["counts"]["subjects"] == 30
-    assert (tmp_path / "plaque_db" / "train").is_dir() and (tmp_path / "plaque_db" / "test").is_dir()
-    truth = pd.read_parquet(tmp_path / "truth" / "plaque_db_truth.parquet")
+    assert (Data.at(tmp_path).plaque_db / "train").is_dir() and (Data.at(tmp_path).plaque_db / "test").is_dir()
+    truth = pd.read_parquet(Data.at(tmp_path).plaque_db_truth)
     assert truth.duplicate_of_id.notna().sum() >= 1
-    assert (tmp_path / "truth" / "plaque_db" / f"{truth.image_id.iloc[0]}_overlay.png").exists()
+    assert (Data.at(tmp_path).overlay_truth / f"{truth.image_id.iloc[0]}_overlay.png").exists()
     mtime = (tmp_path / "manifest.json").stat().st_mtime_ns
     assert generate(tmp_path, **kw)["key"] == m["key"]
     assert (tmp_path / "manifest.json").stat().st_mtime_ns == mtime  # cached: nothing redone

@@ -12,6 +12,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from carotidkit.layout import RunLayout  # noqa: E402
 from carotidkit.vd.clips import ClipDataset, windows  # noqa: E402
 from carotidkit.vd.models import R2Plus1D, VideoMAE, build_model  # noqa: E402
 from carotidkit.vd.train import global_batches, make_folds, train_step  # noqa: E402
@@ -109,7 +110,7 @@ def small_run(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("vdrun")
     generate(
-        root / "data",
+        RunLayout(root).data.root,
         n_subjects=300,
         n_plaque_images=20,
         plaque_db_size_px=256,
@@ -130,12 +131,13 @@ def test_shuffled_labels_give_chance_auroc_out_of_fold(small_run, tmp_path):
     from carotidkit.vd.train import cross_fit
 
     run = tmp_path / "shuffled"
-    shutil.copytree(small_run / "data", run / "data")
-    cohort = pd.read_parquet(run / "data" / "cohort.parquet")
+    lay = RunLayout(run)
+    shutil.copytree(RunLayout(small_run).data.root, lay.data.root)
+    cohort = pd.read_parquet(lay.data.cohort)
     cohort["hypertension"] = np.random.default_rng(0).permutation(cohort.hypertension.to_numpy())
-    io.write_parquet(run / "data" / "cohort.parquet", cohort)
+    io.write_parquet(lay.data.cohort, cohort)
     out = cross_fit(run, seed=0, progress=False, folds=3, epochs=3, input_size_px=32, width=8, batch_size=16)
-    vd = pd.read_parquet(run / "vd" / "vd.parquet").merge(cohort[["subject_id", "hypertension"]])
+    vd = pd.read_parquet(lay.vd.vd).merge(cohort[["subject_id", "hypertension"]])
     assert len(vd) == cohort.subject_id.nunique()
     assert set(out["clips"].groupby("subject_id").fold.nunique()) == {1}  # all clips of a subject in one fold
     auc = roc_auc_score(vd.hypertension, vd.vd_logit)
@@ -148,14 +150,15 @@ def test_checkpoint_is_keyed_on_settings(small_run, tmp_path):
     from carotidkit.vd.train import cross_fit
 
     run = tmp_path / "keyed"
-    shutil.copytree(small_run / "data", run / "data")
+    lay = RunLayout(run)
+    shutil.copytree(RunLayout(small_run).data.root, lay.data.root)
     kw = dict(folds=2, epochs=1, input_size_px=32, width=8, progress=False)
     cross_fit(run, seed=0, **kw)
-    log0 = (run / "vd" / "fold0" / "log.csv").stat().st_mtime_ns
+    log0 = (lay.vd.fold_dir(0) / "log.csv").stat().st_mtime_ns
     cross_fit(run, seed=0, **kw)
-    assert (run / "vd" / "fold0" / "log.csv").stat().st_mtime_ns == log0
+    assert (lay.vd.fold_dir(0) / "log.csv").stat().st_mtime_ns == log0
     cross_fit(run, seed=0, learning_rate=5e-4, **kw)
-    assert (run / "vd" / "fold0" / "log.csv").stat().st_mtime_ns != log0
+    assert (lay.vd.fold_dir(0) / "log.csv").stat().st_mtime_ns != log0
 
 
 @pytest.mark.slow
@@ -172,7 +175,7 @@ def test_torchrun_two_processes_write_the_in_process_outputs(small_run, tmp_path
 
     a, b = tmp_path / "inproc", tmp_path / "torchrun"
     for d in (a, b):
-        shutil.copytree(small_run / "data", d / "data")
+        shutil.copytree(RunLayout(small_run).data.root, RunLayout(d).data.root)
     # dropout off: its masks are drawn per process, the one thing that legitimately differs
     kw = dict(folds=2, epochs=1, input_size_px=32, width=8, batch_size=16, dropout=0.0)
     cross_fit(a, seed=0, progress=False, **kw)
@@ -200,11 +203,9 @@ def test_torchrun_two_processes_write_the_in_process_outputs(small_run, tmp_path
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    va, vb = (pd.read_parquet(d / "vd" / "vd.parquet").sort_values("subject_id").reset_index(drop=True) for d in (a, b))
+    va, vb = (pd.read_parquet(RunLayout(d).vd.vd).sort_values("subject_id").reset_index(drop=True) for d in (a, b))
     assert va.subject_id.tolist() == vb.subject_id.tolist()
     assert va.fold.tolist() == vb.fold.tolist() and va.n_clips.tolist() == vb.n_clips.tolist()
     assert np.abs(va.vd_logit - vb.vd_logit).max() < 0.02
     assert stats.spearmanr(va.vd_logit, vb.vd_logit)[0] > 0.999
-    pd.testing.assert_frame_equal(
-        pd.read_parquet(a / "vd" / "folds.parquet"), pd.read_parquet(b / "vd" / "folds.parquet")
-    )
+    pd.testing.assert_frame_equal(pd.read_parquet(RunLayout(a).vd.folds), pd.read_parquet(RunLayout(b).vd.folds))

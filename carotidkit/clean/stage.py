@@ -67,7 +67,7 @@ def run(
     out = lay.clean.ensure()
     # list and pair files only: clean_database decodes each image once and checks sizes itself
     db = load_plaque_db(paths["plaque_db"], check=False, errors="flag")
-    truth_dir = (paths["truth"] / "plaque_db") if manifest["sources"].get("plaque_db") == "synthetic" else None
+    truth_dir = lay.data.overlay_truth if manifest["sources"].get("plaque_db") == "synthetic" else None
     t0 = time.perf_counter()
     qc = clean.clean_database(
         db,

@@ -36,7 +36,8 @@ class DataResult:
         db = self.plaque_db
         ok = db[db.has_plaque & db.error.isna()]
         pick = ok.sample(min(n, len(ok)), random_state=seed)
-        truth = self.paths["truth"] / "plaque_db" if self.manifest["sources"]["plaque_db"] == "synthetic" else None
+        synthetic = self.manifest["sources"]["plaque_db"] == "synthetic"
+        truth = RunLayout(self.settings["run_dir"]).data.overlay_truth if synthetic else None
         return {
             "images": [redact_for_display(read_image(p)) for p in pick.image_path],
             "masks": [read_mask(p) for p in pick.mask_path],

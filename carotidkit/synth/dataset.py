@@ -30,12 +30,17 @@ import numpy as np
 import pandas as pd
 
 from .. import io
+from ..layout import Data
 from . import anatomy as A
 from . import bmode, cine
 from .cohort import simulate_cohort
 
 SIM_VERSION = "3"
-COMPONENTS = ("cohort.parquet", "plaque_db", "cine", "cine_index.parquet", "truth")
+
+
+def _components(lay: Data) -> tuple[Path, ...]:
+    """What :func:`generate` writes into a data folder (removed before a regeneration)."""
+    return (lay.cohort, lay.plaque_db, lay.cine, lay.cine_index, lay.truth)
 
 
 def _rng(seed: int, *keys: int) -> np.random.Generator:
@@ -134,10 +139,11 @@ def write_plaque_db(out_dir: Path, n: int, size: int, seed: int, pool=None) -> p
     tasks = [(int(r.render), seed, size, bool(r.has_plaque), str(work)) for r in uniq.itertuples()]
     rendered = list(pool.map(_render_db_image, tasks, chunksize=4) if pool else map(_render_db_image, tasks))
     truth = plan.merge(pd.DataFrame(rendered), on="render")
-    tdir = out_dir / "truth" / "plaque_db"
+    lay = Data.at(out_dir)
+    tdir = lay.overlay_truth
     tdir.mkdir(parents=True, exist_ok=True)
     for r in truth.itertuples():
-        folder = out_dir / "plaque_db" / r.split
+        folder = lay.plaque_db / r.split
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(work / f"r{r.render}_image.png", folder / r.file)  # byte-identical dups
         mask = cv2.imread(str(work / f"r{r.render}_mask.png"), cv2.IMREAD_GRAYSCALE)
@@ -155,7 +161,7 @@ def write_plaque_db(out_dir: Path, n: int, size: int, seed: int, pool=None) -> p
         )
     )
     truth = truth.drop(columns=["duplicate_of"]).sort_values("image_id").reset_index(drop=True)
-    io.write_parquet(out_dir / "truth" / "plaque_db_truth.parquet", truth)
+    io.write_parquet(lay.plaque_db_truth, truth)
     return truth
 
 
@@ -183,9 +189,10 @@ def _render_subject_clips(args) -> list[dict]:
             noise=float(rng.uniform(0.002, 0.008)),
         )
         clip_id = f"{sid}_{side[0].upper()}"
-        rel = f"cine/{clip_id}.npz"
+        lay = Data.at(out)
+        rel = str((lay.cine / f"{clip_id}.npz").relative_to(lay.root))
         io.write_npz(
-            Path(out) / rel,
+            lay.root / rel,
             frames=clip.frames,
             labels=clip.labels,
             fps=np.float32(fps),
@@ -232,12 +239,13 @@ def write_cine(
     chunks = pool.map(_render_subject_clips, tasks, chunksize=16) if pool else map(_render_subject_clips, tasks)
     rows = [row for chunk in chunks for row in chunk]
     table = pd.DataFrame(rows)
+    lay = Data.at(out_dir)
     io.write_parquet(
-        out_dir / "cine_index.parquet",
+        lay.cine_index,
         table[["subject_id", "clip_id", "side", "path", "n_frames", "fps", "pixel_spacing_mm"]],
     )
     io.write_parquet(
-        out_dir / "truth" / "cine_truth.parquet",
+        lay.cine_truth,
         table[["clip_id", "subject_id", "distension", "imt_far_mm", "n_plaques", "peri_echo", "peri_texture"]],
     )
     return table
@@ -282,7 +290,8 @@ def generate(
         seed=seed,
     )
     key = io.stable_hash({"params": params, "version": SIM_VERSION})
-    mpath = out_dir / "manifest.json"
+    lay = Data.at(out_dir)
+    mpath = lay.manifest
     if not force and mpath.exists():
         old = io.read_json(mpath)
         if old.get("key") == key:
@@ -290,8 +299,7 @@ def generate(
     say = progress or (lambda msg: None)
     if mpath.exists():
         mpath.unlink()  # the manifest gates validity; remove it first
-    for c in COMPONENTS:
-        p = out_dir / c
+    for p in _components(lay):
         shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     timings = {}
@@ -300,8 +308,8 @@ def generate(
     try:
         t0 = time.perf_counter()
         cohort, truth = simulate_cohort(n_subjects, seed=seed, vd_hr_per_sd=vd_hr_per_sd, followup_years=followup_years)
-        io.write_parquet(out_dir / "cohort.parquet", cohort)
-        io.write_parquet(out_dir / "truth" / "cohort_truth.parquet", truth)
+        io.write_parquet(lay.cohort, cohort)
+        io.write_parquet(lay.cohort_truth, truth)
         timings["cohort_s"] = round(time.perf_counter() - t0, 2)
         say(f"cohort: {n_subjects} subjects in {timings['cohort_s']} s")
         t0 = time.perf_counter()
@@ -317,9 +325,9 @@ def generate(
             pool.shutdown()
     t0 = time.perf_counter()
     hashes = {
-        "cohort.parquet": io.sha256_file(out_dir / "cohort.parquet")[:16],
-        "plaque_db": io.tree_digest(out_dir / "plaque_db"),
-        "cine": io.tree_digest(out_dir / "cine"),
+        "cohort.parquet": io.sha256_file(lay.cohort)[:16],
+        "plaque_db": io.tree_digest(lay.plaque_db),
+        "cine": io.tree_digest(lay.cine),
     }
     timings["hashing_s"] = round(time.perf_counter() - t0, 2)
     manifest = {
@@ -329,10 +337,7 @@ def generate(
         "parameters": params,
         "sources": {"cohort": "synthetic", "plaque_db": "synthetic", "video": "synthetic"},
         "paths": {
-            "cohort": "cohort.parquet",
-            "plaque_db": "plaque_db",
-            "cine_index": "cine_index.parquet",
-            "truth": "truth",
+            k: str(getattr(lay, k).relative_to(lay.root)) for k in ("cohort", "plaque_db", "cine_index", "truth")
         },
         "counts": {
             "subjects": int(len(cohort)),
@@ -353,9 +358,10 @@ def truth_summary(data_dir) -> tuple[pd.DataFrame, pd.Series]:
     """Per-subject truth joined to the observed cohort, and each quantity's correlation with
     the latent vascular damage ``vd_true`` (what later notebooks should recover)."""
     data_dir = Path(data_dir)
-    cohort = pd.read_parquet(data_dir / "cohort.parquet")
-    truth = pd.read_parquet(data_dir / "truth" / "cohort_truth.parquet").merge(cohort, on="subject_id")
-    clips = pd.read_parquet(data_dir / "truth" / "cine_truth.parquet")
+    lay = Data.at(data_dir)
+    cohort = pd.read_parquet(lay.cohort)
+    truth = pd.read_parquet(lay.cohort_truth).merge(cohort, on="subject_id")
+    clips = pd.read_parquet(lay.cine_truth)
     per_subject = clips.groupby("subject_id")[["distension", "imt_far_mm", "n_plaques", "peri_echo"]].mean()
     truth = truth.merge(per_subject, on="subject_id")
     cols = ["age_years", "sbp_mmhg", "hypertension", "distension", "imt_far_mm", "n_plaques", "peri_echo"]
