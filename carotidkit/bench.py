@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 
 from . import io
 from .layout import RunLayout
@@ -175,43 +176,83 @@ def bench_cleaning(out_dir: Path) -> dict:
     }
 
 
+def workshop_unet_arrays(tmp: Path) -> Path:
+    """The workshop's 02 inputs (00 + 01 at workshop settings, few cohort subjects) as one NPZ."""
+    from . import clean, data, profiles
+    from .layout import RunLayout
+    from .segment.train import load_arrays
+
+    d = profiles.settings("00_data", "workshop", run_dir=tmp)
+    c = profiles.settings("01_cleaning", "workshop", run_dir=tmp)
+    keep = ("n_plaque_images", "plaque_db_size_px", "n_jobs")
+    data.run(run_dir=tmp, n_subjects=20, cine_seconds=0.5, progress=None, **{k: d[k] for k in keep})
+    clean.run(**{k: v for k, v in c.items() if k != "profile"}, progress=None)
+    lay = RunLayout(tmp)
+    splits = pd.read_parquet(lay.clean.splits)
+    arrays = {}
+    for part, key in (("train", "tr"), ("val", "va"), ("test", "te")):
+        X, Y = load_arrays(lay.clean.root, splits[splits.split == part].image_id.tolist())
+        arrays[f"X{key}"], arrays[f"Y{key}"] = X, Y
+    return io.write_npz(Path(tmp) / "unet_arrays.npz", **arrays)
+
+
 @benchmark
 def bench_unet(out_dir: Path) -> dict:
-    """U-Net training images/s per backbone, achieved FLOP/s as a share of the machine's dense
-    matmul FLOP/s (numpy BLAS, measured now), and ensemble inference images/s."""
-    from . import profiles
-    from .bench import matmul_flops
-    from .segment import keras_quietly
-    from .segment.unet import build_unet, dice_bce_loss, dice_metric, forward_flops
+    """U-Net training on the workshop's own 02 data, per backbone and Keras backend:
+    model-only images/s (``model.fit`` on arrays), the notebook's path (``train_unet``: data
+    pipeline, validation, checkpoints) and their ratio (pipeline efficiency), system-CPU share,
+    achieved FLOP/s as a share of the dense matmul peak measured in the same run, test Dice; and
+    the same EfficientNet-B0 recipe in MONAI as a peer."""
+    import tempfile
 
-    keras = keras_quietly()
-    peak = matmul_flops()
-    size = profiles.settings("01_cleaning", "workshop").model_size_px
+    from . import profiles
+    from .segment.speed import run_isolated
+
     cfg = profiles.settings("02_unet_ensemble", "workshop")
-    rng = np.random.default_rng(0)
-    X = rng.integers(0, 255, (96, size, size, 1)).astype("float32")
-    Y = (rng.random((96, size, size, 1)) > 0.97).astype("float32")
-    res = {"matmul_gflops": round(peak / 1e9, 1), "input_size": size, "batch_size": cfg.batch_size, "backbones": {}}
-    models = []
-    for bb in cfg.backbones:
-        m = build_unet(bb, size)
-        m.compile(optimizer=keras.optimizers.Adam(1e-3), loss=dice_bce_loss, metrics=[dice_metric], jit_compile=False)
-        m.fit(X[:32], Y[:32], batch_size=cfg.batch_size, epochs=1, verbose=0)  # trace / warm up
-        t, _ = timed(m.fit, X, Y, batch_size=cfg.batch_size, epochs=2, verbose=0)
-        ips = 2 * len(X) / t
-        f = forward_flops(m)
-        res["backbones"][bb] = {
-            "train_images_per_s": round(ips, 1),
-            "gflops_forward_per_image": round(f / 1e9, 3),
-            "achieved_gflops": round(3 * f * ips / 1e9, 1),
-            "share_of_matmul_peak": round(3 * f * ips / peak, 3),
+    peak = matmul_flops()
+    res = {"matmul_gflops": round(peak / 1e9, 1), "batch_size": cfg.batch_size, "epochs": cfg.epochs, "runs": []}
+    only_backends = os.environ.get("CAROTIDKIT_BENCH_BACKENDS", "tensorflow,torch").split(",")
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        npz = workshop_unet_arrays(Path(tmp))
+        res["data_prep_s"] = round(time.perf_counter() - t0, 1)
+        spec = {
+            "data": str(npz),
+            "epochs": cfg.epochs,
+            "batch_size": cfg.batch_size,
+            "learning_rate": cfg.learning_rate,
         }
-        models.append(m)
-    for m in models:
-        m.predict(X[:16], batch_size=32, verbose=0)
-    t, _ = timed(lambda: [m.predict(X, batch_size=32, verbose=0) for m in models])
-    res["ensemble_inference_images_per_s"] = round(len(X) / t, 1)
+        with np.load(npz) as z:
+            res["images"] = {k: int(len(z[f"X{k}"])) for k in ("tr", "va", "te")}
+            res["input_size_px"] = int(z["Xtr"].shape[1])
+        flops = _unet_forward_flops(cfg.backbones, res["input_size_px"])
+        for backend in only_backends:
+            for bb in cfg.backbones:
+                model = run_isolated({**spec, "mode": "model", "backbone": bb}, backend)
+                pipe = run_isolated({**spec, "mode": "pipeline", "backbone": bb}, backend)
+                row = {"backend": backend, "backbone": bb, "model_only": model, "pipeline": pipe}
+                if "error" not in model and "error" not in pipe:
+                    row["pipeline_efficiency"] = round(pipe["images_per_s"] / model["images_per_s"], 3)
+                    row["model_share_of_matmul_peak"] = round(3 * flops[bb] * model["images_per_s"] / peak, 3)
+                res["runs"].append(row)
+                print(json.dumps(row), flush=True)
+        if os.environ.get("CAROTIDKIT_BENCH_MONAI", "1") == "1":
+            res["monai_peer"] = run_isolated({**spec, "mode": "monai"})
+    res["gflops_forward_per_image"] = {k: round(v / 1e9, 3) for k, v in flops.items()}
     return res
+
+
+def _unet_forward_flops(backbones, size: int) -> dict[str, int]:
+    """Forward FLOPs per image of each backbone's U-Net, counted in a child process (no Keras here)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import json,sys; from carotidkit.segment.unet import build_unet, forward_flops; "
+        "print(json.dumps({b: forward_flops(build_unet(b, int(sys.argv[1]))) for b in sys.argv[2:]}))"
+    )
+    r = subprocess.run([sys.executable, "-c", code, str(size), *backbones], capture_output=True, text=True, check=True)
+    return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 @benchmark

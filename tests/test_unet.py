@@ -133,3 +133,32 @@ def test_a_kill_during_a_checkpoint_save_leaves_a_resumable_run(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.keras", "last.keras", "log.csv"]
     resumed = EpochCheckpoints(log, last, best, append=True)
     assert resumed.best == 0.2 and len(resumed.rows) == 1
+
+
+def _loop_reference(x, y, flips, shifts):
+    """The per-image definition: flip, then shift with zero fill."""
+    xo, yo = np.zeros_like(x), np.zeros_like(y)
+    h, w = x.shape[1:3]
+    for k, (f, (dy, dx)) in enumerate(zip(flips, shifts)):
+        a, b = (x[k, :, ::-1], y[k, :, ::-1]) if f else (x[k], y[k])
+        for r in range(h):
+            for c in range(w):
+                if 0 <= r - dy < h and 0 <= c - dx < w:
+                    xo[k, r, c], yo[k, r, c] = a[r - dy, c - dx], b[r - dy, c - dx]
+    return xo, yo
+
+
+def test_vectorised_augmentation_equals_the_per_image_definition():
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 255, (6, 12, 10, 1)).astype(np.float32)
+    y = (rng.random((6, 12, 10, 1)) > 0.7).astype(np.float32)
+    xa, ya = augment_batch(x, y, np.random.default_rng(7), shift=0.25, gain=0.0)
+    draw = np.random.default_rng(7)  # the same draws, in the function's order
+    flips = draw.random(6) < 0.5
+    shifts = draw.integers(-3, 4, (6, 2))
+    xr, yr = _loop_reference(x, y, flips, shifts)
+    np.testing.assert_array_equal(xa, xr)
+    np.testing.assert_array_equal(ya, yr)
+    assert flips.any() and (~flips).any() and (shifts != 0).any()  # the test exercised both
+    x2, _ = augment_batch(x, y, np.random.default_rng(7), shift=0.25, gain=0.0)
+    np.testing.assert_array_equal(xa, x2)  # seeded

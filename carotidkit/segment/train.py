@@ -34,31 +34,32 @@ def augment_batch(
     x: np.ndarray, y: np.ndarray, rng: np.random.Generator, shift: float = 0.1, hflip: bool = True, gain: float = 0.15
 ) -> tuple[np.ndarray, np.ndarray]:
     """Random left-right flips, shifts (up to ``shift`` of the side, zero fill) and mild
-    gain/contrast/gamma changes; the masks get the same geometric changes."""
-    x = x.astype(np.float32).copy()
-    y = y.copy()
-    n, s = x.shape[0], x.shape[1]
-    for i in range(n):
-        if hflip and rng.random() < 0.5:
-            x[i], y[i] = x[i, :, ::-1], y[i, :, ::-1]
-        dy, dx = rng.integers(-int(shift * s), int(shift * s) + 1, 2) if shift > 0 else (0, 0)
-        if dy or dx:
-            x[i] = _shift(x[i], dy, dx)
-            y[i] = _shift(y[i], dy, dx)
-        if gain > 0:
-            g = rng.uniform(1 - gain, 1 + gain)
-            gamma = rng.uniform(1 - gain, 1 + gain)
-            x[i] = 255.0 * np.clip(x[i] / 255.0, 0, 1) ** gamma * g
-    return np.clip(x, 0, 255), y
+    gain/gamma changes; the masks get the same geometric changes.
 
-
-def _shift(a: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    out = np.zeros_like(a)
-    h, w = a.shape[:2]
-    ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
-    xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
-    out[yd, xd] = a[ys, xs]
-    return out
+    Vectorised over the batch: the flip and shift of every image are one gather (an index map
+    per image), the intensity change one broadcast power; no per-image Python loop.
+    """
+    x = np.asarray(x, np.float32)
+    n, h, w = x.shape[:3]
+    flip = rng.random(n) < 0.5 if hflip else np.zeros(n, bool)
+    m = int(shift * h)
+    d = rng.integers(-m, m + 1, (n, 2)) if m > 0 else np.zeros((n, 2), np.int64)
+    # output pixel (r, c) reads source (r - dy, c - dx) of the flipped image; outside -> 0
+    rows = np.arange(h)[None, :] - d[:, :1]
+    cols = np.arange(w)[None, :] - d[:, 1:]
+    valid = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
+    cols = np.where(flip[:, None], w - 1 - cols, cols)
+    i = np.arange(n)[:, None, None]
+    r, c = rows.clip(0, h - 1)[:, :, None], cols.clip(0, w - 1)[:, None, :]
+    keep = valid[..., None] if x.ndim == 4 else valid
+    xo = np.where(keep, x[i, r, c], 0).astype(np.float32)
+    yo = np.where(keep, np.asarray(y)[i, r, c], 0).astype(np.asarray(y).dtype)
+    if gain > 0:
+        shape = (n,) + (1,) * (x.ndim - 1)
+        g = rng.uniform(1 - gain, 1 + gain, n).astype(np.float32).reshape(shape)
+        gamma = rng.uniform(1 - gain, 1 + gain, n).astype(np.float32).reshape(shape)
+        xo = 255.0 * np.clip(xo / 255.0, 0, 1) ** gamma * g
+    return np.clip(xo, 0, 255), yo
 
 
 class AugmentedBatches(keras.utils.PyDataset):

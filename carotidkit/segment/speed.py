@@ -1,0 +1,193 @@
+"""What U-Net training costs, measured the way the notebook pays it (used by ``make bench``).
+
+Each measurement runs in its own process (``python -m carotidkit.segment.speed <json>``), so the
+Keras backend and thread pools start fresh: ``model`` times ``model.fit`` on in-memory arrays
+(the model-only rate); ``pipeline`` times :func:`~carotidkit.segment.train.train_unet` with its
+data pipeline, validation and checkpoints, then scores the best model on the test images;
+``monai`` trains the same EfficientNet-B0 U-Net recipe in MONAI (``FlexibleUNet``, torch) as a
+peer. Every result carries the process's user and system CPU seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+
+def _cpu() -> tuple[float, float]:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime, r.ru_stime
+
+
+def _cpu_share(t0: tuple[float, float], wall: float) -> dict:
+    u, s = (a - b for a, b in zip(_cpu(), t0))
+    return {"system_share": round(s / max(u + s, 1e-9), 3), "cores_busy": round((u + s) / wall, 2)}
+
+
+def _test_dice(probs: np.ndarray, Y: np.ndarray) -> float:
+    """Mean per-image Dice on the test images that have plaque (the notebook's headline)."""
+    from .metrics import dice
+
+    has = Y.reshape(len(Y), -1).any(1)
+    return float(np.mean([dice(Y[k] > 0.5, probs[k] > 0.5) for k in np.where(has)[0]]))
+
+
+def measure(spec: dict) -> dict:
+    """One measurement (see the module docstring); ``spec``: mode, backbone, data (npz), epochs,
+    batch_size, learning_rate, seed."""
+    d = np.load(spec["data"])
+    Xtr, Ytr, Xva, Yva, Xte, Yte = (d[k] for k in ("Xtr", "Ytr", "Xva", "Yva", "Xte", "Yte"))
+    bs, ep, lr = spec.get("batch_size", 16), spec.get("epochs", 8), spec.get("learning_rate", 1e-3)
+    if spec["mode"] == "monai":
+        return _monai(Xtr, Ytr, Xva, Yva, Xte, Yte, bs, ep, lr, spec.get("seed", 0))
+    from . import keras_quietly
+
+    keras = keras_quietly()
+    out = {"backend": keras.backend.backend(), "backbone": spec["backbone"], "mode": spec["mode"]}
+    if spec["mode"] == "model":
+        from .unet import build_unet, dice_bce_loss, dice_metric
+
+        m = build_unet(spec["backbone"], Xtr.shape[1])
+        m.compile(optimizer=keras.optimizers.Adam(lr), loss=dice_bce_loss, metrics=[dice_metric], jit_compile=False)
+        X = Xtr.astype("float32")
+        m.fit(X[: 2 * bs], Ytr[: 2 * bs], batch_size=bs, epochs=1, verbose=0)  # build and trace
+        t0, c0 = time.perf_counter(), _cpu()
+        m.fit(X, Ytr, batch_size=bs, epochs=2, verbose=0)
+        wall = time.perf_counter() - t0
+        return {**out, "images_per_s": round(2 * len(X) / wall, 1), **_cpu_share(c0, wall)}
+    from .train import train_unet
+    from .unet import CUSTOM_OBJECTS
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0, c0 = time.perf_counter(), _cpu()
+        s = train_unet(
+            spec["backbone"],
+            Xtr,
+            Ytr,
+            Xva,
+            Yva,
+            tmp,
+            epochs=ep,
+            batch_size=bs,
+            learning_rate=lr,
+            patience=ep,
+            verbose=0,
+        )
+        wall = time.perf_counter() - t0
+        share = _cpu_share(c0, wall)
+        best = keras.models.load_model(f"{tmp}/{spec['backbone']}/best.keras", custom_objects=CUSTOM_OBJECTS)
+        t1 = time.perf_counter()
+        probs = best.predict(Xte.astype("float32"), batch_size=32, verbose=0)
+        infer = time.perf_counter() - t1
+    return {
+        **out,
+        "images_per_s": round(len(Xtr) * s["epochs_run"] / wall, 1),
+        "seconds": round(wall, 1),
+        "epochs": s["epochs_run"],
+        "best_val_dice": s["best_val_dice"],
+        "test_dice": round(_test_dice(probs, Yte), 3),
+        "inference_images_per_s": round(len(Xte) / infer, 1),
+        **share,
+    }
+
+
+def _monai(Xtr, Ytr, Xva, Yva, Xte, Yte, bs, epochs, lr, seed) -> dict:
+    """The same recipe in MONAI: FlexibleUNet(efficientnet-b0), Adam, batch-Dice + 0.5 BCE,
+    output bias at the plaque prior, BatchNorm momentum 0.1 (torch's convention for Keras' 0.9),
+    the same flips/shifts/gain (carotidkit's augment_batch, same seed), best-validation model."""
+    import torch
+    from monai.networks.nets import FlexibleUNet
+
+    from .train import augment_batch
+
+    torch.manual_seed(seed)
+    m = FlexibleUNet(in_channels=1, out_channels=1, backbone="efficientnet-b0", pretrained=False, spatial_dims=2)
+    for mod in m.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.momentum = 0.1
+    head = [mod for mod in m.modules() if isinstance(mod, torch.nn.Conv2d)][-1]
+    torch.nn.init.constant_(head.bias, -4.0)
+    opt = torch.optim.Adam(m.parameters(), lr)
+
+    def tensor(x):
+        return torch.from_numpy(np.ascontiguousarray(np.moveaxis(np.asarray(x, np.float32), -1, 1)))
+
+    def loss_fn(logits, y):
+        p = torch.sigmoid(logits)
+        dice = (2 * (p * y).sum() + 1) / (p.sum() + y.sum() + 1)
+        return 1 - dice + 0.5 * torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
+
+    def predict(X):
+        m.eval()
+        with torch.no_grad():
+            return np.concatenate(
+                [torch.sigmoid(m(tensor(X[k : k + 32] / 255.0))).numpy() for k in range(0, len(X), 32)]
+            )
+
+    rng = np.random.default_rng(seed)
+    best, best_state = -1.0, None
+    t0, c0 = time.perf_counter(), _cpu()
+    for _ in range(epochs):
+        m.train()
+        order = rng.permutation(len(Xtr))
+        for k in range(0, len(order), bs):
+            x, y = augment_batch(Xtr[order[k : k + bs]], Ytr[order[k : k + bs]], rng)
+            opt.zero_grad()
+            loss_fn(m(tensor(x / 255.0)), tensor(y)).backward()
+            opt.step()
+        pv = predict(Xva)
+        v = float(
+            np.mean(
+                [
+                    (2 * ((a > 0.5) & (b > 0.5)).sum() + 1) / ((a > 0.5).sum() + (b > 0.5).sum() + 1)
+                    for a, b in zip(np.moveaxis(pv, 1, -1), Yva)
+                ]
+            )
+        )
+        if v > best:
+            best, best_state = v, {k: t.clone() for k, t in m.state_dict().items()}
+    wall = time.perf_counter() - t0
+    share = _cpu_share(c0, wall)
+    m.load_state_dict(best_state)
+    t1 = time.perf_counter()
+    probs = np.moveaxis(predict(Xte), 1, -1)
+    infer = time.perf_counter() - t1
+    return {
+        "backend": "torch (MONAI FlexibleUNet)",
+        "backbone": "efficientnetb0",
+        "mode": "monai",
+        "images_per_s": round(len(Xtr) * epochs / wall, 1),
+        "seconds": round(wall, 1),
+        "epochs": epochs,
+        "best_val_dice": round(best, 3),
+        "test_dice": round(_test_dice(probs, Yte), 3),
+        "inference_images_per_s": round(len(Xte) / infer, 1),
+        **share,
+    }
+
+
+def run_isolated(spec: dict, backend: str = "tensorflow", timeout: float = 3600) -> dict:
+    """:func:`measure` in a fresh process with ``KERAS_BACKEND=backend``."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    r = subprocess.run(
+        [sys.executable, "-m", "carotidkit.segment.speed", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+    if r.returncode:
+        return {**spec, "error": (r.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+if __name__ == "__main__":
+    print(json.dumps(measure(json.loads(sys.argv[1]))))
