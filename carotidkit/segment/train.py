@@ -7,7 +7,7 @@ Each backbone trains into ``<out_dir>/<backbone>/`` with ``log.csv`` (one row pe
 from __future__ import annotations
 
 import json
-import math
+import shutil
 import time
 from pathlib import Path
 
@@ -62,27 +62,38 @@ def augment_batch(
     return np.clip(xo, 0, 255), yo
 
 
-class AugmentedBatches(keras.utils.PyDataset):
-    """Shuffled, augmented batches; a new permutation and augmentation every epoch (seeded)."""
+def epoch_arrays(X, Y, seed: int, epoch: int, augment: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """One epoch of training data: a permutation and a fresh augmentation of every image, seeded
+    by ``(seed, epoch)`` (a resumed run sees exactly the epochs it would have seen), vectorised
+    over the whole epoch. The model then reads plain arrays: Keras' array path, no Python
+    generator between the model and its data (a ``PyDataset`` cost a third of the speed)."""
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(len(X))
+    if not augment:
+        return X[order].astype(np.float32), Y[order]
+    return augment_batch(X[order], Y[order], rng)
 
-    def __init__(self, X, Y, batch_size: int, seed: int = 0, augment: bool = True, **kw):
-        super().__init__(**kw)
-        self.X, self.Y, self.batch_size, self.augment = X, Y, batch_size, augment
-        self.rng = np.random.default_rng(seed)
-        self.order = self.rng.permutation(len(X))
 
-    def __len__(self):
-        return math.ceil(len(self.X) / self.batch_size)
+class Plateau:
+    """Early stopping and learning-rate halving on validation Dice, as pure bookkeeping over the
+    epoch history, so a resumed run replays the log to the same state (Keras' callbacks forget
+    theirs between ``fit`` calls)."""
 
-    def __getitem__(self, k):
-        idx = self.order[k * self.batch_size : (k + 1) * self.batch_size]
-        x, y = self.X[idx], self.Y[idx]
-        if self.augment:
-            x, y = augment_batch(x, y, self.rng)
-        return x.astype(np.float32), y
+    def __init__(self, learning_rate: float, patience: int, factor: float = 0.5, min_lr: float = 1e-5):
+        self.lr, self.patience, self.factor, self.min_lr = learning_rate, patience, factor, min_lr
+        self.lr_patience = max(1, patience // 2)
+        self.best, self.since_best, self.since_cut = -np.inf, 0, 0
 
-    def on_epoch_end(self):
-        self.order = self.rng.permutation(len(self.X))
+    def update(self, val_dice: float) -> bool:
+        """Record one epoch; True when training should stop."""
+        if val_dice > self.best:
+            self.best, self.since_best, self.since_cut = val_dice, 0, 0
+            return False
+        self.since_best += 1
+        self.since_cut += 1
+        if self.since_cut >= self.lr_patience and self.lr > self.min_lr:
+            self.lr, self.since_cut = max(self.min_lr, self.lr * self.factor), 0
+        return self.since_best >= self.patience
 
 
 class EpochCheckpoints(keras.callbacks.Callback):
@@ -114,7 +125,8 @@ class EpochCheckpoints(keras.callbacks.Callback):
         self._save(last_path)
         if logs.get("val_dice", -np.inf) > self.best or not best_path.exists():
             self.best = logs.get("val_dice", -np.inf)
-            self._save(best_path)
+            with io.atomic_path(best_path, suffix=".keras") as tmp:  # a file copy, not a 2nd save
+                shutil.copyfile(last_path, tmp)
         self.rows.append({"epoch": int(epoch), **dict(sorted(logs.items()))})
         io.write_text(log_path, pd.DataFrame(self.rows).to_csv(index=False))
 
@@ -182,33 +194,56 @@ def train_unet(
             jit_compile=False,
         )
         log_path.unlink(missing_ok=True)
-    callbacks = [
-        keras.callbacks.EarlyStopping(monitor="val_dice", mode="max", patience=patience, restore_best_weights=True),
-        keras.callbacks.ReduceLROnPlateau(
-            monitor="val_dice", mode="max", factor=0.5, patience=max(1, patience // 2), min_lr=1e-5
-        ),
-        EpochCheckpoints(log_path, last_path, best_path, append=initial_epoch > 0),
-    ]
+    ckpt = EpochCheckpoints(log_path, last_path, best_path, append=initial_epoch > 0)
+    plateau = Plateau(learning_rate, patience)
+    stop = False
+    for row in ckpt.rows:  # a resumed run replays its history
+        stop = plateau.update(row["val_dice"])
+    if stop and (out / "train.json").exists():  # it had stopped early: nothing left to do
+        return json.loads((out / "train.json").read_text())
+    val_data = (X_val.astype(np.float32), Y_val)
     t0 = time.perf_counter()
-    hist = model.fit(
-        AugmentedBatches(X_train, Y_train, batch_size, seed),
-        epochs=epochs,
-        initial_epoch=initial_epoch,
-        validation_data=(X_val.astype(np.float32), Y_val),
-        callbacks=callbacks,
-        verbose=verbose,
-    )
+    history = []
+    for epoch in range(initial_epoch, epochs):
+        if stop:
+            break
+        model.optimizer.learning_rate.assign(plateau.lr)
+        xa, ya = epoch_arrays(X_train, Y_train, seed, epoch)
+        te = time.perf_counter()
+        h = model.fit(
+            xa,
+            ya,
+            batch_size=batch_size,
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            shuffle=False,
+            validation_data=val_data,
+            callbacks=[ckpt],
+            verbose=0,
+        )
+        logs = {k: float(v[-1]) for k, v in h.history.items()}
+        history.append(logs)
+        stop = plateau.update(logs["val_dice"])
+        if verbose:
+            secs = time.perf_counter() - te
+            print(
+                f"{backbone} epoch {epoch + 1}/{epochs}: loss {logs['loss']:.3f}, val Dice {logs['val_dice']:.3f}, "
+                f"lr {plateau.lr:.1e}, {secs:.0f} s ({len(X_train) / secs:.1f} img/s)"
+                + (" - early stop" if stop else ""),
+                flush=True,
+            )
     seconds = time.perf_counter() - t0
-    n_epochs = len(hist.history.get("loss", []))
-    val = hist.history.get("val_dice", [float("nan")])
+    n_epochs = len(history)
+    val = [r["val_dice"] for r in ckpt.rows]
     summary = {
         "backbone": backbone,
-        "epochs_run": n_epochs + initial_epoch,
-        "best_epoch": int(np.nanargmax(val)) + 1 + initial_epoch if n_epochs else None,
-        "best_val_dice": float(np.nanmax(val)) if n_epochs else None,
+        "epochs_run": len(ckpt.rows),
+        "best_epoch": int(np.nanargmax(val)) + 1 if val else None,
+        "best_val_dice": float(np.nanmax(val)) if val else None,
         "seconds": round(seconds, 1),
         "params": int(model.count_params()),
         "train_images_per_s": round(len(X_train) * n_epochs / seconds, 1) if n_epochs else None,
+        "keras_backend": keras.backend.backend(),
         "input_size": int(size),
         "batch_size": batch_size,
         "learning_rate": learning_rate,
