@@ -19,7 +19,7 @@ PARAMS  ?=
 FORCE   ?=
 
 export PYTHONUNBUFFERED := 1
-export KERAS_BACKEND ?= tensorflow
+export KERAS_BACKEND ?= torch
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: setup report test test-fast lint validate bench clean help

@@ -579,3 +579,23 @@ def test_a_crash_while_writing_leaves_the_previous_file(tmp_path):
             raise RuntimeError("killed")  # ... then the process dies
     assert (tmp_path / "log.csv").read_text() == "epoch\n0\n"
     assert [p.name for p in tmp_path.iterdir()] == ["log.csv"]
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (
+            lambda db: _png(db / "train" / "9_labeled.png", np.zeros((48, 64), np.uint8)),
+            "9_labeled.png: mask without an image",
+        ),
+        (lambda db: _png(db / "train" / "1 .png", np.zeros((48, 64), np.uint8)), "id '1' also used by"),
+    ],
+)
+def test_files_that_pair_with_nothing_are_flagged_not_raised(db, make, match):
+    make(db)
+    with pytest.raises(CarotidkitError, match=match):
+        data.load_plaque_db(db)
+    t = data.load_plaque_db(db, errors="flag")
+    bad = t[t.error.notna()]
+    assert len(bad) == 1 and bad.error.str.contains(match).all() and bad.image_path.isna().all()
+    assert t[t.error.isna()].has_plaque.all() and t[t.error.isna()].image_id.tolist() == ["3", "1", "2"]

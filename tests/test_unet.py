@@ -1,4 +1,4 @@
-"""The Keras U-Net: builds on every backbone, trains, resumes, saves/loads; runs on torch too."""
+"""The Keras U-Net: builds on every backbone, trains, resumes, saves/loads; runs on TensorFlow too."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("KERAS_BACKEND", "torch")
 keras = pytest.importorskip("keras")
 
 from carotidkit.segment import unet  # noqa: E402
@@ -87,15 +87,15 @@ def test_train_save_resume_and_reload(tmp_path):
 
 
 @pytest.mark.slow
-def test_unet_runs_on_the_torch_backend():
+def test_unet_runs_on_the_tensorflow_backend():
     code = (
-        "import numpy as np, keras; assert keras.backend.backend() == 'torch';"
+        "import numpy as np, keras; assert keras.backend.backend() == 'tensorflow';"
         "from carotidkit.segment.unet import build_unet, dice_bce_loss, dice_metric;"
         "m = build_unet('mobilenetv2', 64);"
         "m.compile(optimizer='adam', loss=dice_bce_loss, metrics=[dice_metric]);"
         "x = np.random.rand(4, 64, 64, 1).astype('float32') * 255; y = (x > 200).astype('float32');"
         "h = m.fit(x, y, epochs=1, batch_size=2, verbose=0);"
-        "p = m.predict(x, verbose=0); assert p.shape == (4, 64, 64, 1); print('torch ok', h.history['loss'][0])"
+        "p = m.predict(x, verbose=0); assert p.shape == (4, 64, 64, 1); print('tf ok', h.history['loss'][0])"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code],
@@ -103,9 +103,9 @@ def test_unet_runs_on_the_torch_backend():
         text=True,
         cwd=ROOT,
         timeout=600,
-        env={**os.environ, "KERAS_BACKEND": "torch"},
+        env={**os.environ, "KERAS_BACKEND": "tensorflow"},
     )
-    assert proc.returncode == 0 and "torch ok" in proc.stdout, proc.stderr[-2000:]
+    assert proc.returncode == 0 and "tf ok" in proc.stdout, proc.stderr[-2000:]
 
 
 def test_a_kill_during_a_checkpoint_save_leaves_a_resumable_run(tmp_path):

@@ -101,3 +101,41 @@ def test_unet_gradcam_maps(tmp_path):
     imgs = np.random.default_rng(0).integers(0, 255, (2, 64, 64)).astype(np.uint8)
     cam = gradcam(m, imgs, BACKBONES["mobilenetv2"][2])
     assert cam.shape == (2, 64, 64) and cam.min() >= 0 and cam.max() <= 1
+
+
+_CAM = """
+import sys, numpy as np, keras
+from carotidkit.segment.unet import BACKBONES, CUSTOM_OBJECTS, build_unet
+from carotidkit.xai.unet_cam import gradcam
+path, mode = sys.argv[1], sys.argv[2]
+if mode == "build":
+    keras.utils.set_random_seed(0)
+    build_unet("mobilenetv2", 64).save(path)
+else:
+    m = keras.models.load_model(path, custom_objects=CUSTOM_OBJECTS, compile=False)
+    imgs = np.random.default_rng(0).integers(0, 255, (2, 64, 64)).astype(np.uint8)
+    np.save(mode, gradcam(m, imgs, BACKBONES["mobilenetv2"][2]))
+print(keras.backend.backend())
+"""
+
+
+@pytest.mark.slow
+def test_unet_gradcam_is_the_same_on_both_keras_backends(tmp_path):
+    """The U-Nets may be trained and explained on TensorFlow or torch: one saved model gives the
+    same Grad-CAM maps under both backends."""
+    import os
+    import subprocess
+    import sys
+
+    def run(backend, *args):
+        env = {**os.environ, "KERAS_BACKEND": backend}
+        r = subprocess.run([sys.executable, "-c", _CAM, *args], capture_output=True, text=True, env=env, timeout=600)
+        assert r.returncode == 0 and r.stdout.strip().endswith(backend), r.stderr[-2000:]
+
+    model = str(tmp_path / "m.keras")
+    run("tensorflow", model, "build")
+    run("tensorflow", model, str(tmp_path / "tf.npy"))
+    run("torch", model, str(tmp_path / "torch.npy"))
+    a, b = np.load(tmp_path / "tf.npy"), np.load(tmp_path / "torch.npy")
+    assert a.shape == (2, 64, 64) and a.max() > 0
+    np.testing.assert_allclose(a, b, atol=2e-3)

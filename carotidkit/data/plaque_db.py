@@ -204,7 +204,7 @@ def load_plaque_db(root, check: bool = True, errors: str = "raise", max_pixels: 
     root = Path(root)
     if not root.is_dir():
         raise CarotidkitError(f"{root}: plaque database folder not found; pass the folder holding train/ and test/")
-    rows, problems = [], []
+    rows, problems, orphans = [], [], []  # orphans: files that pair with nothing (flag mode)
     for folder in _scan(root):
         split = _split_name(folder, root)
         images, masks = {}, {}
@@ -215,15 +215,18 @@ def load_plaque_db(root, check: bool = True, errors: str = "raise", max_pixels: 
             m = MASK_RE.match(stem)
             target, key = (masks, m.group("id").strip()) if m else (images, stem.strip())
             if key in target:
-                raise CarotidkitError(
-                    f"{p}: id {key!r} also used by {target[key].name} in {folder}; rename one of them"
-                )
+                msg = f"{p}: id {key!r} also used by {target[key].name} in {folder}; rename one of them"
+                if errors == "raise":
+                    raise CarotidkitError(msg)
+                orphans.append({"image_id": f"{key}:{p.name}", "split": split, "file_name": p.name, "error": msg})
+                continue
             target[key] = p
         for key, mp in masks.items():
             if key not in images:
-                raise CarotidkitError(
-                    f"{mp}: mask without an image (expected {key}.png in {folder}); add the image or remove the mask"
-                )
+                msg = f"{mp}: mask without an image (expected {key}.png in {folder}); add the image or remove the mask"
+                if errors == "raise":
+                    raise CarotidkitError(msg)
+                orphans.append({"image_id": f"{key}:{mp.name}", "split": split, "file_name": mp.name, "error": msg})
         for key, ip in images.items():
             if key not in masks:
                 problems.append(
@@ -247,12 +250,17 @@ def load_plaque_db(root, check: bool = True, errors: str = "raise", max_pixels: 
             f"{root}: no images found (expected <n>.png with <n>_labeled.png, optionally in train/ and test/)"
         )
     df = pd.DataFrame(rows)
+    if orphans:  # listed with their error; no image to check or clean
+        extra = pd.DataFrame(orphans).assign(image_path=None, mask_path=None)
+        df = pd.concat([df, extra[df.columns.tolist() + ["error"]]], ignore_index=True)
     # ids must be unique across splits (01 writes clean/images/<image_id>.png): an id used in two
     # folders (train/5.png and test/5.png) becomes "<split>_<id>" in both; source_id keeps the original
     df["source_id"] = df.image_id
     clash = df.image_id.duplicated(keep=False)
     df.loc[clash, "image_id"] = df.loc[clash, "split"] + "_" + df.loc[clash, "image_id"]
-    df["error"] = None
+    if "error" not in df:
+        df["error"] = None
+    df["error"] = df["error"].astype(object).where(df["error"].notna(), None)
     for ip, msg in problems:
         df.loc[df.image_path == str(ip), "error"] = msg
     if check:
@@ -260,6 +268,9 @@ def load_plaque_db(root, check: bool = True, errors: str = "raise", max_pixels: 
         for r in df.itertuples():
             info = {"has_plaque": False, "height": 0, "width": 0, "mask_rgb": False, "mask_nonbinary": False}
             try:
+                if r.image_path is None:
+                    checked.append(info)
+                    continue
                 img = read_image(r.image_path, max_pixels=max_pixels)
                 info["height"], info["width"] = img.shape[:2]
                 if r.mask_path is not None:

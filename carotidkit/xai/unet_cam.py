@@ -15,22 +15,36 @@ import pandas as pd
 def gradcam(model, images: np.ndarray, layer_name: str) -> np.ndarray:
     """Grad-CAM maps ``[N, H, W]`` in [0, 1] for grayscale images ``[N, H, W]`` (uint8 or float)."""
     import cv2
-    import tensorflow as tf
 
     from ..segment import keras_quietly
 
     keras = keras_quietly()
     grad_model = keras.Model(model.inputs, [model.get_layer(layer_name).output, model.output])
-    x = tf.convert_to_tensor(np.asarray(images, np.float32)[..., None])
-    with tf.GradientTape() as tape:
-        feats, prob = grad_model(x, training=False)
-        region = tf.cast(prob > 0.5, prob.dtype)
-        has = tf.reduce_sum(region, axis=(1, 2, 3), keepdims=True) > 0
-        region = tf.where(has, region, tf.ones_like(region))
-        score = tf.reduce_sum(prob * region, axis=(1, 2, 3))
-    grads = tape.gradient(score, feats)
-    w = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
-    cam = tf.nn.relu(tf.reduce_sum(w * feats, axis=-1)).numpy()
+    x = np.asarray(images, np.float32)[..., None]
+    if keras.backend.backend() == "torch":
+        import torch
+
+        feats, prob = grad_model(torch.from_numpy(x), training=False)
+        region = (prob > 0.5).to(prob.dtype)
+        has = region.sum(dim=(1, 2, 3), keepdim=True) > 0
+        region = torch.where(has, region, torch.ones_like(region))
+        score = (prob * region).sum(dim=(1, 2, 3))
+        (grads,) = torch.autograd.grad(score.sum(), feats)
+        w = grads.mean(dim=(1, 2), keepdim=True)
+        cam = torch.relu((w * feats).sum(dim=-1)).detach().cpu().numpy()
+    else:
+        import tensorflow as tf
+
+        xt = tf.convert_to_tensor(x)
+        with tf.GradientTape() as tape:
+            feats, prob = grad_model(xt, training=False)
+            region = tf.cast(prob > 0.5, prob.dtype)
+            has = tf.reduce_sum(region, axis=(1, 2, 3), keepdims=True) > 0
+            region = tf.where(has, region, tf.ones_like(region))
+            score = tf.reduce_sum(prob * region, axis=(1, 2, 3))
+        grads = tape.gradient(score, feats)
+        w = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
+        cam = tf.nn.relu(tf.reduce_sum(w * feats, axis=-1)).numpy()
     H, W = images.shape[1:3]
     out = np.stack([cv2.resize(c, (W, H), interpolation=cv2.INTER_LINEAR) for c in cam])
     mx = out.reshape(len(out), -1).max(1)[:, None, None]
