@@ -105,16 +105,23 @@ def test_unet_gradcam_maps(tmp_path):
 
 _CAM = """
 import sys, numpy as np, keras
-from carotidkit.segment.unet import BACKBONES, CUSTOM_OBJECTS, build_unet
+from carotidkit.segment.unet import CUSTOM_OBJECTS, build_unet
 from carotidkit.xai.unet_cam import gradcam
 path, mode = sys.argv[1], sys.argv[2]
-if mode == "build":
+if mode == "build":  # a briefly trained model: an untrained one can give an all-zero (ReLU) map
     keras.utils.set_random_seed(0)
-    build_unet("mobilenetv2", 64).save(path)
+    m = build_unet("mobilenetv2", 64)
+    y = np.zeros((16, 64, 64, 1), "float32"); y[:, 24:40, 8:56] = 1
+    x = np.random.default_rng(1).integers(0, 120, (16, 64, 64, 1)).astype("float32"); x[y > 0] = 230
+    m.compile(optimizer=keras.optimizers.Adam(3e-3), loss="binary_crossentropy")
+    m.fit(x, y, batch_size=8, epochs=4, verbose=0)
+    m.save(path)
 else:
     m = keras.models.load_model(path, custom_objects=CUSTOM_OBJECTS, compile=False)
-    imgs = np.random.default_rng(0).integers(0, 255, (2, 64, 64)).astype(np.uint8)
-    np.save(mode, gradcam(m, imgs, BACKBONES["mobilenetv2"][2]))
+    imgs = np.random.default_rng(0).integers(0, 120, (2, 64, 64)).astype(np.uint8)
+    imgs[:, 24:40, 8:56] = 230
+    # a mid-encoder layer: the bottleneck map of so small a model can be all zero after the ReLU
+    np.save(mode, gradcam(m, imgs, "block_6_expand_relu"))
 print(keras.backend.backend())
 """
 
