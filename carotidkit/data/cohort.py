@@ -9,6 +9,7 @@ ones (mmol/L for lipids, %, mmHg, umol/L, years).
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 
 import numpy as np
@@ -132,8 +133,6 @@ def _suggest(name: str, options) -> str:
 def looks_identifying(name: str, values: pd.Series | None = None) -> bool:
     """True for columns named like personal identifiers (``PatientName``, ``DOB``, ``e_mail``)
     or holding calendar dates (any unmapped date may be a birth date)."""
-    import re
-
     words = re.sub(r"([a-z])([A-Z])", r"\1_\2", str(name)).lower()
     tokens = [t for t in re.split(r"[^a-z0-9]+", words) if t]
     joined = "".join(tokens)
@@ -270,7 +269,7 @@ def _not_numbers(original: pd.Series, numeric: pd.Series, col: str, df, source: 
         i = int(np.argmax(bad.values))
         v = original.iloc[i]
         hint = ""
-        if isinstance(v, str) and __import__("re").fullmatch(r"\s*-?\d+,\d+\s*", v):
+        if isinstance(v, str) and re.fullmatch(r"\s*-?\d+,\d+\s*", v):
             hint = " (decimal comma? pass decimal=',' to load_cohort)"
         raise CarotidkitError(f"{_row_label(df, i, source)}: {col} = {_show(v)} is not a number{hint}")
 

@@ -7,6 +7,7 @@ and the pixel spacing when the file says so. From DICOM only whitelisted technic
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -220,8 +221,6 @@ def _read_container(path: Path, fps) -> Video:
 
 def natural_key(p) -> list:
     """Sort key that orders ``frame_2`` before ``frame_10`` (numbers compared as numbers)."""
-    import re
-
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", Path(p).name)]
 
 

@@ -37,6 +37,14 @@ def _test_dice(probs: np.ndarray, Y: np.ndarray) -> float:
     return float(np.mean([dice(Y[k] > 0.5, probs[k] > 0.5) for k in np.where(has)[0]]))
 
 
+def _val_dice(probs: np.ndarray, Y: np.ndarray) -> float:
+    """Numpy twin of Keras' ``val_dice`` (:func:`carotidkit.segment.unet.dice_metric`): hard
+    Dice per image with smoothing 1, averaged over all images, so the peer selects its best
+    epoch by the same rule as ``train_unet``."""
+    p, t = probs.reshape(len(probs), -1) > 0.5, Y.reshape(len(Y), -1) > 0.5
+    return float(np.mean((2 * (p & t).sum(1) + 1) / (p.sum(1) + t.sum(1) + 1)))
+
+
 def measure(spec: dict) -> dict:
     """One measurement (see the module docstring); ``spec``: mode, backbone, data (npz), epochs,
     batch_size, learning_rate, seed."""
@@ -143,14 +151,7 @@ def _monai(Xtr, Ytr, Xva, Yva, Xte, Yte, bs, epochs, lr, seed) -> dict:
             loss_fn(m(tensor(x / 255.0)), tensor(y)).backward()
             opt.step()
         pv = predict(Xva)
-        v = float(
-            np.mean(
-                [
-                    (2 * ((a > 0.5) & (b > 0.5)).sum() + 1) / ((a > 0.5).sum() + (b > 0.5).sum() + 1)
-                    for a, b in zip(np.moveaxis(pv, 1, -1), Yva)
-                ]
-            )
-        )
+        v = _val_dice(np.moveaxis(pv, 1, -1), Yva)
         if v > best:
             best, best_state = v, {k: t.clone() for k, t in m.state_dict().items()}
     wall = time.perf_counter() - t0
