@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import write_dicom
 
 from carotidkit import data, profiles
 from carotidkit.io import CarotidkitError
@@ -254,43 +255,16 @@ def test_npz_isotropic_spacing_pair(tmp_path):
     assert abs(data.load_video(tmp_path / "c.npz").pixel_spacing_mm - 0.1) < 1e-9
 
 
-def _dicom(path: Path, frames: np.ndarray, syntax=None, bits=8, **extra):
-    from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.encaps import encapsulate
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.3.1"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = syntax or ExplicitVRLittleEndian
-    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.Modality = "US"
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.Rows, ds.Columns, ds.NumberOfFrames = frames.shape[1], frames.shape[2], frames.shape[0]
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = (
-        (8, 8, 7, 0) if bits == 8 else (16, bits, bits - 1, 0)
-    )
-    ds.FrameTime = 40.0
-    for k, v in extra.items():
-        setattr(ds, k, v)
-    if syntax is None:
-        ds.PixelData = frames.tobytes()
-    else:
-        ds.PixelData = encapsulate([b"\xff\xd8garbage-frame" * 4 for _ in frames])
-        ds["PixelData"].VR = "OB"
-    ds.save_as(str(path), enforce_file_format=True)
-
-
 @pytest.mark.parametrize("syntax, name", [("1.2.840.10008.1.2.4.80", "JPEG-LS"), ("1.2.840.10008.1.2.4.100", "MPEG2")])
 def test_compressed_dicom_names_its_transfer_syntax(tmp_path, syntax, name):
-    _dicom(tmp_path / "c.dcm", np.zeros((3, 8, 8), np.uint8), syntax=syntax)
+    write_dicom(tmp_path / "c.dcm", np.zeros((3, 8, 8), np.uint8), syntax=syntax)
     with pytest.raises(CarotidkitError, match=rf"c.dcm: cannot decode pixel data stored as {name}.*\({syntax}\)") as e:
         data.load_video(tmp_path / "c.dcm")
     _one_line(e)
 
 
 def test_dicom_free_text_tags_never_leave_the_reader(tmp_path):
-    _dicom(
+    write_dicom(
         tmp_path / "c.dcm",
         np.zeros((3, 8, 8), np.uint8),
         Manufacturer="Dr Jane Doe's clinic",
@@ -303,7 +277,7 @@ def test_dicom_free_text_tags_never_leave_the_reader(tmp_path):
 
 def test_dicom_12_bit_uses_bits_stored(tmp_path):
     frames = np.full((3, 8, 8), 2048, np.uint16)
-    _dicom(tmp_path / "c.dcm", frames, bits=12)
+    write_dicom(tmp_path / "c.dcm", frames, bits=12)
     assert int(data.load_video(tmp_path / "c.dcm").frames.mean()) == 128
 
 

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import write_dicom
 
 from carotidkit import data
 from carotidkit.io import CarotidkitError
@@ -149,31 +150,18 @@ def test_video_mp4(tmp_path):
     assert v.frames[-1].mean() > v.frames[0].mean() + 100
 
 
-def _dicom(path: Path, frames: np.ndarray, **extra):
-    from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.3.1"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.PatientName, ds.PatientID, ds.PatientBirthDate = "DOE^JANE", "PID-12345", "19560312"
-    ds.InstitutionName, ds.StudyDate = "Clinica Secreta", "20200101"
-    ds.Modality, ds.Manufacturer = "US", "Acme"
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.Rows, ds.Columns, ds.NumberOfFrames = frames.shape[1], frames.shape[2], frames.shape[0]
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    ds.FrameTime = 40.0
-    for k, v in extra.items():
-        setattr(ds, k, v)
-    ds.PixelData = frames.tobytes()
-    ds.save_as(str(path), enforce_file_format=True)
-
-
 def test_video_dicom_is_deidentified(tmp_path):
     frames = np.random.default_rng(2).integers(0, 255, (10, 24, 24), dtype=np.uint8)
-    _dicom(tmp_path / "clip.dcm", frames)
+    write_dicom(
+        tmp_path / "clip.dcm",
+        frames,
+        PatientName="DOE^JANE",
+        PatientID="PID-12345",
+        PatientBirthDate="19560312",
+        InstitutionName="Clinica Secreta",
+        StudyDate="20200101",
+        Manufacturer="Acme",
+    )
     v = data.load_video(tmp_path / "clip.dcm")
     np.testing.assert_array_equal(v.frames, frames)
     assert abs(v.fps - 25) < 1e-6
