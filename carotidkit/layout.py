@@ -70,6 +70,11 @@ class Data(Section):
         return self.root / "truth" / "plaque_db"
 
     @property
+    def second_reader(self) -> Path:
+        """Folder: a second annotator's masks, named like the database's (``<n>_labeled.png``)."""
+        return self.root / "truth" / "annotator_2"
+
+    @property
     def manifest(self) -> Path:
         """JSON: synthetic flag, sources, ``paths`` (relative or absolute), counts, hashes; written last."""
         return self.root / "manifest.json"
@@ -113,6 +118,7 @@ class Data(Section):
 
 class Clean(Section):
     folder = "clean"
+    SECOND_READER = "masks_second_reader"
 
     @property
     def qc(self) -> Path:
@@ -144,6 +150,12 @@ class Clean(Section):
         """Folder: aligned masks ``<image_id>.png`` (0/255)."""
         return self.root / "masks"
 
+    @property
+    def second_reader_masks(self) -> Path:
+        """Folder: a second annotator's masks ``<image_id>.png`` (0/255) through the same geometry,
+        where one was given (always on simulated data)."""
+        return self.root / self.SECOND_READER
+
 
 class Unet(Section):
     folder = "unet"
@@ -159,6 +171,12 @@ class Unet(Section):
     def metrics(self) -> Path:
         """Parquet: ``model, subset, metric, estimate, ci_low, ci_high``."""
         return self.root / "metrics.parquet"
+
+    @property
+    def versus_reader(self) -> Path:
+        """Parquet: ``model, dice_model, dice_reader, difference, ci_low, ci_high, n_images``: each
+        model against a second annotator on the same plaque images (empty without one)."""
+        return self.root / "versus_reader.parquet"
 
     @property
     def test_predictions(self) -> Path:

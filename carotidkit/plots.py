@@ -627,3 +627,35 @@ def area_agreement(res):
     p = pe[pe.has_plaque]
     bias, lo, hi = bland_altman(p[f"true_{col}"], p[f"pred_{col}"], unit=unit)
     return {"bias": bias, "loa_low": lo, "loa_high": hi, "unit": unit}
+
+
+def reader_comparison(res, subset: str = "all test"):
+    """Each model's Dice against annotator 1 (points, 95 % CIs) beside a second annotator's
+    agreement with annotator 1 on the same images (grey band): the specialists' yardstick."""
+    import matplotlib.pyplot as plt
+
+    from .segment.stage import SECOND_READER
+
+    t = res.metrics[(res.metrics.subset == subset) & (res.metrics.metric == "dice_mean")]
+    if SECOND_READER not in set(t.model):
+        return _nothing("no second reader's masks: nothing to compare the models with")
+    reader = t[t.model == SECOND_READER].iloc[0]
+    models = t[t.model != SECOND_READER]
+    fig, ax = plt.subplots(figsize=(6.2, 0.45 * len(models) + 1.4))
+    ax.axvspan(reader.ci_low, reader.ci_high, color="0.85", label=f"{SECOND_READER} vs annotator 1 (95 % CI)")
+    ax.axvline(reader.estimate, color="0.4", lw=1)
+    y = np.arange(len(models))[::-1]
+    ax.errorbar(
+        models.estimate,
+        y,
+        xerr=[models.estimate - models.ci_low, models.ci_high - models.estimate],
+        fmt="o",
+        color="C0",
+        capsize=3,
+    )
+    ax.set_yticks(y, models.model)
+    ax.set_xlabel("mean Dice against annotator 1 (test images with plaque)")
+    ax.legend(loc="lower left", fontsize=8, frameon=False, bbox_to_anchor=(0, 1.0))
+    ax.set_xlim(max(0.0, min(models.ci_low.min(), reader.ci_low) - 0.05), 1.0)
+    fig.tight_layout()
+    return fig

@@ -53,6 +53,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "val_fraction": 0.15,  # group-aware validation share of the development images
         "n_jobs": 2,
         "gallery_n": 6,
+        "second_reader_dir": None,  # a second annotator's masks (simulated data: annotator 2's)
     },
     "02_unet_ensemble": {
         "backbones": ["mobilenetv2", "efficientnetb0", "efficientnetv2b0"],
@@ -179,6 +180,7 @@ RULES: dict[str, dict[str, tuple]] = {
         "val_fraction": ("float", 0.01, 0.9),
         "n_jobs": _N_JOBS,
         "gallery_n": ("int", 0, 100),
+        "second_reader_dir": _PATH,
     },
     "02_unet_ensemble": {
         "backbones": (

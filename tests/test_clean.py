@@ -233,3 +233,32 @@ def test_image_without_mask_stays_flagged_through_cleaning(synth_db, tmp_path):
     stem = mask.name.replace("_labeled.png", "")
     assert qc.loc[stem, "flag_error"] and "image without a mask" in qc.loc[stem, "error"]
     assert not (tmp_path / "out" / "images" / f"{stem}.png").exists()
+
+
+def test_second_reader_masks_follow_the_same_geometry(synth_db, tmp_path):
+    """A second annotator's masks go through the first mask's crop/square/resize, so their
+    agreement at model size is the agreement the readers had at full size."""
+    from carotidkit.segment.metrics import dice
+
+    lay = Data.at(synth_db)
+    db = data.load_plaque_db(lay.plaque_db)
+    qc = clean.clean_database(db, tmp_path, size=96, n_jobs=1, second_reader_dir=lay.second_reader)
+    assert qc.second_reader.all()
+    truth = pd.read_parquet(lay.plaque_db_truth).assign(image_id=lambda d: d.image_id.astype(str))
+    pl = truth[truth.has_plaque & truth.image_id.isin(qc.image_id)]
+    folder = tmp_path / clean.core.SECOND_READER
+    small = [
+        dice(data.read_mask(tmp_path / "masks" / f"{i}.png"), data.read_mask(folder / f"{i}.png")) for i in pl.image_id
+    ]
+    # model-size agreement tracks full-size agreement image by image (same geometry, no shift)
+    assert np.corrcoef(small, pl.annotator_dice)[0, 1] > 0.8
+    assert abs(np.mean(small) - pl.annotator_dice.mean()) < 0.06
+    # a shape mismatch is named, and a missing folder refused
+    bad = tmp_path / "bad_reader"
+    bad.mkdir()
+    one = db.iloc[0]
+    cv2.imwrite(str(bad / f"{one.image_id}_labeled.png"), np.zeros((10, 10), np.uint8))
+    qc2 = clean.clean_database(db.iloc[:1], tmp_path / "o2", size=64, second_reader_dir=bad)
+    assert "second reader's mask is 10x10" in qc2.error.iloc[0]
+    with pytest.raises(Exception, match="second reader's mask folder not found"):
+        clean.clean_database(db.iloc[:1], tmp_path / "o3", size=64, second_reader_dir=tmp_path / "nope")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -133,6 +134,18 @@ def test_generate_writes_layout_truth_and_caches(tmp_path):
     truth = pd.read_parquet(Data.at(tmp_path).plaque_db_truth)
     assert truth.duplicate_of_id.notna().sum() >= 1
     assert (Data.at(tmp_path).overlay_truth / f"{truth.image_id.iloc[0]}_overlay.png").exists()
+    # annotator 1 ships with the database, annotator 2 is kept with the truth, for every image
+    from carotidkit.data import read_mask
+
+    lay = Data.at(tmp_path)
+    assert all((lay.second_reader / f).is_file() for f in truth.mask_file)
+    thick = truth[truth.imt_thickened]
+    assert len(thick) >= 1 and not thick.has_plaque.any()
+    for r in thick.itertuples():  # thickened plaque-free walls carry no mask, from either reader
+        assert not read_mask(lay.plaque_db / r.split / r.mask_file).any()
+        assert not read_mask(lay.second_reader / r.mask_file).any()
+    pl = truth[truth.has_plaque]
+    assert pl.annotator_dice.between(0.2, 0.99).all() and (pl.annotator_1_area_px > 0).all()
     mtime = (tmp_path / "manifest.json").stat().st_mtime_ns
     assert generate(tmp_path, **kw)["key"] == m["key"]
     assert (tmp_path / "manifest.json").stat().st_mtime_ns == mtime  # cached: nothing redone
@@ -155,3 +168,103 @@ def test_truth_summary_links_vd_to_what_images_show(tmp_path):
     assert len(truth) == 300
     assert corr["distension"] < -0.3  # stiffer arteries with more damage
     assert corr["imt_far_mm"] > 0.3 and corr["hypertension"] > 0.2
+
+
+# ----------------------------------------------------------------------------- realism (issue 13)
+
+
+def _db_like_export(i: int, size: int = 400):
+    from carotidkit.synth.dataset import DB_PLAQUE_MIX, P_IRREGULAR, _rng
+
+    rng = _rng(0, 11, i)
+    n_pl = int(rng.choice([1, 2, 3], p=[0.65, 0.27, 0.08]))
+    anat = A.random_anatomy(rng, age=65, vd=0.5, n_plaques=n_pl, plaque_mix=DB_PLAQUE_MIX, p_irregular=P_IRREGULAR)
+    return bmode.render_export(rng, size=size, anat=anat)
+
+
+def test_two_annotators_agree_within_the_configured_band():
+    from carotidkit.synth.annotate import AGREEMENT_BAND, ANNOTATORS, annotate, dice
+    from carotidkit.synth.dataset import _rng
+
+    d12, d1t, largest_kept = [], [], []
+    for i in range(30):
+        ex = _db_like_export(i)
+        truth = ex.plaque > 0.5
+        m1, m2 = (annotate(ex.plaque, ex.pixel_spacing_mm, a, _rng(0, 17, i, k)) for k, a in enumerate(ANNOTATORS))
+        d12.append(dice(m1, m2))
+        d1t.append(dice(m1, truth))
+        # the main finding is always drawn: the largest true plaque overlaps both readers' masks
+        n, lab, stats, _ = cv2.connectedComponentsWithStats(truth.astype(np.uint8))
+        big = lab == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+        largest_kept.append(bool((big & m1).any() and (big & m2).any()))
+    lo, hi = AGREEMENT_BAND
+    assert lo <= np.mean(d12) <= hi, np.mean(d12)
+    assert np.mean(d1t) > np.mean(d12)  # each reader is closer to the truth than to the other reader
+    assert np.std(d12) > 0.03  # disagreement varies from image to image
+    assert all(largest_kept)
+
+
+def test_annotator_style_is_in_millimetres_and_reproducible():
+    from carotidkit.synth.annotate import ANNOTATORS, annotate
+
+    ex = _db_like_export(3, size=400)
+    a = annotate(ex.plaque, ex.pixel_spacing_mm, ANNOTATORS[0], np.random.default_rng(1))
+    b = annotate(ex.plaque, ex.pixel_spacing_mm, ANNOTATORS[0], np.random.default_rng(1))
+    assert (a == b).all()
+    # annotator 1 draws on the outside of the outline, annotator 2 on the inside
+    m2 = annotate(ex.plaque, ex.pixel_spacing_mm, ANNOTATORS[1], np.random.default_rng(1))
+    assert a.sum() > (ex.plaque > 0.5).sum() * 0.9 and m2.sum() < a.sum()
+    assert not annotate(np.zeros((50, 50)), (0.1, 0.1), ANNOTATORS[0], np.random.default_rng(0)).any()
+
+
+def test_thickened_plaque_free_wall_carries_no_mask():
+    rng = np.random.default_rng(7)
+    z, x = np.arange(0, 40, 0.1), np.arange(0, 50, 0.1)
+    normal = A.Anatomy(imt_far_mm=0.6)
+    thick = A.Anatomy(imt_far_mm=1.25, imt_near_mm=1.1, imt_wave=0.1)
+    _, lab_n, mask_n = A.echo_map(normal, z, x, rng)
+    _, lab_t, mask_t = A.echo_map(thick, z, x, rng)
+    assert not mask_n.any() and not mask_t.any()
+    far = A.LABELS["far_wall"]
+    # the far wall is visibly thicker (about 0.65 mm more) and its thickness undulates along x
+    extra = (lab_t == far).sum(0) * 0.1 - (lab_n == far).sum(0) * 0.1
+    assert 0.4 < np.median(extra) < 0.9
+    assert np.ptp((lab_t == far).sum(0)) >= 2
+
+
+def test_harder_plaques_isoechoic_irregular_and_reverberation():
+    rng = np.random.default_rng(8)
+    z, x = np.arange(0, 40, 0.1), np.arange(0, 50, 0.1)
+    iso = A.Anatomy(plaques=[A.Plaque(x_mm=25, length_mm=10, height_mm=2.0, kind="isoechoic")])
+    amp, labels, mask = A.echo_map(iso, z, x, rng)
+    body = np.median(amp[mask])
+    assert 0.3 < body < 0.6  # as echogenic as the wall around it, far above the lumen
+    assert np.median(amp[labels == A.LABELS["lumen"]]) < 0.05
+    # an irregular plaque: rough, ulcerated surface, reproducible from its seed
+    p = A.Plaque(x_mm=25, length_mm=12, height_mm=2.0, irregular=True, seed=3)
+    prof, smooth = A.plaque_profile(p, x), A.plaque_profile(A.Plaque(x_mm=25, length_mm=12, height_mm=2.0), x)
+    assert (A.plaque_profile(p, x) == prof).all()
+    assert np.abs(np.diff(prof)).sum() > 1.2 * np.abs(np.diff(smooth)).sum()  # a rougher outline
+    inner = prof[prof > 0.3]
+    peaks = ((inner[1:-1] > inner[:-2]) & (inner[1:-1] >= inner[2:])).sum()
+    assert peaks >= 2  # the ulcer splits the cap into at least two crests; a dome has one
+    # reverberation: the upper lumen gets ghosts of the superficial layers, the lower lumen less
+    _, lab0, _ = A.echo_map(A.Anatomy(), z, x, np.random.default_rng(9))
+    amp0, _, _ = A.echo_map(A.Anatomy(), z, x, np.random.default_rng(9))
+    amp1, _, _ = A.echo_map(A.Anatomy(reverb=0.3), z, x, np.random.default_rng(9))
+    lumen = lab0 == A.LABELS["lumen"]
+    rows = np.where(lumen[:, 250])[0]
+    upper, lower = rows[: len(rows) // 3], rows[-len(rows) // 3 :]
+    gain_upper = amp1[upper, 200:300].mean() / amp0[upper, 200:300].mean()
+    gain_lower = amp1[lower, 200:300].mean() / amp0[lower, 200:300].mean()
+    assert gain_upper > 2 and gain_upper > 1.5 * gain_lower
+
+
+def test_default_anatomy_keeps_the_cine_plaque_mix():
+    """Cine loops (03/04) keep their plaques: the database's harder mix is opt-in."""
+    rng = np.random.default_rng(10)
+    kinds = [p.kind for _ in range(200) for p in A.random_anatomy(rng, n_plaques=2).plaques]
+    assert set(kinds) <= {"echolucent", "fibrous", "calcified"}
+    assert not any(p.irregular for p in A.random_anatomy(rng, n_plaques=3).plaques)
+    with pytest.raises(ValueError, match="unknown plaque kinds"):
+        A.random_anatomy(rng, plaque_mix={"soft": 1.0})

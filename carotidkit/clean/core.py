@@ -22,6 +22,7 @@ import pandas as pd
 
 from .. import io
 from ..data.plaque_db import read_image, read_mask
+from ..layout import Clean
 
 K3 = np.ones((3, 3), np.uint8)
 
@@ -358,8 +359,24 @@ def group_split(
 # ----------------------------------------------------------------------------- the whole database
 
 
+def _second_reader_mask(second_dir, rec, shape) -> np.ndarray | None:
+    """A second reader's mask of ``rec`` (same file name as its mask, flat or in the split folder)."""
+    if not second_dir or not rec.get("mask_path"):
+        return None
+    name = Path(rec["mask_path"]).name
+    for cand in (Path(second_dir) / name, Path(second_dir) / str(rec.get("split", "")) / name):
+        if cand.is_file():
+            m = read_mask(cand)
+            if m.shape != shape:
+                raise io.CarotidkitError(
+                    f"{cand}: second reader's mask is {m.shape[1]}x{m.shape[0]} but the image is {shape[1]}x{shape[0]}"
+                )
+            return m
+    return None
+
+
 def _clean_one(args) -> dict:
-    rec, out_dir, size, square, undo_stretch, radius, min_speck, truth_dir = args
+    rec, out_dir, size, square, undo_stretch, radius, min_speck, truth_dir, second_dir = args
     row = {"image_id": rec["image_id"], "split_shipped": rec["split"]}
     try:
         if rec.get("error"):  # e.g. an image without a mask, found when listing
@@ -379,6 +396,11 @@ def _clean_one(args) -> dict:
         inside[y0:y1, x0:x1] = True
         io.write_png(Path(out_dir) / "images" / f"{rec['image_id']}.png", im)
         io.write_png(Path(out_dir) / "masks" / f"{rec['image_id']}.png", m.astype(np.uint8) * 255)
+        m2 = _second_reader_mask(second_dir, rec, shape)
+        if m2 is not None:  # through the very same crop, square and resize as the first mask
+            m2 = crop_square_resize(gray, m2, box, size, square, undo_stretch)[1]
+            io.write_png(Path(out_dir) / SECOND_READER / f"{rec['image_id']}.png", m2.astype(np.uint8) * 255)
+        row["second_reader"] = m2 is not None
         crop = gray[y0:y1, x0:x1]
         row.update(
             {
@@ -434,6 +456,7 @@ def _clean_one(args) -> dict:
     return row
 
 
+SECOND_READER = Clean.SECOND_READER  # sub-folder of the second reader's masks
 QC_FLAGS = ("flag_mask_outside_scan", "flag_tiny_specks", "flag_empty_but_labelled_plaque", "flag_misaligned")
 
 
@@ -448,11 +471,16 @@ def clean_database(
     near_dup_hamming: int = 4,
     n_jobs: int = 1,
     truth_dir=None,
+    second_reader_dir=None,
     progress=None,
 ) -> pd.DataFrame:
     """Clean every image of ``db`` (from :func:`carotidkit.data.load_plaque_db`) into ``out_dir``.
 
     Writes ``images/<id>.png`` and ``masks/<id>.png`` at ``size`` and returns the per-image QC
+    table. ``second_reader_dir``: a folder with a second annotator's masks, named like the
+    database's masks; they go through the same geometry into ``masks_second_reader/<id>.png``.
+
+    Returns the per-image QC
     table (margins, overlay fraction, geometry, mask flags, duplicate group, error). Bad images
     get an ``error`` and ``flag_error`` instead of stopping the run.
 
@@ -462,6 +490,10 @@ def clean_database(
     out_dir = Path(out_dir)
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
     (out_dir / "masks").mkdir(parents=True, exist_ok=True)
+    if second_reader_dir:
+        if not Path(second_reader_dir).is_dir():
+            raise io.CarotidkitError(f"{second_reader_dir}: second reader's mask folder not found")
+        (out_dir / SECOND_READER).mkdir(parents=True, exist_ok=True)
     recs = db.to_dict("records")
     tasks = [
         (
@@ -473,6 +505,7 @@ def clean_database(
             inpaint_radius,
             min_speck_px,
             str(truth_dir) if truth_dir else None,
+            str(second_reader_dir) if second_reader_dir else None,
         )
         for r in recs
     ]
@@ -488,8 +521,11 @@ def clean_database(
     qc = pd.DataFrame(rows)
     qc["flag_error"] = qc["error"].notna()
     ok = qc[~qc.flag_error].copy()
-    ok = duplicate_groups(ok, near_dup_hamming)
-    qc = qc.merge(ok[["image_id", "dup_group", "dup_kind", "group_size"]], on="image_id", how="left")
+    if len(ok):
+        ok = duplicate_groups(ok, near_dup_hamming)
+        qc = qc.merge(ok[["image_id", "dup_group", "dup_kind", "group_size"]], on="image_id", how="left")
+    else:  # every image failed: the errors are the result
+        qc = qc.assign(dup_group=np.nan, dup_kind=None, group_size=np.nan)
     for f in QC_FLAGS:
         qc[f] = qc[f].eq(True) if f in qc else False
     return qc

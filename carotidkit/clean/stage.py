@@ -50,11 +50,15 @@ def run(
     val_fraction: float = 0.15,
     n_jobs: int = 2,
     gallery_n: int = 6,
+    second_reader_dir=None,
     progress=print,
 ) -> CleanResult:
     """Clean the run's plaque database into ``layout.clean``.
 
-    Outputs: ``images/``, ``masks/`` (model size), ``qc.parquet`` (one row per image),
+    ``second_reader_dir``: a folder of a second annotator's masks named like the database's
+    (on simulated data, annotator 2's from the truth); 02 scores them against the first.
+
+    Outputs: ``images/``, ``masks/`` (model size), ``masks_second_reader/`` (if any), ``qc.parquet`` (one row per image),
     ``splits.parquet`` (group-aware train/val/test), ``leakage.parquet`` and ``clean.json``.
 
     Example:
@@ -68,6 +72,8 @@ def run(
     # list and pair files only: clean_database decodes each image once and checks sizes itself
     db = load_plaque_db(paths["plaque_db"], check=False, errors="flag")
     truth_dir = lay.data.overlay_truth if manifest["sources"].get("plaque_db") == "synthetic" else None
+    if second_reader_dir is None and truth_dir is not None and lay.data.second_reader.is_dir():
+        second_reader_dir = lay.data.second_reader
     t0 = time.perf_counter()
     qc = clean.clean_database(
         db,
@@ -80,6 +86,7 @@ def run(
         near_dup_hamming=near_dup_hamming,
         n_jobs=n_jobs,
         truth_dir=truth_dir,
+        second_reader_dir=second_reader_dir,
         progress=progress,
     )
     seconds = time.perf_counter() - t0
@@ -107,6 +114,7 @@ def run(
         "square": square,
         "undo_stretch": undo_stretch,
         "inpaint_radius": inpaint_radius,
+        "second_reader": int(qc.get("second_reader", pd.Series(dtype=bool)).eq(True).sum()),
         "flags": {f: int(qc[f].sum()) for f in clean.QC_FLAGS},
         "duplicate_groups": int(qc.dup_group.nunique()),
         "leaking_groups": int(len(leakage)),

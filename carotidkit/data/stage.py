@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from ..layout import RunLayout
@@ -27,22 +28,51 @@ class DataResult:
         return bool(self.manifest.get("synthetic", True))
 
     def gallery_images(self, n: int, seed: int = 0) -> dict:
-        """Up to ``n`` plaque images for a gallery, redacted to the scan area (burned-in names and
-        ids never reach a report), with masks and, on simulated data, the true overlays.
-        Keyword arguments of :func:`carotidkit.plots.gallery`."""
+        """Up to ``n`` images for a gallery, redacted to the scan area (burned-in names and ids
+        never reach a report), with masks and, on simulated data, the true overlays.
+
+        On simulated data the picks cover the simulator's variety first, one image each: an
+        isoechoic, an irregular (ulcerated) and a calcified plaque, a plaque-free wall with
+        diffuse thickening (no mask), and near-wall reverberation; real data get plaque images
+        at random. Keyword arguments of :func:`carotidkit.plots.gallery`."""
         from ..clean import redact_for_display
         from .plaque_db import read_image, read_mask
 
-        db = self.plaque_db
-        ok = db[db.has_plaque & db.error.isna()]
-        pick = ok.sample(min(n, len(ok)), random_state=seed)
+        db = self.plaque_db[self.plaque_db.error.isna()]
         synthetic = self.manifest["sources"]["plaque_db"] == "synthetic"
+        picks, labels = [], []
+        if synthetic:
+            t = pd.read_parquet(RunLayout(self.settings["run_dir"]).data.plaque_db_truth)
+            t = t.assign(source_id=t.image_id.astype(str)).set_index("source_id")
+            t = t.loc[t.index.intersection(db.source_id.astype(str))]
+            kinds = t.plaque_kinds.fillna("")
+            wanted = [
+                ("isoechoic plaque", kinds.str.contains("isoechoic")),
+                ("irregular plaque", t.irregular_plaques > 0),
+                ("calcified plaque", kinds.str.contains("calcified")),
+                ("thickened wall, no plaque", t.imt_thickened),
+                ("reverberation", t.has_plaque & (t.reverb > 0.25)),
+                ("echolucent plaque", kinds.str.contains("echolucent")),
+            ]
+            rng = np.random.default_rng(seed)
+            for label, sel in wanted:
+                ids = [i for i in t.index[sel.to_numpy(bool)] if i not in picks]
+                if ids and len(picks) < n:
+                    picks.append(str(rng.choice(ids)))
+                    labels.append(label)
+        by_source = db.assign(source_id=db.source_id.astype(str)).set_index("source_id")
+        rest = by_source[by_source.has_plaque & ~by_source.index.isin(picks)]
+        extra = rest.sample(min(n - len(picks), len(rest)), random_state=seed)
+        pick = pd.concat([by_source.loc[picks], extra])
+        labels += [""] * len(extra)
         truth = RunLayout(self.settings["run_dir"]).data.overlay_truth if synthetic else None
         return {
             "images": [redact_for_display(read_image(p)) for p in pick.image_path],
             "masks": [read_mask(p) for p in pick.mask_path],
-            "overlays": [read_mask(truth / f"{i}_overlay.png") for i in pick.source_id] if truth else None,
-            "titles": [f"{s}/{f}" for s, f in zip(pick.split, pick.file_name)],
+            "overlays": [read_mask(truth / f"{i}_overlay.png") for i in pick.index] if truth else None,
+            "titles": [
+                f"{s}/{f}" + (f"\n{lab}" if lab else "") for s, f, lab in zip(pick.split, pick.file_name, labels)
+            ],
         }
 
     @property

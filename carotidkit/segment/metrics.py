@@ -141,6 +141,41 @@ def summarize(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0, ci: float = 0
     return pd.DataFrame(rows)
 
 
+def versus_reader(per_img: pd.DataFrame, reader: str, n_boot: int = 1000, seed: int = 0, ci: float = 0.95):
+    """Each model's Dice next to a second reader's, on the same plaque images, with the paired
+    difference (model minus reader) and its bootstrap CI: "as good as a second specialist",
+    measured. ``per_img`` is :func:`per_image` rows of every model and of ``reader`` (all scored
+    against the same first reader), with a ``model`` column.
+
+    Example:
+        versus_reader(predictions, "annotator 2")
+    """
+    ref = per_img[per_img.model == reader].set_index("image_id")
+    rng = np.random.default_rng(seed)
+    rows = []
+    for name, df in per_img[per_img.model != reader].groupby("model", sort=False):
+        df = df.set_index("image_id")
+        both = df.index.intersection(ref.index)
+        pl = both[df.loc[both, "has_plaque"].to_numpy(bool)]
+        a, b = df.loc[pl, "dice"].to_numpy(float), ref.loc[pl, "dice"].to_numpy(float)
+        d = a - b
+        idx = rng.integers(0, len(d), (n_boot, len(d))) if len(d) else np.zeros((0, 0), int)
+        boots = d[idx].mean(1) if len(d) else np.array([])
+        lo, hi = np.quantile(boots, [(1 - ci) / 2, (1 + ci) / 2]) if boots.size else (np.nan, np.nan)
+        rows.append(
+            {
+                "model": name,
+                "dice_model": a.mean() if len(a) else np.nan,
+                "dice_reader": b.mean() if len(b) else np.nan,
+                "difference": d.mean() if len(d) else np.nan,
+                "ci_low": float(lo),
+                "ci_high": float(hi),
+                "n_images": len(d),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 # ----------------------------------------------------------------------------- ensemble
 
 

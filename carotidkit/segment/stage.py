@@ -18,6 +18,9 @@ from .. import io
 from ..layout import RunLayout, Unet
 from . import metrics
 
+#: the name a second annotator's masks carry in 02's tables
+SECOND_READER = "annotator 2"
+
 
 @dataclass
 class UnetResult:
@@ -26,6 +29,9 @@ class UnetResult:
     predictions: pd.DataFrame  # per test image and model: Dice, areas, false alarm
     logs: pd.DataFrame  # backbone, epoch, loss, val_loss, val_dice, ...
     summary: dict = field(default_factory=dict)
+    #: each model's Dice vs annotator 1 next to a second reader's, paired difference + CI
+    #: (empty without second-reader masks)
+    versus_reader: pd.DataFrame = field(default_factory=pd.DataFrame)
     unet_dir: str = ""
     vote: str = "majority"
 
@@ -140,18 +146,32 @@ def run(
     preds = {bb: probs[k] > 0.5 for k, bb in enumerate(backbones)}
     preds["ensemble (majority)"] = metrics.vote(probs, "majority")
     preds["ensemble (mean)"] = metrics.vote(probs, "mean")
+    # a second reader's masks, scored against the first exactly like a model: the yardstick
+    reader = [cdir.second_reader_masks / f"{i}.png" for i in ids["test"]]
+    has_reader = np.array([p.is_file() for p in reader])
+    if has_reader.any():
+        from ..data.plaque_db import read_mask
+
+        R = np.zeros(Yte.shape[:3], bool)
+        R[has_reader] = np.stack([read_mask(p) for p, ok in zip(reader, has_reader) if ok])
+        preds[SECOND_READER] = R
     test = splits.set_index("image_id").loc[ids["test"]]
     tables, per_img = [], []
     for name, P in preds.items():
-        pi = metrics.per_image(Yte[..., 0], P, area, ids["test"]).assign(model=name)
-        pi["test_leak"] = test.test_leak.to_numpy()
+        keep = has_reader if name == SECOND_READER else np.ones(len(P), bool)
+        pi = metrics.per_image(
+            Yte[keep, ..., 0], P[keep], None if area is None else area[keep], list(np.array(ids["test"])[keep])
+        ).assign(model=name)
+        pi["test_leak"] = test.test_leak.to_numpy()[keep]
         per_img.append(pi)
         for subset, df in (("all test", pi), ("test without duplicates", pi[~pi.test_leak])):
             tables.append(metrics.summarize(df, n_boot, seed).assign(model=name, subset=subset))
     per_img = pd.concat(per_img, ignore_index=True)
     table = pd.concat(tables, ignore_index=True)
+    vs = metrics.versus_reader(per_img, SECOND_READER, n_boot, seed) if has_reader.any() else pd.DataFrame()
     io.write_parquet(out.test_predictions, per_img)
     io.write_parquet(out.metrics, table)
+    io.write_parquet(out.versus_reader, vs)
     io.write_npz(
         out.test_probs,
         probs=(probs * 255).round().astype(np.uint8),
@@ -171,6 +191,13 @@ def run(
         f"ensemble ({vote}) Dice {d.estimate:.3f} [{d.ci_low:.3f}, {d.ci_high:.3f}], "
         f"false alarms on {fa.estimate:.0%} of plaque-free test images"
     )
+    if has_reader.any():
+        r = table[(table.subset == "all test") & (table.model == SECOND_READER)].set_index("metric").loc["dice_mean"]
+        summary["inter_observer"] = (
+            f"{SECOND_READER} vs annotator 1: Dice {r.estimate:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] "
+            f"on {int(r.n_images)} plaque images"
+        )
+        summary["headline"] += f"; {SECOND_READER}: Dice {r.estimate:.3f}"
     io.write_json(out.summary, summary)
     return UnetResult(
         train=pd.DataFrame(summaries),
@@ -178,6 +205,7 @@ def run(
         predictions=per_img,
         logs=training_logs(out.root, backbones),
         summary=summary,
+        versus_reader=vs,
         unet_dir=str(out.root),
         vote=vote,
     )

@@ -14,7 +14,11 @@ import cv2
 import numpy as np
 
 LABELS = {"other": 0, "lumen": 1, "near_wall": 2, "far_wall": 3, "plaque": 4, "perivascular": 5}
-PLAQUE_KINDS = ("echolucent", "fibrous", "calcified")
+PLAQUE_KINDS = ("echolucent", "fibrous", "calcified", "isoechoic")
+#: the kind mix of cine-loop plaques (and of :func:`random_anatomy` unless told otherwise)
+DEFAULT_PLAQUE_MIX = {"echolucent": 0.3, "fibrous": 0.5, "calcified": 0.2}
+#: body echogenicity of each kind (scatterer std; lumen 0.015, media 0.35, perivascular ~0.6)
+_BODY_ECHO = {"echolucent": 0.22, "fibrous": 1.0, "calcified": 1.2, "isoechoic": 0.45}
 
 
 @dataclass
@@ -23,7 +27,9 @@ class Plaque:
     length_mm: float
     height_mm: float  # encroachment into the lumen beyond the intima
     wall: str = "far"  # "far" or "near"
-    kind: str = "fibrous"  # echolucent | fibrous | calcified
+    kind: str = "fibrous"  # echolucent | fibrous | calcified | isoechoic
+    irregular: bool = False  # rough, ulcerated surface and a heterogeneous body
+    seed: int = 0  # draws the surface of an irregular plaque
 
 
 @dataclass
@@ -39,6 +45,9 @@ class Anatomy:
     imt_near_mm: float = 0.6
     adventitia_mm: float = 0.7
     plaques: list[Plaque] = field(default_factory=list)
+    imt_wave: float = 0.0  # relative IMT undulation along the wall (diffuse thickening is not plaque)
+    imt_wave_period_mm: float = 18.0
+    reverb: float = 0.0  # first-order reverberation of the superficial layers into the lumen
     peri_echo: float = 0.6  # perivascular echogenicity
     peri_texture: float = 0.35  # perivascular heterogeneity (lobular fat / connective tissue)
     skin_mm: float = 1.2
@@ -60,9 +69,21 @@ def _smooth_noise(shape, scale_px: float, rng: np.random.Generator) -> np.ndarra
 
 
 def plaque_profile(p: Plaque, x_mm: np.ndarray) -> np.ndarray:
-    """Encroachment height (mm) of one plaque along x: a dome with soft shoulders."""
+    """Encroachment height (mm) of one plaque along x: a dome with soft shoulders.
+
+    An irregular plaque's surface is rough (bumps of about +-25 % of the height, ~1.5 mm apart)
+    and carries an ulcer: a crater 1-2 mm wide and 35-60 % of the height deep."""
     u = np.clip(1 - ((x_mm - p.x_mm) / (p.length_mm / 2)) ** 2, 0, None)
-    return p.height_mm * u**0.6
+    h = p.height_mm * u**0.6
+    if p.irregular:
+        r = np.random.default_rng(p.seed)
+        n = max(4, int(p.length_mm / 1.5) + 1)
+        knots = np.linspace(p.x_mm - p.length_mm / 2, p.x_mm + p.length_mm / 2, n)
+        rough = np.interp(x_mm, knots, r.normal(0, 0.25, n))
+        cx = p.x_mm + r.uniform(-0.3, 0.3) * p.length_mm
+        crater = r.uniform(0.35, 0.6) * np.exp(-0.5 * ((x_mm - cx) / r.uniform(0.5, 0.9)) ** 2)
+        h = h * np.clip(1 + rough - crater, 0.15, None)
+    return h
 
 
 def echo_map(anat: Anatomy, z_mm: np.ndarray, x_mm: np.ndarray, rng: np.random.Generator):
@@ -114,10 +135,20 @@ def echo_map(anat: Anatomy, z_mm: np.ndarray, x_mm: np.ndarray, rng: np.random.G
         k[prof > h] = PLAQUE_KINDS.index(p.kind)
         np.maximum(h, prof, out=h)
 
+    irr_far = np.zeros(W, bool)
+    irr_near = np.zeros(W, bool)
+    for p in anat.plaques:
+        if p.irregular:
+            (irr_far if p.wall == "far" else irr_near)[plaque_profile(p, x_mm) > 0] = True
+    # diffuse thickening may undulate gently along the wall; it is never labelled plaque
+    wave = 1.0
+    if anat.imt_wave:
+        xc = x_mm - anat.width_mm / 2
+        wave = (1 + anat.imt_wave * np.sin(2 * np.pi * xc / anat.imt_wave_period_mm + 1.3))[None, :]
     plaque_mask = np.zeros((H, W), bool)
-    for d, h, kind, imt, wall_label in (
-        (d_far, h_far, kind_far, anat.imt_far_mm, "far_wall"),
-        (d_near, h_near, kind_near, anat.imt_near_mm, "near_wall"),
+    for d, h, kind, irr, imt, wall_label in (
+        (d_far, h_far, kind_far, irr_far, anat.imt_far_mm * wave, "far_wall"),
+        (d_near, h_near, kind_near, irr_near, anat.imt_near_mm * wave, "near_wall"),
     ):
         blur = 1.0 if wall_label == "far_wall" else 0.8  # the near wall is less crisp
         d_rel = d + h[None, :]  # distance from the lumen surface
@@ -132,8 +163,12 @@ def echo_map(anat: Anatomy, z_mm: np.ndarray, x_mm: np.ndarray, rng: np.random.G
         pl = (d_rel >= 0) & (d < 0.5 * imt) & (h[None, :] > 0.1)
         if pl.any():
             kind2d = np.broadcast_to(kind[None, :], (H, W))
-            body = np.where(kind2d == 0, 0.22, np.where(kind2d == 1, 1.0, 1.2)).astype(np.float32)
+            echo = np.array([_BODY_ECHO[k] for k in PLAQUE_KINDS] + [1.0], np.float32)
+            body = echo[kind2d]  # kind -1 (no plaque) picks the last entry; masked out below
             body = body * np.exp(0.3 * _smooth_noise((H, W), 0.6 * px_per_mm, rng))
+            if irr.any():  # heterogeneous: bright fibrous/calcific islands in a dark lipid-rich body
+                het = _smooth_noise((H, W), 0.5 * px_per_mm, rng)
+                body = np.where(irr[None, :], body * np.exp(0.9 * het), body).astype(np.float32)
             cap = pl & (d_rel < 0.2)
             amp[pl] = body[pl]
             amp[cap & (kind2d == 0)] = 1.4  # fibrous cap over a lipid core
@@ -141,10 +176,17 @@ def echo_map(anat: Anatomy, z_mm: np.ndarray, x_mm: np.ndarray, rng: np.random.G
             plaque_mask |= pl
 
     lumen = (d_far + h_far[None, :] < 0) & (d_near + h_near[None, :] < 0)
+    ghost = amp[np.minimum(np.arange(H) // 2, H - 1)] if anat.reverb else None  # tissue at half depth
     amp[lumen] = 0.015
     # reverberation clutter just below the near wall
     clutter = lumen & (d_near + h_near[None, :] > -0.8)
     amp[clutter] = 0.06
+    if anat.reverb:
+        # first-order reverberation: the superficial layers echo again at twice their depth; in
+        # the anechoic lumen these ghosts show, strongest just below the near wall
+        below = np.clip(-(d_near + h_near[None, :]), 0, None)  # mm below the near-wall surface
+        ghost = anat.reverb * ghost * np.exp(-below / 2.5)
+        amp[lumen] = np.sqrt(amp[lumen] ** 2 + ghost[lumen] ** 2)
     labels[lumen] = LABELS["lumen"]
 
     # calcified plaques: bright calcium at the surface the beam meets first, shadow beneath
@@ -175,8 +217,17 @@ def random_anatomy(
     depth_mm: float = 40.0,
     width_mm: float = 50.0,
     male: bool | None = None,
+    plaque_mix: dict[str, float] | None = None,
+    p_irregular: float = 0.0,
 ) -> Anatomy:
-    """An anatomy whose IMT, plaque burden and perivascular tissue follow age and damage ``vd``."""
+    """An anatomy whose IMT, plaque burden and perivascular tissue follow age and damage ``vd``.
+
+    ``plaque_mix`` gives each kind's probability (default :data:`DEFAULT_PLAQUE_MIX`);
+    ``p_irregular`` the share of irregular (ulcerated, heterogeneous) plaques."""
+    mix = plaque_mix or DEFAULT_PLAQUE_MIX
+    unknown = set(mix) - set(PLAQUE_KINDS)
+    if unknown:
+        raise ValueError(f"unknown plaque kinds {sorted(unknown)}; choose from {PLAQUE_KINDS}")
     male = bool(rng.random() < 0.5) if male is None else male
     imt = 0.5 + 0.00875 * (age - 35) + 0.07 * vd + rng.normal(0, 0.05)
     imt = float(np.clip(imt, 0.35, 1.3))
@@ -198,9 +249,12 @@ def random_anatomy(
                 length_mm=length,
                 height_mm=float(np.clip(rng.gamma(4, 0.35) + 0.2 * vd, 0.8, 3.5)),
                 wall="far" if rng.random() < 0.7 else "near",
-                kind=str(rng.choice(PLAQUE_KINDS, p=[0.3, 0.5, 0.2])),
+                kind=str(rng.choice(list(mix), p=np.asarray(list(mix.values())) / sum(mix.values()))),
             )
         )
+        if p_irregular > 0:  # drawn only when asked for, so default anatomies keep their draws
+            plaques[-1].irregular = bool(rng.random() < p_irregular)
+            plaques[-1].seed = int(rng.integers(2**31))
     return Anatomy(
         depth_mm=depth_mm,
         width_mm=width_mm,

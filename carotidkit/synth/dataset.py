@@ -9,6 +9,8 @@ Layout (all under ``out_dir``)::
     truth/cohort_truth.parquet     vd_true, latent event times, ...
     truth/plaque_db_truth.parquet  per image: plaques, areas, scan box, overlay pixels, duplicates
     truth/plaque_db/<id>_clean.png, <id>_overlay.png   overlay-free image and overlay mask
+    truth/annotator_2/<id>_labeled.png   the second reader's mask of every image (the database
+                                   ships annotator 1's; see :mod:`carotidkit.synth.annotate`)
     truth/cine_truth.parquet       per clip: distension, IMT, plaques
     manifest.json                  written last: parameters, cache key, counts, hashes, timings
 
@@ -33,9 +35,17 @@ from .. import io
 from ..layout import Data
 from . import anatomy as A
 from . import bmode, cine
+from .annotate import ANNOTATORS, annotate
+from .annotate import dice as _dice
 from .cohort import simulate_cohort
 
-SIM_VERSION = "3"
+SIM_VERSION = "4"
+
+#: what makes database images hard, as in a high-risk cohort's routine scans
+DB_PLAQUE_MIX = {"echolucent": 0.25, "fibrous": 0.35, "calcified": 0.15, "isoechoic": 0.25}
+P_IRREGULAR = 0.3  # ulcerated / heterogeneous plaques
+P_THICKENED = 0.4  # plaque-free images with diffuse intima-media thickening (no mask)
+P_REVERB = 0.6  # images with near-wall reverberation in the lumen
 
 
 def _components(lay: Data) -> tuple[Path, ...]:
@@ -103,11 +113,21 @@ def _render_db_image(args) -> dict:
     rng = _rng(seed, 11, i)
     age, vd = float(rng.uniform(45, 82)), float(rng.normal(0.6, 0.9))
     n_pl = int(rng.choice([1, 2, 3], p=[0.65, 0.27, 0.08])) if has_plaque else 0
-    anat = A.random_anatomy(rng, age=age, vd=vd, n_plaques=n_pl)
+    anat = A.random_anatomy(rng, age=age, vd=vd, n_plaques=n_pl, plaque_mix=DB_PLAQUE_MIX, p_irregular=P_IRREGULAR)
+    thickened = not has_plaque and rng.random() < P_THICKENED
+    if thickened:  # diffuse thickening stays below the consensus plaque criteria (focal, > 1.5 mm)
+        anat.imt_far_mm = float(rng.uniform(1.0, 1.3))
+        anat.imt_near_mm = float(anat.imt_far_mm * rng.uniform(0.85, 1.0))
+        anat.imt_wave = float(rng.uniform(0.04, 0.12))
+        anat.imt_wave_period_mm = float(rng.uniform(12, 30))
+    if rng.random() < P_REVERB:
+        anat.reverb = float(rng.uniform(0.1, 0.4))
     ex = bmode.render_export(rng, size=size, anat=anat)
+    m1, m2 = (annotate(ex.plaque, ex.pixel_spacing_mm, a, _rng(seed, 17, i, k)) for k, a in enumerate(ANNOTATORS))
     out = Path(out)
     io.write_png(out / f"r{i}_image.png", ex.image)
-    io.write_png(out / f"r{i}_mask.png", np.round(np.clip(ex.plaque, 0, 1) * 255).astype(np.uint8))
+    io.write_png(out / f"r{i}_mask.png", m1.astype(np.uint8) * 255)
+    io.write_png(out / f"r{i}_mask2.png", m2.astype(np.uint8) * 255)
     io.write_png(out / f"r{i}_clean.png", ex.clean)
     io.write_png(out / f"r{i}_overlay.png", ex.overlay.astype(np.uint8) * 255)
     area_px = int((ex.plaque > 0.5).sum())
@@ -116,7 +136,13 @@ def _render_db_image(args) -> dict:
         "n_plaques": len(anat.plaques),
         "plaque_kinds": ",".join(p.kind for p in anat.plaques),
         "plaque_walls": ",".join(p.wall for p in anat.plaques),
+        "irregular_plaques": int(sum(p.irregular for p in anat.plaques)),
+        "imt_thickened": bool(thickened),
+        "reverb": anat.reverb,
         "plaque_area_px": area_px,
+        "annotator_1_area_px": int(m1.sum()),
+        "annotator_2_area_px": int(m2.sum()),
+        "annotator_dice": _dice(m1, m2) if m1.any() or m2.any() else None,
         "plaque_area_mm2": area_px * ex.pixel_spacing_mm[0] * ex.pixel_spacing_mm[1],
         "pixel_spacing_row_mm": ex.pixel_spacing_mm[0],
         "pixel_spacing_col_mm": ex.pixel_spacing_mm[1],
@@ -142,6 +168,7 @@ def write_plaque_db(out_dir: Path, n: int, size: int, seed: int, pool=None) -> p
     lay = Data.at(out_dir)
     tdir = lay.overlay_truth
     tdir.mkdir(parents=True, exist_ok=True)
+    lay.second_reader.mkdir(parents=True, exist_ok=True)
     for r in truth.itertuples():
         folder = lay.plaque_db / r.split
         folder.mkdir(parents=True, exist_ok=True)
@@ -150,6 +177,7 @@ def write_plaque_db(out_dir: Path, n: int, size: int, seed: int, pool=None) -> p
         if r.mask_rgb:
             mask = cv2.merge([mask, mask, mask])
         io.write_png(folder / r.mask_file, mask)
+        shutil.copyfile(work / f"r{r.render}_mask2.png", lay.second_reader / r.mask_file)
         stem = str(r.image_id)
         shutil.copyfile(work / f"r{r.render}_clean.png", tdir / f"{stem}_clean.png")
         shutil.copyfile(work / f"r{r.render}_overlay.png", tdir / f"{stem}_overlay.png")
