@@ -221,6 +221,7 @@ def bench_unet(out_dir: Path) -> dict:
             "epochs": cfg.epochs,
             "batch_size": cfg.batch_size,
             "learning_rate": cfg.learning_rate,
+            "vflip": cfg.vflip,
         }
         with np.load(npz) as z:
             res["images"] = {k: int(len(z[f"X{k}"])) for k in ("tr", "va", "te")}

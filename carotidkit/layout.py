@@ -174,7 +174,7 @@ class Unet(Section):
 
     @property
     def versus_reader(self) -> Path:
-        """Parquet: ``model, dice_model, dice_reader, difference, ci_low, ci_high, n_images``: each
+        """Parquet: ``model, dice_model, reference, dice_reference, difference, ci_low, ci_high, n_images``: each
         model against a second annotator on the same plaque images (empty without one)."""
         return self.root / "versus_reader.parquet"
 

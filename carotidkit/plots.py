@@ -406,13 +406,18 @@ def enrichment_plot(res, phase: str = "whole cycle"):
 
 
 def sanity_plot(res):
-    """Rank correlation of attributions with the trained model's as layers are randomised top-down."""
+    """Rank correlation of attributions with the trained model's as layers are randomised top-down
+    (signed maps, absolute maps and SSIM): a map that still looks the same after full
+    randomisation does not explain the model."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    for m, d in res.sanity.groupby("method", sort=False):
-        ax.plot(d.randomised_through, d.spearman, "o-", label=f"{m.replace('_', ' ')} (Spearman)")
-        ax.plot(d.randomised_through, d.ssim, "s--", label=f"{m.replace('_', ' ')} (SSIM)")
+    for k, (m, d) in enumerate(res.sanity.groupby("method", sort=False)):
+        name, c = m.replace("_", " "), f"C{k}"
+        ax.plot(d.randomised_through, d.spearman, "o-", color=c, label=f"{name} (Spearman, signed)")
+        if "spearman_abs" in d:
+            ax.plot(d.randomised_through, d.spearman_abs, "^:", color=c, label=f"{name} (Spearman, |map|)")
+        ax.plot(d.randomised_through, d.ssim, "s--", color=c, alpha=0.6, label=f"{name} (SSIM, |map|)")
     ax.axhline(0.3, color="grey", lw=1, ls=":")
     ax.set(
         xlabel="randomised down to (cumulative, from the output)",

@@ -64,6 +64,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "vote": "majority",
         "n_boot": 1000,
         "weights_dir": None,  # optional local folder of encoder weights (opt-in; never downloaded)
+        "vflip": 0.5,  # share of training images also flipped upside down (both walls' plaques)
     },
     "03_vd_video": {
         "architecture": "r2plus1d",  # or "vivit" (video transformer; pretrain_epochs > 0 for VideoMAE)
@@ -194,6 +195,7 @@ RULES: dict[str, dict[str, tuple]] = {
         "vote": ("choice", ("majority", "mean")),
         "n_boot": _N_BOOT,
         "weights_dir": _PATH,
+        "vflip": ("float", 0.0, 1.0),
     },
     "03_vd_video": {
         "architecture": ("choice", ("r2plus1d", "vivit")),

@@ -78,8 +78,8 @@ def test_remove_small():
     assert metrics.remove_small(m, 5).sum() == m.sum() - 1
 
 
-def test_versus_reader_pairs_models_with_the_second_reader_on_the_same_images():
-    from carotidkit.segment.metrics import per_image, versus_reader
+def test_paired_dice_pairs_models_with_the_second_reader_on_the_same_images():
+    from carotidkit.segment.metrics import paired_dice, per_image
 
     y = np.zeros((12, 32, 32), bool)
     y[:8, 10:20, 8:24] = True  # 8 plaque images, 4 plaque-free
@@ -93,12 +93,12 @@ def test_versus_reader_pairs_models_with_the_second_reader_on_the_same_images():
         per_image(y, good, image_ids=list(range(12))).assign(model="good"),
         per_image(y, bad, image_ids=list(range(12))).assign(model="bad"),
     ]
-    t = versus_reader(pd.concat(rows[::-1]), "annotator 2", n_boot=200).set_index("model")
+    t = paired_dice(pd.concat(rows[::-1]), "annotator 2", n_boot=200).set_index("model")
     assert list(t.index) == ["bad", "good"] and (t.n_images == 8).all()
-    assert t.loc["good", "dice_reader"] == pytest.approx(2 * 120 / (160 + 120))
-    assert t.loc["good", "difference"] == pytest.approx(t.loc["good", "dice_model"] - t.loc["good", "dice_reader"])
+    assert t.loc["good", "dice_reference"] == pytest.approx(2 * 120 / (160 + 120))
+    assert t.loc["good", "difference"] == pytest.approx(t.loc["good", "dice_model"] - t.loc["good", "dice_reference"])
     assert t.loc["good", "difference"] > 0 and t.loc["bad", "ci_high"] < 0
     # a reader who scored only some images: the comparison keeps the images both have
     few = per_image(y[:4], reader[:4], image_ids=list(range(4))).assign(model="annotator 2")
-    t2 = versus_reader(pd.concat([rows[1], few]), "annotator 2", n_boot=50)
+    t2 = paired_dice(pd.concat([rows[1], few]), "annotator 2", n_boot=50)
     assert t2.n_images.iloc[0] == 4

@@ -165,3 +165,20 @@ def test_vectorised_augmentation_equals_the_per_image_definition():
     assert flips.any() and (~flips).any() and (shifts != 0).any()  # the test exercised both
     x2, _ = augment_batch(x, y, np.random.default_rng(7), shift=0.25, gain=0.0)
     np.testing.assert_array_equal(xa, x2)  # seeded
+
+
+def test_vertical_flips_follow_the_same_definition():
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 255, (6, 12, 10, 1)).astype(np.float32)
+    y = (rng.random((6, 12, 10, 1)) > 0.7).astype(np.float32)
+    xa, ya = augment_batch(x, y, np.random.default_rng(7), shift=0.25, gain=0.0, vflip=0.5)
+    draw = np.random.default_rng(7)
+    flips, shifts, vflips = draw.random(6) < 0.5, draw.integers(-3, 4, (6, 2)), draw.random(6) < 0.5
+    xv, yv = np.where(vflips[:, None, None, None], x[:, ::-1], x), np.where(vflips[:, None, None, None], y[:, ::-1], y)
+    xr, yr = _loop_reference(xv, yv, flips, shifts)  # flip upside down first, then as before
+    np.testing.assert_array_equal(xa, xr)
+    np.testing.assert_array_equal(ya, yr)
+    assert vflips.any() and (~vflips).any()
+    # without vflip the draws (and so the epochs) are exactly what they were
+    x0, _ = augment_batch(x, y, np.random.default_rng(7), shift=0.25, gain=0.0)
+    np.testing.assert_array_equal(x0, _loop_reference(x, y, flips, shifts)[0])

@@ -65,7 +65,15 @@ def test_cascading_randomisation_reports_each_block():
     x = torch.rand(2, 1, 4, 12, 12)
     s = V.cascading_randomisation(_WallModel(), x, "integrated_gradients")
     assert s.randomised_through.tolist()[0] == "head" and s.randomised_through.tolist()[-1] == "stem"
-    assert s.spearman.between(-1, 1).all()
+    assert s.spearman.between(-1, 1).all() and s.spearman_abs.between(-1, 1).all()
+    # signed maps keep the sign of the evidence, absolute maps do not
+    m = _WallModel()
+    with torch.no_grad():
+        m.head.weight.fill_(-0.5)
+    signed = V.attributions(m, x, "integrated_gradients", n_samples=2, signed=True)
+    assert (signed[:, :, :3] < 0).mean() > 0.9 and (
+        V.attributions(m, x, "integrated_gradients", n_samples=2) >= 0
+    ).all()
 
 
 def test_associations_rank_the_planted_drivers_first():

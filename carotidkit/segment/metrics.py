@@ -141,19 +141,20 @@ def summarize(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0, ci: float = 0
     return pd.DataFrame(rows)
 
 
-def versus_reader(per_img: pd.DataFrame, reader: str, n_boot: int = 1000, seed: int = 0, ci: float = 0.95):
-    """Each model's Dice next to a second reader's, on the same plaque images, with the paired
-    difference (model minus reader) and its bootstrap CI: "as good as a second specialist",
-    measured. ``per_img`` is :func:`per_image` rows of every model and of ``reader`` (all scored
-    against the same first reader), with a ``model`` column.
+def paired_dice(per_img: pd.DataFrame, reference: str, n_boot: int = 1000, seed: int = 0, ci: float = 0.95):
+    """Each model's Dice next to ``reference``'s on the same plaque images, with the paired
+    difference (model minus reference) and its bootstrap CI over images. With a second reader as
+    the reference: "as good as a second specialist", measured; with the ensemble: whether any
+    member beats it beyond noise. ``per_img`` is :func:`per_image` rows of every model and of
+    ``reference`` (all scored against the same annotation), with a ``model`` column.
 
     Example:
-        versus_reader(predictions, "annotator 2")
+        paired_dice(predictions, "annotator 2")
     """
-    ref = per_img[per_img.model == reader].set_index("image_id")
+    ref = per_img[per_img.model == reference].set_index("image_id")
     rng = np.random.default_rng(seed)
     rows = []
-    for name, df in per_img[per_img.model != reader].groupby("model", sort=False):
+    for name, df in per_img[per_img.model != reference].groupby("model", sort=False):
         df = df.set_index("image_id")
         both = df.index.intersection(ref.index)
         pl = both[df.loc[both, "has_plaque"].to_numpy(bool)]
@@ -166,7 +167,8 @@ def versus_reader(per_img: pd.DataFrame, reader: str, n_boot: int = 1000, seed: 
             {
                 "model": name,
                 "dice_model": a.mean() if len(a) else np.nan,
-                "dice_reader": b.mean() if len(b) else np.nan,
+                "reference": reference,
+                "dice_reference": b.mean() if len(b) else np.nan,
                 "difference": d.mean() if len(d) else np.nan,
                 "ci_low": float(lo),
                 "ci_high": float(hi),

@@ -52,7 +52,7 @@ def measure(spec: dict) -> dict:
     Xtr, Ytr, Xva, Yva, Xte, Yte = (d[k] for k in ("Xtr", "Ytr", "Xva", "Yva", "Xte", "Yte"))
     bs, ep, lr = spec.get("batch_size", 16), spec.get("epochs", 8), spec.get("learning_rate", 1e-3)
     if spec["mode"] == "monai":
-        return _monai(Xtr, Ytr, Xva, Yva, Xte, Yte, bs, ep, lr, spec.get("seed", 0))
+        return _monai(Xtr, Ytr, Xva, Yva, Xte, Yte, bs, ep, lr, spec.get("seed", 0), spec.get("vflip", 0.0))
     from . import keras_quietly
 
     keras = keras_quietly()
@@ -87,6 +87,7 @@ def measure(spec: dict) -> dict:
             learning_rate=lr,
             patience=ep,
             verbose=0,
+            vflip=spec.get("vflip", 0.0),
         )
         wall = time.perf_counter() - t0
         share = _cpu_share(c0, wall)
@@ -106,7 +107,7 @@ def measure(spec: dict) -> dict:
     }
 
 
-def _monai(Xtr, Ytr, Xva, Yva, Xte, Yte, bs, epochs, lr, seed) -> dict:
+def _monai(Xtr, Ytr, Xva, Yva, Xte, Yte, bs, epochs, lr, seed, vflip: float = 0.0) -> dict:
     """The same recipe in MONAI: FlexibleUNet(efficientnet-b0), Adam, batch-Dice + 0.5 BCE,
     output bias at the plaque prior, BatchNorm momentum 0.1 (torch's convention for Keras' 0.9),
     the same flips/shifts/gain (carotidkit's augment_batch, same seed), best-validation model."""
@@ -146,7 +147,7 @@ def _monai(Xtr, Ytr, Xva, Yva, Xte, Yte, bs, epochs, lr, seed) -> dict:
         m.train()
         order = rng.permutation(len(Xtr))
         for k in range(0, len(order), bs):
-            x, y = augment_batch(Xtr[order[k : k + bs]], Ytr[order[k : k + bs]], rng)
+            x, y = augment_batch(Xtr[order[k : k + bs]], Ytr[order[k : k + bs]], rng, vflip=vflip)
             opt.zero_grad()
             loss_fn(m(tensor(x / 255.0)), tensor(y)).backward()
             opt.step()

@@ -82,6 +82,7 @@ def run(
     vote: str = "majority",
     n_boot: int = 1000,
     weights_dir=None,
+    vflip: float = 0.5,
     progress=print,
 ) -> UnetResult:
     """Train the U-Nets on 01's splits, vote them, and score them on the test split.
@@ -121,6 +122,7 @@ def run(
             patience=patience,
             seed=seed,
             weights_path=weights,
+            vflip=vflip,
         )
         if progress:
             progress(f"{bb}: best val Dice {s['best_val_dice']:.3f} at epoch {s['best_epoch']} ({s['seconds']} s)")
@@ -168,7 +170,7 @@ def run(
             tables.append(metrics.summarize(df, n_boot, seed).assign(model=name, subset=subset))
     per_img = pd.concat(per_img, ignore_index=True)
     table = pd.concat(tables, ignore_index=True)
-    vs = metrics.versus_reader(per_img, SECOND_READER, n_boot, seed) if has_reader.any() else pd.DataFrame()
+    vs = metrics.paired_dice(per_img, SECOND_READER, n_boot, seed) if has_reader.any() else pd.DataFrame()
     io.write_parquet(out.test_predictions, per_img)
     io.write_parquet(out.metrics, table)
     io.write_parquet(out.versus_reader, vs)

@@ -31,10 +31,17 @@ def load_arrays(clean_dir, image_ids) -> tuple[np.ndarray, np.ndarray]:
 
 
 def augment_batch(
-    x: np.ndarray, y: np.ndarray, rng: np.random.Generator, shift: float = 0.1, hflip: bool = True, gain: float = 0.15
+    x: np.ndarray,
+    y: np.ndarray,
+    rng: np.random.Generator,
+    shift: float = 0.1,
+    hflip: bool = True,
+    gain: float = 0.15,
+    vflip: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Random left-right flips, shifts (up to ``shift`` of the side, zero fill) and mild
-    gain/gamma changes; the masks get the same geometric changes.
+    gain/gamma changes; the masks get the same geometric changes. ``vflip``: the share of images
+    also flipped upside down (near-wall plaques become far-wall-like and back; 0 = never).
 
     Vectorised over the batch: the flip and shift of every image are one gather (an index map
     per image), the intensity change one broadcast power; no per-image Python loop.
@@ -49,6 +56,8 @@ def augment_batch(
     cols = np.arange(w)[None, :] - d[:, 1:]
     valid = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
     cols = np.where(flip[:, None], w - 1 - cols, cols)
+    if vflip > 0:  # drawn only when asked for: default epochs keep their draws
+        rows = np.where((rng.random(n) < vflip)[:, None], h - 1 - rows, rows)
     i = np.arange(n)[:, None, None]
     r, c = rows.clip(0, h - 1)[:, :, None], cols.clip(0, w - 1)[:, None, :]
     keep = valid[..., None] if x.ndim == 4 else valid
@@ -62,7 +71,9 @@ def augment_batch(
     return np.clip(xo, 0, 255), yo
 
 
-def epoch_arrays(X, Y, seed: int, epoch: int, augment: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def epoch_arrays(
+    X, Y, seed: int, epoch: int, augment: bool = True, vflip: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
     """One epoch of training data: a permutation and a fresh augmentation of every image, seeded
     by ``(seed, epoch)`` (a resumed run sees exactly the epochs it would have seen), vectorised
     over the whole epoch. The model then reads plain arrays: Keras' array path, no Python
@@ -71,7 +82,7 @@ def epoch_arrays(X, Y, seed: int, epoch: int, augment: bool = True) -> tuple[np.
     order = rng.permutation(len(X))
     if not augment:
         return X[order].astype(np.float32), Y[order]
-    return augment_batch(X[order], Y[order], rng)
+    return augment_batch(X[order], Y[order], rng, vflip=vflip)
 
 
 class Plateau:
@@ -147,8 +158,11 @@ def train_unet(
     weights_path: str | None = None,
     resume: bool = True,
     verbose: int = 2,
+    vflip: float = 0.0,
 ) -> dict:
     """Train one U-Net; return a summary (best epoch, validation Dice, seconds, images/s).
+
+    ``vflip``: share of training images also flipped upside down (see :func:`augment_batch`).
 
     Example:
         res = train_unet("mobilenetv2", Xtr, Ytr, Xva, Yva, "runs/smoke/unet", epochs=1)
@@ -169,6 +183,7 @@ def train_unet(
             "seed": seed,
             "weights_path": str(weights_path),
             "size": int(size),
+            **({"vflip": float(vflip)} if vflip else {}),  # absent at 0: older checkpoints stay valid
             "data": [io.sha256_bytes(np.ascontiguousarray(a).tobytes())[:16] for a in (X_train, Y_train, X_val, Y_val)],
         }
     )
@@ -208,7 +223,7 @@ def train_unet(
         if stop:
             break
         model.optimizer.learning_rate.assign(plateau.lr)
-        xa, ya = epoch_arrays(X_train, Y_train, seed, epoch)
+        xa, ya = epoch_arrays(X_train, Y_train, seed, epoch, vflip=vflip)
         te = time.perf_counter()
         h = model.fit(
             xa,
@@ -247,6 +262,7 @@ def train_unet(
         "input_size": int(size),
         "batch_size": batch_size,
         "learning_rate": learning_rate,
+        "vflip": vflip,
     }
     if not best_path.exists():
         with io.atomic_path(best_path, suffix=".keras") as tmp:

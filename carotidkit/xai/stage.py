@@ -21,7 +21,7 @@ from . import video as V
 class XaiResult:
     enrichment: pd.DataFrame  # method, phase, region, enrichment, ci_low, ci_high
     per_clip: pd.DataFrame  # subject_id, method, phase, region, enrichment
-    sanity: pd.DataFrame  # method, randomised_through, spearman, ssim
+    sanity: pd.DataFrame  # method, randomised_through, spearman (signed), spearman_abs, ssim
     deletion: pd.DataFrame  # clip, order, auc
     associations: pd.DataFrame  # term, beta_per_sd, ci_low, ci_high, p, p_fdr, shap_mean_abs, ranks
     shap_values: pd.DataFrame

@@ -70,6 +70,10 @@ plots.attribution_movies(res)
 # ## Do the explanations depend on the model? (cascading randomisation)
 # Look for similarity that collapses (below the dotted 0.3 line) as more layers are randomised:
 # an explanation that stays the same for a random model explains the input, not the model.
+# Adebayo et al. rank-correlate signed maps and absolute maps; both are shown. Integrated
+# Gradients multiplies by the input, so its absolute map keeps the image's structure (bright
+# walls) even for a random network: the signed map is the one that tells whether it depends on
+# the weights, and the absolute one is why IG maps should not be read without this check.
 
 # %%
 fig = plots.sanity_plot(res)
