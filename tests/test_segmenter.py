@@ -53,4 +53,9 @@ def test_stage_outputs_are_documented_files(smoke_run):
     m = pd.read_parquet(lay.metrics)
     assert {"metric", "estimate", "ci_low", "ci_high", "n_images", "model", "subset"} <= set(m.columns)
     assert {"all test", "test without duplicates"} == set(m.subset)
-    assert {"ensemble (majority)", "ensemble (mean)", *meta["backbones"]} == set(m.model)
+    # simulated data carry a second reader, scored against annotator 1 like a model
+    assert {"ensemble (majority)", "ensemble (mean)", "annotator 2", *meta["backbones"]} == set(m.model)
+    vs = pd.read_parquet(lay.versus_reader)
+    assert set(vs.model) == {"ensemble (majority)", "ensemble (mean)", *meta["backbones"]}
+    assert (vs.reference == "annotator 2").all() and (vs.n_images > 0).all()
+    assert np.allclose(vs.difference, vs.dice_model - vs.dice_reference)
