@@ -173,6 +173,11 @@ class Unet(Section):
         return self.root / "metrics.parquet"
 
     @property
+    def validation_predictions(self) -> Path:
+        """Parquet: per validation image and model, the columns of ``test_predictions``."""
+        return self.root / "validation_predictions.parquet"
+
+    @property
     def versus_reader(self) -> Path:
         """Parquet: ``model, dice_model, reference, dice_reference, difference, ci_low, ci_high, n_images``: each
         model against a second annotator on the same plaque images (empty without one)."""

@@ -52,7 +52,9 @@ def test_stage_outputs_are_documented_files(smoke_run):
     assert all(p.exists() for p in lay.files().values()), lay.files()
     m = pd.read_parquet(lay.metrics)
     assert {"metric", "estimate", "ci_low", "ci_high", "n_images", "model", "subset"} <= set(m.columns)
-    assert {"all test", "test without duplicates"} == set(m.subset)
+    assert {"all test", "test without duplicates", "validation"} == set(m.subset)
+    v = pd.read_parquet(lay.validation_predictions)
+    assert set(v.model) == set(m.model) and v.image_id.nunique() == m[m.subset == "validation"].n_images.max()
     # simulated data carry a second reader, scored against annotator 1 like a model
     assert {"ensemble (majority)", "ensemble (mean)", "annotator 2", *meta["backbones"]} == set(m.model)
     vs = pd.read_parquet(lay.versus_reader)

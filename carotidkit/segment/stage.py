@@ -32,6 +32,8 @@ class UnetResult:
     #: each model's Dice vs annotator 1 next to a second reader's, paired difference + CI
     #: (empty without second-reader masks)
     versus_reader: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: per validation image and model, like ``predictions`` (validation picked each best epoch)
+    validation_predictions: pd.DataFrame = field(default_factory=pd.DataFrame)
     unet_dir: str = ""
     vote: str = "majority"
 
@@ -59,6 +61,33 @@ class UnetResult:
         pe = self.ensemble_predictions()
         pl = pe[pe.has_plaque].sort_values("dice")
         return [pl.index[-1], pl.index[len(pl) // 2], pl.index[0]] if len(pl) else []
+
+
+def _score(probs, Y, image_ids, backbones, qc, cdir, leak=None):
+    """Per-image rows (``metrics.per_image``) of each model, both votes and, where its masks exist,
+    the second reader, all against the shipped masks ``Y``; also which images have a reader."""
+    from ..data.plaque_db import read_mask
+
+    area = qc.loc[image_ids, "model_px_area_mm2"].to_numpy() if "model_px_area_mm2" in qc else None
+    preds = {bb: probs[k] > 0.5 for k, bb in enumerate(backbones)}
+    preds["ensemble (majority)"] = metrics.vote(probs, "majority")
+    preds["ensemble (mean)"] = metrics.vote(probs, "mean")
+    # a second reader's masks, scored against the first exactly like a model: the yardstick
+    reader = [cdir.second_reader_masks / f"{i}.png" for i in image_ids]
+    has_reader = np.array([p.is_file() for p in reader], bool)
+    if has_reader.any():
+        R = np.zeros(Y.shape[:3], bool)
+        R[has_reader] = np.stack([read_mask(p) for p, ok in zip(reader, has_reader) if ok])
+        preds[SECOND_READER] = R
+    rows = []
+    for name, P in preds.items():
+        keep = has_reader if name == SECOND_READER else np.ones(len(P), bool)
+        pi = metrics.per_image(
+            Y[keep, ..., 0], P[keep], None if area is None else area[keep], list(np.array(image_ids)[keep])
+        ).assign(model=name)
+        pi["test_leak"] = leak[keep] if leak is not None else False
+        rows.append(pi)
+    return pd.concat(rows, ignore_index=True), has_reader
 
 
 def training_logs(unet_dir, backbones) -> pd.DataFrame:
@@ -144,34 +173,24 @@ def run(
     t0 = time.perf_counter()
     probs = seg.predict_probs(Xte)
     infer_s = time.perf_counter() - t0
-    area = qc.loc[ids["test"], "model_px_area_mm2"].to_numpy() if "model_px_area_mm2" in qc else None
-    preds = {bb: probs[k] > 0.5 for k, bb in enumerate(backbones)}
-    preds["ensemble (majority)"] = metrics.vote(probs, "majority")
-    preds["ensemble (mean)"] = metrics.vote(probs, "mean")
-    # a second reader's masks, scored against the first exactly like a model: the yardstick
-    reader = [cdir.second_reader_masks / f"{i}.png" for i in ids["test"]]
-    has_reader = np.array([p.is_file() for p in reader])
-    if has_reader.any():
-        from ..data.plaque_db import read_mask
-
-        R = np.zeros(Yte.shape[:3], bool)
-        R[has_reader] = np.stack([read_mask(p) for p, ok in zip(reader, has_reader) if ok])
-        preds[SECOND_READER] = R
     test = splits.set_index("image_id").loc[ids["test"]]
-    tables, per_img = [], []
-    for name, P in preds.items():
-        keep = has_reader if name == SECOND_READER else np.ones(len(P), bool)
-        pi = metrics.per_image(
-            Yte[keep, ..., 0], P[keep], None if area is None else area[keep], list(np.array(ids["test"])[keep])
-        ).assign(model=name)
-        pi["test_leak"] = test.test_leak.to_numpy()[keep]
-        per_img.append(pi)
-        for subset, df in (("all test", pi), ("test without duplicates", pi[~pi.test_leak])):
-            tables.append(metrics.summarize(df, n_boot, seed).assign(model=name, subset=subset))
-    per_img = pd.concat(per_img, ignore_index=True)
+    per_img, has_reader = _score(probs, Yte, ids["test"], backbones, qc, cdir, leak=test.test_leak.to_numpy())
+    tables = [
+        metrics.summarize(df, n_boot, seed).assign(model=name, subset=subset)
+        for name, pi in per_img.groupby("model", sort=False)
+        for subset, df in (("all test", pi), ("test without duplicates", pi[~pi.test_leak]))
+    ]
+    # the validation images (model selection used them, which flatters the single models): a
+    # second look at "is the ensemble better than its members" with three times the images
+    val_img, _ = _score(seg.predict_probs(Xva), Yva, ids["val"], backbones, qc, cdir)
+    tables += [
+        metrics.summarize(pi, n_boot, seed).assign(model=name, subset="validation")
+        for name, pi in val_img.groupby("model", sort=False)
+    ]
     table = pd.concat(tables, ignore_index=True)
     vs = metrics.paired_dice(per_img, SECOND_READER, n_boot, seed) if has_reader.any() else pd.DataFrame()
     io.write_parquet(out.test_predictions, per_img)
+    io.write_parquet(out.validation_predictions, val_img)
     io.write_parquet(out.metrics, table)
     io.write_parquet(out.versus_reader, vs)
     io.write_npz(
@@ -208,6 +227,7 @@ def run(
         logs=training_logs(out.root, backbones),
         summary=summary,
         versus_reader=vs,
+        validation_predictions=val_img,
         unet_dir=str(out.root),
         vote=vote,
     )
