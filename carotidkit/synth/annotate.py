@@ -31,6 +31,8 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from .anatomy import _smooth_noise
+
 #: the configured band of mean annotator-1-vs-annotator-2 Dice on plaque images (see module doc)
 AGREEMENT_BAND = (0.62, 0.78)
 
@@ -54,13 +56,6 @@ ANNOTATORS = (
     Annotator("annotator_1", edge_bias_mm=0.12, smooth_mm=0.25, min_thickness_mm=0.25, merge_prob=0.6),
     Annotator("annotator_2", edge_bias_mm=-0.12, smooth_mm=0.4, min_thickness_mm=0.45, merge_prob=0.3),
 )
-
-
-def _smooth_field(shape, scale_px: float, rng: np.random.Generator) -> np.ndarray:
-    h, w = shape
-    sh, sw = max(2, int(h / scale_px) + 2), max(2, int(w / scale_px) + 2)
-    big = cv2.resize(rng.standard_normal((sh, sw)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
-    return (big - big.mean()) / (big.std() + 1e-6)
 
 
 def annotate(
@@ -95,7 +90,7 @@ def annotate(
     inside = ndimage.distance_transform_edt(mask, sampling=(sr, sc))
     outside = ndimage.distance_transform_edt(~mask, sampling=(sr, sc))
     sdf = np.where(mask, inside, -outside).astype(np.float32)
-    sdf += reader.edge_bias_mm + reader.jitter_mm * _smooth_field(mask.shape, reader.jitter_scale_mm / px_mm, rng)
+    sdf += reader.edge_bias_mm + reader.jitter_mm * _smooth_noise(mask.shape, reader.jitter_scale_mm / px_mm, rng)
     s = reader.smooth_mm / px_mm
     if s > 0.5:
         sdf = cv2.GaussianBlur(sdf, (0, 0), sigmaX=reader.smooth_mm / sc, sigmaY=reader.smooth_mm / sr)
