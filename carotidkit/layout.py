@@ -251,8 +251,14 @@ class Xai(Section):
         return self.root / "enrichment.parquet"
 
     @property
+    def baseline_sensitivity(self) -> Path:
+        """Parquet: Integrated Gradients' whole-cycle enrichment under each reference input:
+        ``baseline, method, region, enrichment, ci_low, ci_high``."""
+        return self.root / "baseline_sensitivity.parquet"
+
+    @property
     def sanity(self) -> Path:
-        """Parquet: ``method, layer, spearman, ssim`` (cascading randomisation)."""
+        """Parquet: ``method, randomised_through, spearman, spearman_abs, ssim`` (cascading randomisation)."""
         return self.root / "sanity.parquet"
 
     @property

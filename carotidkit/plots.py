@@ -380,29 +380,50 @@ def vd_vs_truth(res):
 # ----------------------------------------------------------------------------- XAI (04)
 
 
-def enrichment_plot(res, phase: str = "whole cycle"):
-    """Attribution enrichment per anatomical region and method (1 = no preference), 95 % CIs."""
+def _region_bars(e, by: str, title: str, label=lambda v: str(v).replace("_", " ")):
+    """Enrichment per anatomical region, one bar per value of column ``by``, with 95 % CIs."""
     import matplotlib.pyplot as plt
 
-    e = res.enrichment[res.enrichment.phase == phase]
     regions = [
         r for r in ("lumen", "near_wall", "far_wall", "plaque", "perivascular", "background") if r in set(e.region)
     ]
-    methods = list(dict.fromkeys(e.method))
+    groups = list(dict.fromkeys(e[by]))
     fig, ax = plt.subplots(figsize=(7, 3.4))
-    w = 0.8 / max(len(methods), 1)
-    for k, m in enumerate(methods):
-        d = e[e.method == m].set_index("region").reindex(regions)
-        x = np.arange(len(regions)) + (k - (len(methods) - 1) / 2) * w
-        ax.bar(x, d.enrichment, w, label=m.replace("_", " "))
+    w = 0.8 / max(len(groups), 1)
+    for k, g in enumerate(groups):
+        d = e[e[by] == g].set_index("region").reindex(regions)
+        x = np.arange(len(regions)) + (k - (len(groups) - 1) / 2) * w
+        ax.bar(x, d.enrichment, w, label=label(g))
         ax.errorbar(x, d.enrichment, yerr=[d.enrichment - d.ci_low, d.ci_high - d.enrichment], fmt="none", c="k", lw=1)
     ax.axhline(1, color="k", lw=1, ls="--")
     ax.set_xticks(np.arange(len(regions)))
     ax.set_xticklabels([r.replace("_", " ") for r in regions])
-    ax.set(ylabel="attribution share / area share", title=f"where the model looks ({phase})")
+    ax.set(ylabel="attribution share / area share", title=title)
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def enrichment_plot(res, phase: str = "whole cycle"):
+    """Attribution enrichment per anatomical region and method (1 = no preference), 95 % CIs."""
+    baseline = res.settings.get("baseline")
+    ref = f"; IG/Occlusion reference: {baseline} frame" if baseline else ""
+    return _region_bars(
+        res.enrichment[res.enrichment.phase == phase], "method", f"where the model looks ({phase}{ref})"
+    )
+
+
+def baseline_sensitivity_plot(res):
+    """Integrated Gradients' whole-cycle enrichment under each reference input (anechoic vs mean
+    grey): regions whose ranking survives the change do not depend on the choice."""
+    if res.baseline_sensitivity.empty:
+        return None
+    return _region_bars(
+        res.baseline_sensitivity,
+        "baseline",
+        "Integrated Gradients under two reference inputs (whole cycle)",
+        label=lambda b: f"{b} reference",
+    )
 
 
 def sanity_plot(res):

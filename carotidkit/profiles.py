@@ -88,6 +88,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "n_sanity": 4,  # clips in the cascading-randomisation test
         "methods": ["integrated_gradients", "occlusion", "grad_cam"],
         "n_boot": 1000,
+        "baseline": "anechoic",  # reference input of IG/Occlusion: "anechoic" (black) or "mean" (grey)
     },
     "05_survival": {
         "region": "moderate",
@@ -218,6 +219,7 @@ RULES: dict[str, dict[str, tuple]] = {
         "n_explain": ("int", 2, 100_000),
         "n_sanity": ("int", 1, 10_000),
         "methods": ("list", ("integrated_gradients", "occlusion", "grad_cam")),
+        "baseline": ("choice", ("anechoic", "mean")),
         "n_boot": _N_BOOT,
     },
     "05_survival": {

@@ -40,6 +40,23 @@ def test_notebook_has_one_parameters_cell_declaring_every_knob(nb):
     assert names - {"profile", "run_dir", "seed"} == set(profiles.knobs(nb.stem))
 
 
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_papermill_parses_every_parameter_and_the_notebook_validates(nb, caplog):
+    """papermill reads the parameters cell with its own parser: a line it cannot parse (e.g. a
+    comment with ``=`` in it) is left out, so ``-p`` still injects the value but the report says
+    "Passed unknown parameter". nbformat must also accept the stored JSON as it is."""
+    import logging
+
+    import nbformat
+    import papermill as pm
+
+    with caplog.at_level(logging.WARNING):
+        names = set(pm.inspect_notebook(str(nb)))
+    assert not [r.getMessage() for r in caplog.records if "Unable to parse" in r.getMessage()]
+    assert names == {"profile", "run_dir", "seed", *profiles.knobs(nb.stem)}
+    nbformat.validate(nbformat.read(str(nb), as_version=4))
+
+
 @pytest.mark.notebook
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_under_smoke(smoke_run, nb):

@@ -39,7 +39,7 @@ from .annotate import ANNOTATORS, annotate
 from .annotate import dice as _dice
 from .cohort import simulate_cohort
 
-SIM_VERSION = "4"
+SIM_VERSION = "5"
 
 #: what makes database images hard, as in a high-risk cohort's routine scans
 DB_PLAQUE_MIX = {"echolucent": 0.25, "fibrous": 0.35, "calcified": 0.15, "isoechoic": 0.25}

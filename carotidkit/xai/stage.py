@@ -26,6 +26,7 @@ class XaiResult:
     associations: pd.DataFrame  # term, beta_per_sd, ci_low, ci_high, p, p_fdr, shap_mean_abs, ranks
     shap_values: pd.DataFrame
     shap_data: pd.DataFrame
+    baseline_sensitivity: pd.DataFrame = field(default_factory=pd.DataFrame)  # IG under each baseline
     unet_cam: dict | None = None  # Grad-CAM of each U-Net backbone and the ensemble (see unet_cam.py)
     movies: dict = field(default_factory=dict)  # title -> (clip uint8 [T,H,W], attribution uint8 [T,H,W])
     notes: list = field(default_factory=list)
@@ -71,6 +72,31 @@ class XaiResult:
         return f"IG enrichment: {', '.join(parts)}; SHAP top drivers of VD: {', '.join(top)}"
 
 
+def _attribute(model, X5, method, seed, ref):
+    """Attribution maps of all clips, four at a time (memory)."""
+    return np.concatenate(
+        [V.attributions(model, X5[i : i + 4], method, seed=seed, baseline=ref) for i in range(0, len(X5), 4)]
+    )
+
+
+def _clip_enrichment(att, labs, sids, method, phases=("whole cycle", "systole", "diastole")) -> list[dict]:
+    """Per clip and phase: each region's enrichment (systole = frames with the wider lumen)."""
+    rows = []
+    for sid, a, lab in zip(sids, att, labs):
+        lumen = (lab == 1).reshape(len(lab), -1).sum(1)
+        frames = {
+            "whole cycle": np.arange(len(lab)),
+            "systole": np.where(lumen >= np.median(lumen))[0],
+            "diastole": np.where(lumen < np.median(lumen))[0],
+        }
+        for ph in phases:
+            if len(frames[ph]) == 0:
+                continue
+            for region, val in V.enrichment(a[frames[ph]], lab[frames[ph]]).items():
+                rows.append({"subject_id": sid, "method": method, "phase": ph, "region": region, "enrichment": val})
+    return rows
+
+
 def load_fold_model(lay: RunLayout, fold: int = 0):
     import torch
 
@@ -93,13 +119,18 @@ def run(
     n_sanity: int = 4,
     methods=("integrated_gradients", "occlusion", "grad_cam"),
     n_boot: int = 1000,
+    baseline: str = "anechoic",
     progress=print,
 ) -> XaiResult:
     """Explain fold 0's video model on its own out-of-fold subjects, and VD's associations.
 
     Args:
         n_explain: subjects explained (spread over the VD range); n_sanity: clips in the
-            randomisation test; methods: captum methods; n_boot: subject-bootstrap replicates.
+            randomisation test; methods: captum methods; n_boot: subject-bootstrap replicates;
+            baseline: the reference input of Integrated Gradients, Occlusion and the deletion
+            curve, ``"anechoic"`` (a black frame: no echo) or ``"mean"`` (the clips' mean grey);
+            see :func:`carotidkit.xai.video.baseline_value`. Integrated Gradients' region
+            enrichment is also computed under the other baseline (``baseline_sensitivity``).
 
     Example:
         res = run(run_dir="runs/smoke", n_explain=4)
@@ -145,36 +176,50 @@ def run(
     if not xs:
         raise CarotidkitError("no simulated loops with region labels among the explained subjects")
     X5 = np.stack(xs)[:, None]
+    ref = V.baseline_value(baseline, meta["mean"], meta["std"])
     per_clip, maps = [], {}
     for m in methods:
         if progress:
             progress(f"04_xai: {m} on {len(X5)} clips ...")
-        att = np.concatenate([V.attributions(model, X5[i : i + 4], m, seed=seed) for i in range(0, len(X5), 4)])
-        maps[m] = att
-        for sid, a, lab in zip(sids, att, labs):
-            lumen = (lab == 1).reshape(len(lab), -1).sum(1)
-            phases = {
-                "whole cycle": np.arange(len(lab)),
-                "systole": np.where(lumen >= np.median(lumen))[0],
-                "diastole": np.where(lumen < np.median(lumen))[0],
-            }
-            for ph, fi in phases.items():
-                if len(fi) == 0:
-                    continue
-                for region, val in V.enrichment(a[fi], lab[fi]).items():
-                    per_clip.append({"subject_id": sid, "method": m, "phase": ph, "region": region, "enrichment": val})
+        maps[m] = _attribute(model, X5, m, seed, ref)
+        per_clip += _clip_enrichment(maps[m], labs, sids, m)
     per_clip = pd.DataFrame(per_clip)
     enr = V.bootstrap_enrichment(per_clip, n_boot=n_boot, seed=seed)
+    sensitivity = pd.DataFrame()
+    if "integrated_gradients" in methods:
+        other = next(b for b in V.BASELINES if b != baseline)
+        alt = _clip_enrichment(
+            _attribute(model, X5, "integrated_gradients", seed, V.baseline_value(other, meta["mean"], meta["std"])),
+            labs,
+            sids,
+            "integrated_gradients",
+            phases=("whole cycle",),
+        )
+        sensitivity = pd.concat(
+            [
+                V.bootstrap_enrichment(pd.DataFrame(rows), n_boot=n_boot, seed=seed).assign(baseline=b)
+                for b, rows in (
+                    (
+                        baseline,
+                        per_clip[(per_clip.method == "integrated_gradients") & (per_clip.phase == "whole cycle")],
+                    ),
+                    (other, alt),
+                )
+            ],
+            ignore_index=True,
+        ).drop(columns=["phase"])
     # 3. sanity and faithfulness
     sanity = pd.concat(
         [
-            V.cascading_randomisation(model, X5[:n_sanity], m, seed=seed)
+            V.cascading_randomisation(model, X5[:n_sanity], m, seed=seed, baseline=ref)
             for m in ("integrated_gradients", "grad_cam")
             if m in methods
         ],
         ignore_index=True,
     )
-    deletion = V.deletion_curve(model, X5, maps.get("integrated_gradients", next(iter(maps.values()))), seed=seed)
+    deletion = V.deletion_curve(
+        model, X5, maps.get("integrated_gradients", next(iter(maps.values()))), seed=seed, baseline=ref
+    )
     # 4. movies for low / median / high VD
     movies = {}
     a = maps.get("integrated_gradients", next(iter(maps.values())))
@@ -201,12 +246,14 @@ def run(
         shap_values=sv,
         shap_data=Xs,
         movies=movies,
+        baseline_sensitivity=sensitivity,
         unet_cam=unet_cam,
         notes=notes,
         settings=dict(
             n_explain=len(sids),
             methods=list(methods),
             n_boot=n_boot,
+            baseline=baseline,
             seed=seed,
             seconds=round(time.perf_counter() - t0, 1),
         ),
@@ -214,6 +261,7 @@ def run(
     x = lay.xai
     x.ensure()
     io.write_parquet(x.enrichment, enr)
+    io.write_parquet(x.baseline_sensitivity, sensitivity)
     io.write_parquet(x.sanity, sanity)
     io.write_parquet(x.faithfulness, res.deletion_summary())
     io.write_parquet(x.associations, table)

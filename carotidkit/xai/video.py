@@ -17,9 +17,15 @@ import pandas as pd
 REGIONS = {0: "background", 1: "lumen", 2: "near_wall", 3: "far_wall", 4: "plaque", 5: "perivascular"}
 
 
-def attributions(model, x, method: str = "integrated_gradients", n_samples: int = 4, seed: int = 0, signed=False):
+def attributions(
+    model, x, method: str = "integrated_gradients", n_samples: int = 4, seed: int = 0, signed=False, baseline=0.0
+):
     """Attribution maps ``[B, T, H, W]`` for clips ``x [B, C, T, H, W]``: absolute values summed over
-    channels (non-negative, what enrichment uses), or with ``signed=True`` the signed sum."""
+    channels (non-negative, what enrichment uses), or with ``signed=True`` the signed sum.
+
+    ``baseline``: the "no signal" input that Integrated Gradients integrates from and Occlusion
+    pastes in, in the model's (normalised) units; see :func:`baseline_value`. Grad-CAM has none.
+    """
     import torch
     from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, NoiseTunnel, Occlusion
 
@@ -34,12 +40,13 @@ def attributions(model, x, method: str = "integrated_gradients", n_samples: int 
             nt_samples=n_samples,
             stdevs=0.1,
             n_steps=16,
+            baselines=float(baseline),
             internal_batch_size=max(4, x.shape[0]),
         )
     elif method == "occlusion":
         T, H = x.shape[2], x.shape[3]
         win = (1, max(1, T // 4), max(2, H // 8), max(2, H // 8))
-        a = Occlusion(model).attribute(x, sliding_window_shapes=win, strides=win, baselines=0.0)
+        a = Occlusion(model).attribute(x, sliding_window_shapes=win, strides=win, baselines=float(baseline))
     elif method == "grad_cam":
         layer = model.layers[-1] if hasattr(model, "layers") else model.encoder
         g = LayerGradCam(model, layer).attribute(x, relu_attributions=True)
@@ -51,6 +58,31 @@ def attributions(model, x, method: str = "integrated_gradients", n_samples: int 
         raise ValueError(f"method={method!r}")
     a = a.detach()
     return (a.sum(1) if signed else a.abs().sum(1)).numpy()
+
+
+#: what "no signal" means for the attributions that need a reference input
+BASELINES = ("anechoic", "mean")
+
+
+def baseline_value(kind: str, mean: float, std: float) -> float:
+    """The reference input in the model's normalised units (``(raw - mean) / std``).
+
+    ``"anechoic"``: a black frame, raw intensity 0: no echo at all, the black image of
+    Integrated Gradients' original paper (Sundararajan et al. 2017). Attribution then answers
+    "which echoes drive the score"; anechoic pixels (blood in the lumen) get almost none by
+    construction, because IG multiplies by (input - baseline) and Occlusion pastes black over black.
+    ``"mean"``: the training clips' mean grey (normalised 0). Dark pixels then differ most from the
+    reference, so a dark lumen collects attribution because it is dark, not because the model uses it.
+
+    Example:
+        >>> baseline_value("anechoic", mean=60.0, std=40.0)
+        -1.5
+    """
+    if kind == "anechoic":
+        return (0.0 - float(mean)) / float(std)
+    if kind == "mean":
+        return 0.0
+    raise ValueError(f"baseline={kind!r}; choose one of {', '.join(BASELINES)}")
 
 
 def resize_labels(labels: np.ndarray, frame_idx, size: int) -> np.ndarray:
@@ -92,7 +124,9 @@ def bootstrap_enrichment(per_clip: pd.DataFrame, n_boot: int = 1000, seed: int =
     return pd.DataFrame(rows)
 
 
-def cascading_randomisation(model, x, method: str = "integrated_gradients", seed: int = 0) -> pd.DataFrame:
+def cascading_randomisation(
+    model, x, method: str = "integrated_gradients", seed: int = 0, baseline: float = 0.0
+) -> pd.DataFrame:
     """Adebayo et al. (2018): re-initialise the model's parameterised blocks from the top down,
     one more at a time, and compare each step's maps with the trained model's.
 
@@ -106,7 +140,7 @@ def cascading_randomisation(model, x, method: str = "integrated_gradients", seed
     from scipy import stats
     from skimage.metrics import structural_similarity
 
-    base = attributions(model, x, method, seed=seed, signed=True)
+    base = attributions(model, x, method, seed=seed, signed=True, baseline=baseline)
     blocks = (
         [("head", model.head)]
         + [(f"block {i}", b) for i, b in reversed(list(enumerate(model.layers)))]
@@ -124,7 +158,7 @@ def cascading_randomisation(model, x, method: str = "integrated_gradients", seed
         for p in target.parameters():
             with torch.no_grad():
                 p.copy_(torch.randn(p.shape, generator=g) * (p.std() if p.numel() > 1 and p.std() > 0 else 0.1))
-        a = attributions(m, x, method, seed=seed, signed=True)
+        a = attributions(m, x, method, seed=seed, signed=True, baseline=baseline)
         sp = [stats.spearmanr(a[i].ravel(), base[i].ravel())[0] for i in range(len(a))]
         sp_abs = [stats.spearmanr(np.abs(a[i]).ravel(), np.abs(base[i]).ravel())[0] for i in range(len(a))]
         ss = [
@@ -147,9 +181,9 @@ def _n(a):
     return (a - a.min()) / (a.max() - a.min() + 1e-12)
 
 
-def deletion_curve(model, x, att, steps: int = 10, seed: int = 0) -> pd.DataFrame:
-    """Delete (set to 0 = the mean after normalisation) the most-attributed pixels first, in
-    ``steps`` equal fractions, and track the predicted probability, against a random order.
+def deletion_curve(model, x, att, steps: int = 10, seed: int = 0, baseline: float = 0.0) -> pd.DataFrame:
+    """Delete (set to ``baseline``, the attributions' reference input) the most-attributed pixels
+    first, in ``steps`` equal fractions, and track the predicted probability, against a random order.
     Returns per clip the area under each curve (lower = attributions more faithful)."""
     import torch
 
@@ -170,7 +204,7 @@ def deletion_curve(model, x, att, steps: int = 10, seed: int = 0) -> pd.DataFram
                 flat = xi.reshape(-1).copy()
                 n = len(order)
                 for s in range(1, steps + 1):
-                    flat[order[: int(n * s / steps)]] = 0.0
+                    flat[order[: int(n * s / steps)]] = baseline
                     q = torch.sigmoid(model(torch.from_numpy(flat.reshape(xi.shape)))).item()
                     probs.append(q if sign > 0 else 1 - q)
                 probs = np.asarray(probs) / max(p0, 1e-6)

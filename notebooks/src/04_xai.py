@@ -22,6 +22,7 @@ n_explain = None      # held-out subjects explained, spread over the VD range
 n_sanity = None       # clips in the cascading-randomisation test
 methods = None        # captum methods: integrated_gradients, occlusion, grad_cam
 n_boot = None         # subject-bootstrap replicates
+baseline = None       # reference input of IG and Occlusion: "anechoic" (a black frame) or "mean"
 
 # %% [markdown]
 # ## Setup
@@ -51,6 +52,19 @@ fig = plots.enrichment_plot(res)
 
 # %%
 res.enrichment.round(3)
+
+# %% [markdown]
+# ### The reference input decides the answer for dark regions
+# Integrated Gradients integrates from a reference input and Occlusion pastes it over the
+# occluded window. Here that reference is an anechoic (black) frame: no echo at all, the black
+# image of the original IG paper. Blood in the lumen is nearly anechoic, so it gets almost no
+# attribution by construction; Grad-CAM has no reference and is the check on that. With the
+# clips' mean grey as the reference, dark pixels differ most from it and collect attribution
+# because they are dark. Look at which regions keep their ranking under both references: those
+# are the conclusions that do not hang on this choice.
+
+# %%
+fig = plots.baseline_sensitivity_plot(res)
 
 # %% [markdown]
 # Systole vs diastole: look for whether the wall regions matter more when the artery is most
