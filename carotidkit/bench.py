@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import pandas as pd
 
 from . import io
 from .layout import RunLayout
@@ -188,7 +187,7 @@ def workshop_unet_arrays(tmp: Path) -> Path:
     data.run(run_dir=tmp, n_subjects=20, cine_seconds=0.5, progress=None, **{k: d[k] for k in keep})
     clean.run(**{k: v for k, v in c.items() if k != "profile"}, progress=None)
     lay = RunLayout(tmp)
-    splits = pd.read_parquet(lay.clean.splits)
+    splits = io.read_parquet(lay.clean.splits)
     arrays = {}
     for part, key in (("train", "tr"), ("val", "va"), ("test", "te")):
         X, Y = load_arrays(lay.clean.root, splits[splits.split == part].image_id.tolist())
@@ -240,6 +239,42 @@ def bench_unet(out_dir: Path) -> dict:
         if os.environ.get("CAROTIDKIT_BENCH_MONAI", "1") == "1":
             res["monai_peer"] = run_isolated({**spec, "mode": "monai"})
     res["gflops_forward_per_image"] = {k: round(v / 1e9, 3) for k, v in flops.items()}
+    return res
+
+
+@benchmark
+def bench_unet_members(out_dir: Path) -> dict:
+    """02's three members on the workshop data, trained as the notebook does (``n_jobs=0``: one
+    process per member, the cores shared out) and one after another on all cores (``n_jobs=1``),
+    each in a fresh process, in the same run: wall seconds, their ratio, and each member's test
+    Dice both ways (the schedule must not change the results beyond noise)."""
+    import tempfile
+
+    from . import profiles
+    from .segment.speed import run_isolated
+
+    cfg = profiles.settings("02_unet_ensemble", "workshop")
+    backend = os.environ.get("KERAS_BACKEND", "torch")
+    res = {"backend": backend, "backbones": list(cfg.backbones), "epochs": cfg.epochs, "runs": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        npz = workshop_unet_arrays(Path(tmp))
+        spec = {
+            "data": str(npz),
+            "mode": "members",
+            "backbones": list(cfg.backbones),
+            "epochs": cfg.epochs,
+            "batch_size": cfg.batch_size,
+            "learning_rate": cfg.learning_rate,
+            "patience": cfg.patience,
+            "vflip": cfg.vflip,
+        }
+        for n_jobs in (1, 0):
+            row = run_isolated({**spec, "n_jobs": n_jobs}, backend)
+            res["runs"].append(row)
+            print(json.dumps(row), flush=True)
+    ok = [r for r in res["runs"] if "error" not in r]
+    if len(ok) == 2:
+        res["speedup_side_by_side"] = round(ok[0]["seconds"] / ok[1]["seconds"], 3)
     return res
 
 

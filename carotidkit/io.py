@@ -86,6 +86,19 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def read_parquet(path, **kwargs):
+    """``pandas.read_parquet`` without pyarrow's pre-buffering.
+
+    With pre-buffering (pyarrow's default) background I/O threads can outlive a script and abort
+    the interpreter at exit ("terminate called without an active exception", exit status 134)
+    after all the work is done: measured here in 4 of 10 short scripts with pyarrow 26.0.1, 0 of
+    10 without it (apache/arrow#34314). For local files of this size nothing is lost.
+    """
+    import pandas as pd
+
+    return pd.read_parquet(path, pre_buffer=False, **kwargs)
+
+
 def write_parquet(path, df) -> Path:
     with atomic_path(path) as tmp:
         df.to_parquet(tmp, index=False)

@@ -65,6 +65,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "n_boot": 1000,
         "weights_dir": None,  # optional local folder of encoder weights (opt-in; never downloaded)
         "vflip": 0.5,  # share of training images also flipped upside down (both walls' plaques)
+        "n_jobs": 0,  # U-Nets trained at once, one process each (0 = all; 1 = one after another)
     },
     "03_vd_video": {
         "architecture": "r2plus1d",  # or "vivit" (video transformer; pretrain_epochs > 0 for VideoMAE)
@@ -112,7 +113,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "n_jobs": 1,
         },
         "01_cleaning": {"model_size_px": 64, "n_jobs": 1, "gallery_n": 3},
-        "02_unet_ensemble": {"epochs": 1, "batch_size": 8, "n_boot": 50, "patience": 1},
+        "02_unet_ensemble": {"epochs": 1, "batch_size": 8, "n_boot": 50, "patience": 1, "n_jobs": 1},
         "03_vd_video": {"folds": 2, "epochs": 1, "input_size_px": 32, "width": 8, "n_boot": 50, "n_jobs": 1},
         "04_xai": {"n_explain": 4, "n_sanity": 2, "n_boot": 100},
         "05_survival": {"n_boot": 100},
@@ -197,6 +198,7 @@ RULES: dict[str, dict[str, tuple]] = {
         "n_boot": _N_BOOT,
         "weights_dir": _PATH,
         "vflip": ("float", 0.0, 1.0),
+        "n_jobs": _N_JOBS,
     },
     "03_vd_video": {
         "architecture": ("choice", ("r2plus1d", "vivit")),

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from carotidkit import clean, data
+from carotidkit.io import read_parquet
 from carotidkit.layout import Data, RunLayout
 from carotidkit.synth.dataset import generate
 
@@ -51,7 +52,7 @@ def test_overlay_removal_meets_targets(cleaned):
 
 def test_scan_box_matches_truth(synth_db, cleaned):
     _, qc, _ = cleaned
-    truth = pd.read_parquet(Data.at(synth_db).plaque_db_truth).assign(image_id=lambda d: d.image_id.astype(str))
+    truth = read_parquet(Data.at(synth_db).plaque_db_truth).assign(image_id=lambda d: d.image_id.astype(str))
     m = qc.merge(truth, on="image_id", suffixes=("", "_true"))
     for c in ("scan_x0", "scan_y0", "scan_x1", "scan_y1"):
         assert (m[c] - m[f"{c}_true"]).abs().max() <= 2, c
@@ -108,7 +109,7 @@ def test_mask_qc_flags():
 
 def test_planted_cross_split_duplicates_are_all_found(synth_db, cleaned):
     _, qc, _ = cleaned
-    truth = pd.read_parquet(Data.at(synth_db).plaque_db_truth)
+    truth = read_parquet(Data.at(synth_db).plaque_db_truth)
     planted = truth.dropna(subset=["duplicate_of_id"])
     assert len(planted) >= 1
     for r in planted.itertuples():
@@ -192,12 +193,11 @@ def test_images_shown_in_reports_never_show_the_margins(smoke_run):
     area. Every image the 00 gallery shows is redacted to the scan area, and every "before" image
     of 01's before/after gallery is cropped inside it: checked against the simulator's true scan
     box for every image of the smoke database, so the test fails if either step is dropped."""
-    import pandas as pd
 
     from carotidkit.clean.stage import before_after
 
     lay = RunLayout(smoke_run["run_dir"])
-    truth = pd.read_parquet(lay.data.truth / "plaque_db_truth.parquet").set_index("image_id")
+    truth = read_parquet(lay.data.truth / "plaque_db_truth.parquet").set_index("image_id")
     db = data.load_plaque_db(lay.data.plaque_db, check=False)
     leaked = 0
     for r in db.itertuples():
@@ -211,7 +211,7 @@ def test_images_shown_in_reports_never_show_the_margins(smoke_run):
         assert (overlay & outside).sum() > 100, r.image_id  # the margins do carry burned-in text
         leaked += int((shown[overlay & outside] > 0).sum())
     assert leaked == 0
-    qc = pd.read_parquet(lay.clean.qc)
+    qc = read_parquet(lay.clean.qc)
     cfg = {"run_dir": str(lay.run_dir), "seed": 0}
     g = before_after(cfg, qc, n=len(qc))
     assert g["ids"]
@@ -244,7 +244,7 @@ def test_second_reader_masks_follow_the_same_geometry(synth_db, tmp_path):
     db = data.load_plaque_db(lay.plaque_db)
     qc = clean.clean_database(db, tmp_path, size=96, n_jobs=1, second_reader_dir=lay.second_reader)
     assert qc.second_reader.all()
-    truth = pd.read_parquet(lay.plaque_db_truth).assign(image_id=lambda d: d.image_id.astype(str))
+    truth = read_parquet(lay.plaque_db_truth).assign(image_id=lambda d: d.image_id.astype(str))
     pl = truth[truth.has_plaque & truth.image_id.isin(qc.image_id)]
     folder = tmp_path / clean.core.SECOND_READER
     small = [

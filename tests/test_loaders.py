@@ -11,7 +11,7 @@ import pytest
 from helpers import write_dicom
 
 from carotidkit import data
-from carotidkit.io import CarotidkitError
+from carotidkit.io import CarotidkitError, read_parquet
 from carotidkit.layout import Data, RunLayout
 
 # ----------------------------------------------------------------------------- fixtures
@@ -67,7 +67,7 @@ def test_plaque_db_reads_the_simulators_output(tmp_path):
         tmp_path, n_subjects=10, n_plaque_images=24, plaque_db_size_px=128, cine_size_px=32, cine_seconds=0.5, n_jobs=1
     )
     db = data.load_plaque_db(Data.at(tmp_path).plaque_db)
-    truth = pd.read_parquet(Data.at(tmp_path).plaque_db_truth)
+    truth = read_parquet(Data.at(tmp_path).plaque_db_truth)
     assert len(db) == len(truth) == 24
     merged = db.assign(image_id=db.image_id.astype(int)).merge(truth, on="image_id")
     assert (merged.has_plaque_x == merged.has_plaque_y).all()

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from carotidkit import data, profiles
+from carotidkit.io import read_parquet
 
 
 def test_real_plaque_db_and_cohort_replace_the_simulated_ones(tmp_path):
@@ -35,7 +36,7 @@ def test_real_plaque_db_and_cohort_replace_the_simulated_ones(tmp_path):
     assert m["sources"]["video"] == "synthetic" and m["synthetic"]  # still partly simulated
     paths = data.data_paths(cfg.run_dir)
     assert paths["plaque_db"] == db.resolve()
-    cohort = pd.read_parquet(paths["cohort"])
+    cohort = read_parquet(paths["cohort"])
     assert list(cohort.subject_id) == ["x1", "x2"] and abs(cohort.tc_mmol_l.iloc[1] - 6.21) < 0.01
     assert m["counts"]["plaque_images"] == 3 and m["counts"]["subjects"] == 2
     # raw inputs untouched

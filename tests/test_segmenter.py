@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from carotidkit import data, io
+from carotidkit.io import read_parquet
 from carotidkit.layout import RunLayout
 
 pytestmark = pytest.mark.notebook
@@ -50,14 +50,14 @@ def test_stage_outputs_are_documented_files(smoke_run):
         for f in ("best.keras", "last.keras", "log.csv", "train.json", "key.json"):
             assert (lay.backbone(bb) / f).exists(), (bb, f)
     assert all(p.exists() for p in lay.files().values()), lay.files()
-    m = pd.read_parquet(lay.metrics)
+    m = read_parquet(lay.metrics)
     assert {"metric", "estimate", "ci_low", "ci_high", "n_images", "model", "subset"} <= set(m.columns)
     assert {"all test", "test without duplicates", "validation"} == set(m.subset)
-    v = pd.read_parquet(lay.validation_predictions)
+    v = read_parquet(lay.validation_predictions)
     assert set(v.model) == set(m.model) and v.image_id.nunique() == m[m.subset == "validation"].n_images.max()
     # simulated data carry a second reader, scored against annotator 1 like a model
     assert {"ensemble (majority)", "ensemble (mean)", "annotator 2", *meta["backbones"]} == set(m.model)
-    vs = pd.read_parquet(lay.versus_reader)
+    vs = read_parquet(lay.versus_reader)
     assert set(vs.model) == {"ensemble (majority)", "ensemble (mean)", *meta["backbones"]}
     assert (vs.reference == "annotator 2").all() and (vs.n_images > 0).all()
     assert np.allclose(vs.difference, vs.dice_model - vs.dice_reference)

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from carotidkit.io import read_parquet
 from carotidkit.layout import Data
 from carotidkit.synth import anatomy as A
 from carotidkit.synth import bmode, cine, speckle
@@ -131,7 +132,7 @@ def test_generate_writes_layout_truth_and_caches(tmp_path):
     m = generate(tmp_path, **kw)
     assert m["synthetic"] and m["counts"]["plaque_images"] == 24 and m["counts"]["subjects"] == 30
     assert (Data.at(tmp_path).plaque_db / "train").is_dir() and (Data.at(tmp_path).plaque_db / "test").is_dir()
-    truth = pd.read_parquet(Data.at(tmp_path).plaque_db_truth)
+    truth = read_parquet(Data.at(tmp_path).plaque_db_truth)
     assert truth.duplicate_of_id.notna().sum() >= 1
     assert (Data.at(tmp_path).overlay_truth / f"{truth.image_id.iloc[0]}_overlay.png").exists()
     # annotator 1 ships with the database, annotator 2 is kept with the truth, for every image

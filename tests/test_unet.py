@@ -182,3 +182,53 @@ def test_vertical_flips_follow_the_same_definition():
     # without vflip the draws (and so the epochs) are exactly what they were
     x0, _ = augment_batch(x, y, np.random.default_rng(7), shift=0.25, gain=0.0)
     np.testing.assert_array_equal(x0, _loop_reference(x, y, flips, shifts)[0])
+
+
+def test_member_plan_shares_the_cores():
+    from carotidkit.segment.members import plan
+
+    assert plan(3, 0, cores=2) == (3, 1)  # one process per member, one thread each
+    assert plan(3, 0, cores=16) == (3, 5)
+    assert plan(3, 1, cores=2) == (1, 2)  # one after another, all cores
+    assert plan(3, 2, cores=8) == (2, 4)
+    assert plan(2, 5, cores=2) == (2, 1)  # never more processes than members
+
+
+@pytest.mark.slow
+def test_members_train_side_by_side_like_one_after_another(tmp_path):
+    """Two members in two processes: the same files and summaries as training them in turn,
+    the workers' epoch lines reach the caller, and a worker's error surfaces in the caller."""
+    from carotidkit.segment.members import train_members
+
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 255, (12, 32, 32, 1)).astype(np.uint8)
+    Y = np.zeros((12, 32, 32, 1), np.float32)
+    Y[:, 14:20, 6:26] = 1
+    X[Y > 0] = 250
+    args = (X[:8], Y[:8], X[8:], Y[8:])
+    lines = []
+    side = train_members(
+        ["mobilenetv2", "efficientnetb0"],
+        *args,
+        tmp_path / "a",
+        n_jobs=2,
+        progress=lines.append,
+        epochs=1,
+        batch_size=4,
+    )
+    assert [s["backbone"] for s in side] == ["mobilenetv2", "efficientnetb0"]
+    assert all(s["processes"] == 2 and s["epochs_run"] == 1 for s in side)
+    assert sorted(ln.split()[0] for ln in lines if "epoch 1/1" in ln) == ["efficientnetb0", "mobilenetv2"]
+    for bb in ("mobilenetv2", "efficientnetb0"):
+        assert {"best.keras", "last.keras", "log.csv", "train.json", "key.json"} <= {
+            p.name for p in (tmp_path / "a" / bb).iterdir()
+        }
+    turn = train_members(
+        ["mobilenetv2", "efficientnetb0"], *args, tmp_path / "b", n_jobs=1, progress=None, epochs=1, batch_size=4
+    )
+    # same checkpoint keys (the schedule is not part of a model's identity) and the same epochs
+    for bb in ("mobilenetv2", "efficientnetb0"):
+        assert (tmp_path / "a" / bb / "key.json").read_text() == (tmp_path / "b" / bb / "key.json").read_text()
+    assert [s["params"] for s in side] == [s["params"] for s in turn]
+    with pytest.raises(ValueError, match="unknown backbone"):
+        train_members(["mobilenetv2", "nosuchnet"], *args, tmp_path / "c", n_jobs=2, progress=None, epochs=1)

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from carotidkit.io import read_parquet
+
 torch = pytest.importorskip("torch")
 
 from carotidkit.layout import RunLayout  # noqa: E402
@@ -133,11 +135,11 @@ def test_shuffled_labels_give_chance_auroc_out_of_fold(small_run, tmp_path):
     run = tmp_path / "shuffled"
     lay = RunLayout(run)
     shutil.copytree(RunLayout(small_run).data.root, lay.data.root)
-    cohort = pd.read_parquet(lay.data.cohort)
+    cohort = read_parquet(lay.data.cohort)
     cohort["hypertension"] = np.random.default_rng(0).permutation(cohort.hypertension.to_numpy())
     io.write_parquet(lay.data.cohort, cohort)
     out = cross_fit(run, seed=0, progress=False, folds=3, epochs=3, input_size_px=32, width=8, batch_size=16)
-    vd = pd.read_parquet(lay.vd.vd).merge(cohort[["subject_id", "hypertension"]])
+    vd = read_parquet(lay.vd.vd).merge(cohort[["subject_id", "hypertension"]])
     assert len(vd) == cohort.subject_id.nunique()
     assert set(out["clips"].groupby("subject_id").fold.nunique()) == {1}  # all clips of a subject in one fold
     auc = roc_auc_score(vd.hypertension, vd.vd_logit)
@@ -203,9 +205,9 @@ def test_torchrun_two_processes_write_the_in_process_outputs(small_run, tmp_path
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    va, vb = (pd.read_parquet(RunLayout(d).vd.vd).sort_values("subject_id").reset_index(drop=True) for d in (a, b))
+    va, vb = (read_parquet(RunLayout(d).vd.vd).sort_values("subject_id").reset_index(drop=True) for d in (a, b))
     assert va.subject_id.tolist() == vb.subject_id.tolist()
     assert va.fold.tolist() == vb.fold.tolist() and va.n_clips.tolist() == vb.n_clips.tolist()
     assert np.abs(va.vd_logit - vb.vd_logit).max() < 0.02
     assert stats.spearmanr(va.vd_logit, vb.vd_logit)[0] > 0.999
-    pd.testing.assert_frame_equal(pd.read_parquet(RunLayout(a).vd.folds), pd.read_parquet(RunLayout(b).vd.folds))
+    pd.testing.assert_frame_equal(read_parquet(RunLayout(a).vd.folds), read_parquet(RunLayout(b).vd.folds))

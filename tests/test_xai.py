@@ -53,6 +53,41 @@ def test_attributions_find_the_region_the_model_uses():
         assert e["near_wall"] > 3 and e.get("lumen", 0) < 0.3, (method, e)
 
 
+class _ContrastModel(torch.nn.Module):
+    """Logit = mean |x - 1| over the frame: dark and bright pixels count alike (a contrast reader)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Identity()
+        self.layers = torch.nn.Sequential(torch.nn.Conv3d(1, 1, 1))
+        self.head = torch.nn.Identity()
+        with torch.no_grad():
+            self.layers[0].weight.fill_(1.0)
+            self.layers[0].bias.fill_(-1.0)
+
+    def forward(self, x):
+        return self.layers(x).abs().mean(dim=(1, 2, 3, 4))
+
+
+def test_the_reference_input_decides_what_dark_pixels_get():
+    """An anechoic reference gives anechoic pixels no attribution (IG multiplies by input minus
+    reference; Occlusion pastes black over black); a mean-grey reference gives them the most."""
+    assert V.baseline_value("anechoic", mean=60.0, std=40.0) == pytest.approx(-1.5)
+    assert V.baseline_value("mean", mean=60.0, std=40.0) == 0.0
+    with pytest.raises(ValueError, match="baseline"):
+        V.baseline_value("white", 0.0, 1.0)
+    black = V.baseline_value("anechoic", mean=60.0, std=40.0)
+    x = torch.full((1, 1, 4, 12, 12), 1.0)  # tissue
+    x[:, :, :, 4:8] = black  # an anechoic lumen
+    labels = np.zeros((4, 12, 12), np.uint8)
+    labels[:, 4:8] = 1
+    m = _ContrastModel()
+    for method in ("integrated_gradients", "occlusion"):
+        anechoic = V.enrichment(V.attributions(m, x, method, n_samples=2, baseline=black)[0], labels)
+        grey = V.enrichment(V.attributions(m, x, method, n_samples=2, baseline=0.0)[0], labels)
+        assert anechoic["lumen"] < 0.1 < 1 < grey["lumen"], (method, anechoic, grey)
+
+
 def test_deletion_beats_random_order_for_faithful_attributions():
     x = np.random.default_rng(0).random((4, 1, 4, 12, 12)).astype(np.float32) + 1
     m = _WallModel()

@@ -92,7 +92,7 @@ def run(
     seconds = time.perf_counter() - t0
     qc = qc.merge(db[["image_id", "file_name"]], on="image_id", how="left")
     if truth_dir is not None:  # pixel spacing is known for simulated exports
-        truth = pd.read_parquet(lay.data.plaque_db_truth)
+        truth = io.read_parquet(lay.data.plaque_db_truth)
         sp = truth.assign(image_id=truth.image_id.astype(str))[
             ["image_id", "pixel_spacing_row_mm", "pixel_spacing_col_mm"]
         ]

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..io import CarotidkitError
+from ..io import CarotidkitError, read_parquet
 
 # canonical column -> (kind, min, max, canonical unit)
 CANONICAL: dict[str, tuple[str, float | None, float | None, str]] = {
@@ -77,8 +77,8 @@ READERS = {
     ".csv": pd.read_csv,
     ".txt": pd.read_csv,
     ".tsv": lambda p, **kw: pd.read_csv(p, sep="\t", **kw),
-    ".parquet": pd.read_parquet,
-    ".pq": pd.read_parquet,
+    ".parquet": read_parquet,
+    ".pq": read_parquet,
     ".dta": pd.read_stata,
     ".sas7bdat": pd.read_sas,
     ".xpt": pd.read_sas,

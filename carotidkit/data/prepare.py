@@ -27,7 +27,7 @@ def read_video_manifest(path) -> pd.DataFrame:
     """
     path = Path(path)
     if path.suffix.lower() == ".parquet":
-        m = pd.read_parquet(path)
+        m = io.read_parquet(path)
     else:
         m = pd.read_csv(path, dtype=str, keep_default_na=False)
     missing = [c for c in ("subject_id", "path") if c not in m.columns]
@@ -155,7 +155,7 @@ def data_paths(run_dir) -> dict[str, Path]:
 def cine_table(run_dir) -> pd.DataFrame:
     """The run's clip index with absolute ``path`` values (synthetic or real videos)."""
     paths = data_paths(run_dir)
-    idx = pd.read_parquet(paths["cine_index"])
+    idx = io.read_parquet(paths["cine_index"])
     base = paths["cine_index"].parent
     idx["path"] = [str(p) if Path(p).is_absolute() else str(base / p) for p in idx.path]
     return idx

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .. import io
 from ..layout import RunLayout
 
 
@@ -42,7 +43,7 @@ class DataResult:
         synthetic = self.manifest["sources"]["plaque_db"] == "synthetic"
         picks, labels = [], []
         if synthetic:
-            t = pd.read_parquet(RunLayout(self.settings["run_dir"]).data.plaque_db_truth)
+            t = io.read_parquet(RunLayout(self.settings["run_dir"]).data.plaque_db_truth)
             t = t.assign(source_id=t.image_id.astype(str)).set_index("source_id")
             t = t.loc[t.index.intersection(db.source_id.astype(str))]
             kinds = t.plaque_kinds.fillna("")
@@ -134,7 +135,7 @@ def run(
     return DataResult(
         manifest=manifest,
         paths=paths,
-        cohort=pd.read_parquet(paths["cohort"]),
+        cohort=io.read_parquet(paths["cohort"]),
         plaque_db=load_plaque_db(paths["plaque_db"], errors="flag"),
         clips=cine_table(lay.run_dir),
         settings=settings,

@@ -51,6 +51,8 @@ def measure(spec: dict) -> dict:
     d = np.load(spec["data"])
     Xtr, Ytr, Xva, Yva, Xte, Yte = (d[k] for k in ("Xtr", "Ytr", "Xva", "Yva", "Xte", "Yte"))
     bs, ep, lr = spec.get("batch_size", 16), spec.get("epochs", 8), spec.get("learning_rate", 1e-3)
+    if spec["mode"] == "members":
+        return _members(spec, Xtr, Ytr, Xva, Yva, Xte, Yte, bs, ep, lr)
     if spec["mode"] == "monai":
         return _monai(Xtr, Ytr, Xva, Yva, Xte, Yte, bs, ep, lr, spec.get("seed", 0), spec.get("vflip", 0.0))
     from . import keras_quietly
@@ -104,6 +106,55 @@ def measure(spec: dict) -> dict:
         "test_dice": round(_test_dice(probs, Yte), 3),
         "inference_images_per_s": round(len(Xte) / infer, 1),
         **share,
+    }
+
+
+def _members(spec, Xtr, Ytr, Xva, Yva, Xte, Yte, bs, ep, lr) -> dict:
+    """All of the notebook's members through :func:`~carotidkit.segment.members.train_members`
+    with ``spec["n_jobs"]`` (1 = one after another on all cores, 0 = side by side), as 02 runs
+    them: wall time, CPU shares and each member's test Dice."""
+    from . import keras_quietly
+    from .members import train_members
+
+    keras = keras_quietly()
+    from .unet import CUSTOM_OBJECTS
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0, c0 = time.perf_counter(), _cpu()
+        summaries = train_members(
+            spec["backbones"],
+            Xtr,
+            Ytr,
+            Xva,
+            Yva,
+            tmp,
+            n_jobs=spec["n_jobs"],
+            progress=None,
+            epochs=ep,
+            batch_size=bs,
+            learning_rate=lr,
+            patience=spec.get("patience", 3),
+            vflip=spec.get("vflip", 0.0),
+        )
+        wall = time.perf_counter() - t0
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)  # the workers' CPU (side by side)
+        u, s_ = (a - b for a, b in zip(_cpu(), c0))
+        u, s_ = u + r.ru_utime, s_ + r.ru_stime
+        dice = {}
+        for bb in spec["backbones"]:
+            best = keras.models.load_model(f"{tmp}/{bb}/best.keras", custom_objects=CUSTOM_OBJECTS)
+            dice[bb] = round(_test_dice(best.predict(Xte.astype("float32"), batch_size=32, verbose=0), Yte), 3)
+    return {
+        "backend": keras.backend.backend(),
+        "mode": "members",
+        "n_jobs": spec["n_jobs"],
+        "processes": summaries[0]["processes"],
+        "threads": summaries[0]["threads"],
+        "seconds": round(wall, 1),
+        "epochs_run": {x["backbone"]: x["epochs_run"] for x in summaries},
+        "test_dice": dice,
+        "system_share": round(s_ / max(u + s_, 1e-9), 3),
+        "cores_busy": round((u + s_) / wall, 2),
     }
 
 

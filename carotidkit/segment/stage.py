@@ -112,50 +112,56 @@ def run(
     n_boot: int = 1000,
     weights_dir=None,
     vflip: float = 0.5,
+    n_jobs: int = 0,
     progress=print,
 ) -> UnetResult:
     """Train the U-Nets on 01's splits, vote them, and score them on the test split.
+
+    ``n_jobs``: U-Nets trained at the same time, each in its own process with a share of the
+    cores (0 = all members at once; 1 = one after another here); see :mod:`.members`.
 
     Example:
         res = run(run_dir="runs/smoke", epochs=1)
         res.metrics
     """
     from .ensemble import PlaqueSegmenter
-    from .train import load_arrays, train_unet
+    from .members import train_members
+    from .train import load_arrays
 
     lay = RunLayout.for_profile(profile, run_dir)
     cdir, out = lay.clean, lay.unet
     if not cdir.splits.exists():
         raise io.CarotidkitError(f"{cdir.splits}: missing; run notebook 01_cleaning first")
     out.ensure()
-    splits = pd.read_parquet(cdir.splits)
-    qc = pd.read_parquet(cdir.qc).set_index("image_id")
+    splits = io.read_parquet(cdir.splits)
+    qc = io.read_parquet(cdir.qc).set_index("image_id")
     cmeta = io.read_json(cdir.summary)
     ids = {k: splits[splits.split == k].image_id.tolist() for k in ("train", "val", "test")}
     (Xtr, Ytr), (Xva, Yva), (Xte, Yte) = (load_arrays(cdir.root, ids[k]) for k in ("train", "val", "test"))
     if progress:
         progress(f"train {len(Xtr)}, val {len(Xva)}, test {len(Xte)} images at {Xtr.shape[1]} px")
-    summaries = []
-    for bb in backbones:
-        weights = str(Path(weights_dir) / f"{bb}.weights.h5") if weights_dir else None
-        s = train_unet(
-            bb,
-            Xtr,
-            Ytr,
-            Xva,
-            Yva,
-            out.root,
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            patience=patience,
-            seed=seed,
-            weights_path=weights,
-            vflip=vflip,
-        )
-        if progress:
-            progress(f"{bb}: best val Dice {s['best_val_dice']:.3f} at epoch {s['best_epoch']} ({s['seconds']} s)")
-        summaries.append(s)
+    summaries = train_members(
+        backbones,
+        Xtr,
+        Ytr,
+        Xva,
+        Yva,
+        out.root,
+        n_jobs=n_jobs,
+        progress=progress,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        patience=patience,
+        seed=seed,
+        vflip=vflip,
+        weights_paths={bb: str(Path(weights_dir) / f"{bb}.weights.h5") for bb in backbones} if weights_dir else None,
+    )
+    if progress:
+        for s in summaries:
+            progress(
+                f"{s['backbone']}: best val Dice {s['best_val_dice']:.3f} at epoch {s['best_epoch']} ({s['seconds']} s)"
+            )
     meta = {
         "backbones": list(backbones),
         "vote": vote,

@@ -159,14 +159,17 @@ def train_unet(
     resume: bool = True,
     verbose: int = 2,
     vflip: float = 0.0,
+    log=None,
 ) -> dict:
     """Train one U-Net; return a summary (best epoch, validation Dice, seconds, images/s).
 
-    ``vflip``: share of training images also flipped upside down (see :func:`augment_batch`).
+    ``vflip``: share of training images also flipped upside down (see :func:`augment_batch`);
+    ``log``: where the one line per epoch goes (``verbose``).
 
     Example:
         res = train_unet("mobilenetv2", Xtr, Ytr, Xva, Yva, "runs/smoke/unet", epochs=1)
     """
+    log = log or (lambda line: print(line, flush=True))
     out = Path(out_dir) / backbone
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(seed)
@@ -241,11 +244,10 @@ def train_unet(
         stop = plateau.update(logs["val_dice"])
         if verbose:
             secs = time.perf_counter() - te
-            print(
+            log(
                 f"{backbone} epoch {epoch + 1}/{epochs}: loss {logs['loss']:.3f}, val Dice {logs['val_dice']:.3f}, "
                 f"lr {plateau.lr:.1e}, {secs:.0f} s ({len(X_train) / secs:.1f} img/s)"
-                + (" - early stop" if stop else ""),
-                flush=True,
+                + (" - early stop" if stop else "")
             )
     seconds = time.perf_counter() - t0
     n_epochs = len(history)

@@ -296,9 +296,9 @@ def run(
     lay = RunLayout.for_profile(profile, run_dir)
     paths = lay.data.resolved()
     manifest = io.read_json(lay.data.manifest)
-    cohort = pd.read_parquet(paths["cohort"])
-    truth = pd.read_parquet(lay.data.cohort_truth) if lay.data.cohort_truth.exists() else None
-    vd = pd.read_parquet(lay.vd.vd) if lay.vd.vd.exists() else None
+    cohort = io.read_parquet(paths["cohort"])
+    truth = io.read_parquet(lay.data.cohort_truth) if lay.data.cohort_truth.exists() else None
+    vd = io.read_parquet(lay.vd.vd) if lay.vd.vd.exists() else None
     t0 = time.perf_counter()
     d = build_analysis_table(cohort, vd, region, truth, vd_source)
     out = {

@@ -387,9 +387,9 @@ def truth_summary(data_dir) -> tuple[pd.DataFrame, pd.Series]:
     the latent vascular damage ``vd_true`` (what later notebooks should recover)."""
     data_dir = Path(data_dir)
     lay = Data.at(data_dir)
-    cohort = pd.read_parquet(lay.cohort)
-    truth = pd.read_parquet(lay.cohort_truth).merge(cohort, on="subject_id")
-    clips = pd.read_parquet(lay.cine_truth)
+    cohort = io.read_parquet(lay.cohort)
+    truth = io.read_parquet(lay.cohort_truth).merge(cohort, on="subject_id")
+    clips = io.read_parquet(lay.cine_truth)
     per_subject = clips.groupby("subject_id")[["distension", "imt_far_mm", "n_plaques", "peri_echo"]].mean()
     truth = truth.merge(per_subject, on="subject_id")
     cols = ["age_years", "sbp_mmhg", "hypertension", "distension", "imt_far_mm", "n_plaques", "peri_echo"]

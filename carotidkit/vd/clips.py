@@ -91,9 +91,9 @@ def build_cache(
     cache_dir.mkdir(parents=True, exist_ok=True)
     data, table, errs = cache_dir / f"{key}.u8", cache_dir / f"{key}.parquet", cache_dir / f"{key}.errors.parquet"
     if data.exists() and table.exists() and errs.exists():
-        clips = pd.read_parquet(table)
+        clips = io.read_parquet(table)
         mm = np.memmap(data, np.uint8, "r", shape=(len(clips), n_frames, size, size))
-        return mm, clips, pd.read_parquet(errs)
+        return mm, clips, io.read_parquet(errs)
     for old in cache_dir.glob("*"):
         old.unlink()
     tasks = [(p, size, fps, n_frames, crop) for p in index.path]
@@ -128,7 +128,7 @@ def build_cache(
     tmp.unlink()
     io.write_parquet(errs, pd.DataFrame(errors, columns=["clip_id", "path", "error"]))
     io.write_parquet(table, clips)
-    return np.memmap(data, np.uint8, "r", shape=(max(len(ok), 1), n_frames, size, size)), clips, pd.read_parquet(errs)
+    return np.memmap(data, np.uint8, "r", shape=(max(len(ok), 1), n_frames, size, size)), clips, io.read_parquet(errs)
 
 
 def windows(n_total: int, frames: int, period: int) -> np.ndarray:

@@ -162,7 +162,7 @@ def run(
     seconds = time.perf_counter() - t0
     cohort = out["cohort"]
     manifest = io.read_json(lay.data.manifest)
-    truth = pd.read_parquet(lay.data.cohort_truth) if lay.data.cohort_truth.exists() else None
+    truth = io.read_parquet(lay.data.cohort_truth) if lay.data.cohort_truth.exists() else None
     vd = out["vd"].merge(out["folds"][["subject_id", "label"]], on="subject_id")
     metrics = evaluate(vd, n_boot=n_boot, seed=seed, truth=truth, cohort=cohort)
     fpr, tpr, _ = roc_curve(vd.label, vd.vd_logit)

@@ -359,12 +359,12 @@ def cross_fit(run_dir, seed: int = 0, progress: bool = True, **settings) -> dict
     torch.set_num_threads(max(1, (os.cpu_count() or 2) // int(os.environ.get("WORLD_SIZE", "1"))))
     lay = RunLayout(run_dir)
     paths = lay.data.resolved()
-    cohort = pd.read_parquet(paths["cohort"])
+    cohort = io.read_parquet(paths["cohort"])
     if cfg["label"] not in cohort:
         from ..io import CarotidkitError
 
         raise CarotidkitError(f"{paths['cohort']}: no {cfg['label']!r} column to train on")
-    index = pd.read_parquet(paths["cine_index"])
+    index = io.read_parquet(paths["cine_index"])
     base = paths["cine_index"].parent
     index["path"] = [p if os.path.isabs(p) else str(base / p) for p in index.path]
     index = index[index.subject_id.isin(cohort.subject_id)].reset_index(drop=True)

@@ -142,8 +142,8 @@ def run(
     torch.manual_seed(seed)
     lay = RunLayout.for_profile(profile, run_dir)
     paths = lay.data.resolved()
-    cohort = pd.read_parquet(paths["cohort"])
-    vd = pd.read_parquet(lay.vd.vd)
+    cohort = io.read_parquet(paths["cohort"])
+    vd = io.read_parquet(lay.vd.vd)
     notes = []
     t0 = time.perf_counter()
     # 1. associations (all subjects)
@@ -153,7 +153,7 @@ def run(
     table = reg.merge(imp, on="term").sort_values("rank_shap").reset_index(drop=True)
     # 2. video attributions on fold 0's held-out subjects
     model, meta = load_fold_model(lay, 0)
-    index = pd.read_parquet(paths["cine_index"])
+    index = io.read_parquet(paths["cine_index"])
     base = paths["cine_index"].parent
     held = vd[vd.fold == 0].sort_values("vd_logit").reset_index(drop=True)
     pick = held.iloc[np.unique(np.linspace(0, len(held) - 1, min(n_explain, len(held))).round().astype(int))]
