@@ -53,6 +53,36 @@ def test_summary_separates_plaque_and_plaque_free_images():
     assert abs(s.loc["area_bias_mm2", "estimate"]) < 0.05
 
 
+def test_vectorised_bootstrap_equals_one_replicate_at_a_time():
+    """summarize's replicates computed at once give the CIs of recomputing every statistic per
+    replicate with the same draws (the definition), including NaN Dice (a reader who skipped an
+    image) and a missing pixel spacing."""
+    rng = np.random.default_rng(3)
+    T, P = [], []
+    for k in range(30):
+        t = _disk((48, 48), 24, 24, int(rng.integers(3, 9))) if k < 18 else np.zeros((48, 48), bool)
+        p = _disk((48, 48), 24 + int(rng.integers(-4, 5)), 24, int(rng.integers(0, 9)))
+        T.append(t)
+        P.append(p if rng.random() < 0.7 else np.zeros((48, 48), bool))
+    for spacing in (np.full(30, 0.01), None):
+        df = metrics.per_image(np.array(T), np.array(P), px_area_mm2=spacing)
+        df.loc[3, "dice"] = np.nan  # a plaque image the reader did not trace
+        got = metrics.summarize(df, n_boot=300, seed=7).set_index("metric")
+        r = np.random.default_rng(7)
+        pl, free = np.where(df.has_plaque)[0], np.where(~df.has_plaque)[0]
+        boots = {}
+        for _ in range(300):
+            idx = np.concatenate([r.choice(pl, len(pl)), r.choice(free, len(free))])
+            for k, v in metrics._summaries(df.iloc[idx]).items():
+                boots.setdefault(k, []).append(v)
+        assert set(boots) == set(got.index)
+        for k, v in boots.items():
+            b = np.asarray(v, float)
+            b = b[np.isfinite(b)]
+            assert got.loc[k, "ci_low"] == pytest.approx(np.quantile(b, 0.025), abs=1e-12), k
+            assert got.loc[k, "ci_high"] == pytest.approx(np.quantile(b, 0.975), abs=1e-12), k
+
+
 def test_majority_vote_and_mean_vote():
     probs = np.array([[[0.9, 0.9, 0.1]], [[0.8, 0.2, 0.1]], [[0.1, 0.3, 0.6]]])  # 3 models, 1x3 image
     assert metrics.vote(probs, "majority").tolist() == [[True, False, False]]

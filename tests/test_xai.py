@@ -92,8 +92,16 @@ def test_deletion_beats_random_order_for_faithful_attributions():
     x = np.random.default_rng(0).random((4, 1, 4, 12, 12)).astype(np.float32) + 1
     m = _WallModel()
     att = V.attributions(m, torch.from_numpy(x), "integrated_gradients", n_samples=2)
-    d = V.deletion_curve(m, x, att, steps=6).groupby("order").auc.mean()
+    curves = V.deletion_curve(m, x, att, steps=6)
+    d = curves.groupby("order").auc.mean()
     assert d["attribution"] < d["random"]
+    from carotidkit.xai.stage import XaiResult
+
+    empty = pd.DataFrame()
+    summary = XaiResult(empty, empty, empty, curves, empty, empty, empty).deletion_summary().set_index("order")
+    paired = summary.loc["attribution - random (paired)"]
+    assert paired.deletion_auc == pytest.approx(d["attribution"] - d["random"])
+    assert paired.ci_low <= paired.deletion_auc <= paired.ci_high and paired.clips == 4
 
 
 def test_cascading_randomisation_reports_each_block():

@@ -98,6 +98,41 @@ def _summaries(df: pd.DataFrame) -> dict[str, float]:
     return out
 
 
+def _boot_summaries(df: pd.DataFrame, P: np.ndarray, F: np.ndarray, est: dict) -> dict[str, np.ndarray]:
+    """:func:`_summaries` of every bootstrap replicate at once: row ``r`` of ``P`` / ``F`` holds
+    replicate ``r``'s plaque / plaque-free rows of ``df``. Same statistics, NaNs skipped as pandas does."""
+    import warnings
+
+    def col(name, rows):
+        return df[name].to_numpy(float)[rows]
+
+    n_boot = len(P)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN replicates give NaN, dropped later
+        out = {}
+        for m in ("dice", "iou"):
+            v = col(m, P)
+            out[f"{m}_mean"] = np.nanmean(v, 1) if v.shape[1] else np.full(n_boot, np.nan)
+            out[f"{m}_median"] = np.nanmedian(v, 1) if v.shape[1] else np.full(n_boot, np.nan)
+        if F.shape[1]:
+            out["false_alarm_rate"] = col("any_predicted", F).mean(1)
+            out["false_positive_area_px"] = col("pred_area_px", F).mean(1)
+        else:
+            out["false_alarm_rate"] = out["false_positive_area_px"] = np.full(n_boot, np.nan)
+        found, true = np.nansum(col("plaques_found", P), 1), np.nansum(col("plaques_true", P), 1)
+        rec = found / np.maximum(true, 1)
+        hits = np.nansum(col("pred_components_hit", P), 1) + np.nansum(col("pred_components_hit", F), 1)
+        comps = np.nansum(col("pred_components", P), 1) + np.nansum(col("pred_components", F), 1)
+        prec = hits / np.maximum(comps, 1)
+        out.update(plaque_recall=rec, plaque_precision=prec)
+        out["plaque_f1"] = np.where(prec + rec > 0, 2 * prec * rec / np.where(prec + rec > 0, prec + rec, 1), 0.0)
+        if "area_bias_mm2" in est:
+            d = col("pred_area_mm2", P) - col("true_area_mm2", P)
+            mean, sd = np.nanmean(d, 1), np.nanstd(d, 1, ddof=1)
+            out.update(area_bias_mm2=mean, area_loa_low_mm2=mean - 1.96 * sd, area_loa_high_mm2=mean + 1.96 * sd)
+    return out
+
+
 def summarize(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0, ci: float = 0.95) -> pd.DataFrame:
     """Tidy table ``metric, estimate, ci_low, ci_high, n_images`` with bootstrap CIs over images
     (resampled within plaque and plaque-free images, so both parts keep their size).
@@ -108,20 +143,19 @@ def summarize(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0, ci: float = 0
     est = _summaries(df)
     rng = np.random.default_rng(seed)
     pl_idx, free_idx = np.where(df.has_plaque.values)[0], np.where(~df.has_plaque.values)[0]
-    boots = {k: [] for k in est}
-    for _ in range(n_boot):
-        idx = np.concatenate(
-            [
-                rng.choice(pl_idx, len(pl_idx)) if len(pl_idx) else pl_idx,
-                rng.choice(free_idx, len(free_idx)) if len(free_idx) else free_idx,
-            ]
-        )
-        for k, v in _summaries(df.iloc[idx]).items():
-            boots[k].append(v)
+    # the replicates' rows, drawn in the same order as one replicate at a time
+    P = np.empty((n_boot, len(pl_idx)), int)
+    F = np.empty((n_boot, len(free_idx)), int)
+    for r in range(n_boot):
+        if len(pl_idx):
+            P[r] = rng.choice(pl_idx, len(pl_idx))
+        if len(free_idx):
+            F[r] = rng.choice(free_idx, len(free_idx))
+    boots = _boot_summaries(df, P, F, est)
     a = (1 - ci) / 2
     rows = []
     for k, v in est.items():
-        b = np.asarray(boots[k], float)
+        b = np.asarray(boots.get(k, []), float)
         b = b[np.isfinite(b)]
         rows.append(
             {

@@ -33,11 +33,15 @@ class XaiResult:
     settings: dict = field(default_factory=dict)
 
     def deletion_summary(self) -> pd.DataFrame:
-        """Mean deletion AUC by order with a clip-bootstrap CI (attribution order should be lower)."""
+        """Mean deletion AUC by order with a clip-bootstrap CI (attribution order should be lower),
+        and the paired difference ``attribution - random`` on the same clips with its CI."""
         rng = np.random.default_rng(0)
+        wide = self.deletion.pivot_table(index="clip", columns="order", values="auc")
+        if {"attribution", "random"} <= set(wide.columns):
+            wide["attribution - random (paired)"] = wide["attribution"] - wide["random"]
         rows = []
-        for order, d in self.deletion.groupby("order"):
-            a = d.auc.to_numpy()
+        for order in wide.columns:
+            a = wide[order].dropna().to_numpy()
             b = [a[rng.integers(0, len(a), len(a))].mean() for _ in range(1000)]
             rows.append(
                 {

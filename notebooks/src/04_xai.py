@@ -98,7 +98,9 @@ res.sanity.round(3)
 # %% [markdown]
 # ## Are they faithful? (deletion)
 # Lower area under the deletion curve than the random order means the attributed pixels are the
-# ones the prediction needs.
+# ones the prediction needs. Deleted pixels are set to the same reference input as above. Look at
+# the paired row: the two orders on the same clips, so a CI entirely below 0 says the attribution
+# order beats random beyond noise.
 
 # %%
 res.deletion_summary().round(3)
