@@ -23,6 +23,17 @@ def test_enrichment_is_mass_share_over_area_share():
     assert e["background"] == pytest.approx(0.0)
 
 
+def test_cardiac_phases_split_every_pulsating_clip():
+    """Most frames sit at the resting diameter: the split must still give both phases frames
+    (a median split left diastole empty for most simulated clips), and none to a clip that does
+    not pulsate."""
+    lumen = [1205, 1205, 1205, 1266, 1266, 1215, 1205, 1333]
+    ph = V.cardiac_phases(lumen)
+    assert ph["systole"].tolist() == [7] and len(ph["diastole"]) == 7
+    assert sorted(ph["systole"].tolist() + ph["diastole"].tolist()) == list(range(8))
+    assert set(V.cardiac_phases([900] * 8)) == {"whole cycle"}
+
+
 class _WallModel(torch.nn.Module):
     """Logit = mean intensity of the top rows (a 'wall'), through a conv stack Grad-CAM can see."""
 

@@ -83,18 +83,14 @@ def _attribute(model, X5, method, seed, ref):
     )
 
 
-def _clip_enrichment(att, labs, sids, method, phases=("whole cycle", "systole", "diastole")) -> list[dict]:
-    """Per clip and phase: each region's enrichment (systole = frames with the wider lumen)."""
+def _clip_enrichment(att, labs, sids, method, lumens, phases=("whole cycle", "systole", "diastole")) -> list[dict]:
+    """Per clip and phase: each region's enrichment (phases from the clip's lumen area per frame,
+    ``lumens``; see :func:`carotidkit.xai.video.cardiac_phases`)."""
     rows = []
-    for sid, a, lab in zip(sids, att, labs):
-        lumen = (lab == 1).reshape(len(lab), -1).sum(1)
-        frames = {
-            "whole cycle": np.arange(len(lab)),
-            "systole": np.where(lumen >= np.median(lumen))[0],
-            "diastole": np.where(lumen < np.median(lumen))[0],
-        }
+    for sid, a, lab, lumen in zip(sids, att, labs, lumens):
+        frames = V.cardiac_phases(lumen)
         for ph in phases:
-            if len(frames[ph]) == 0:
+            if ph not in frames:
                 continue
             for region, val in V.enrichment(a[frames[ph]], lab[frames[ph]]).items():
                 rows.append({"subject_id": sid, "method": method, "phase": ph, "region": region, "enrichment": val})
@@ -162,7 +158,7 @@ def run(
     held = vd[vd.fold == 0].sort_values("vd_logit").reset_index(drop=True)
     pick = held.iloc[np.unique(np.linspace(0, len(held) - 1, min(n_explain, len(held))).round().astype(int))]
     S, T, P = meta["size"], meta["frames"], meta["period"]
-    xs, labs, sids = [], [], []
+    xs, labs, lumens, sids = [], [], [], []
     for sid in pick.subject_id:
         row = index[index.subject_id == sid].iloc[0]
         p = row.path if str(row.path).startswith("/") else str(base / row.path)
@@ -176,6 +172,7 @@ def run(
         x = np.stack([cv2.resize(fr[i], (S, S), interpolation=cv2.INTER_AREA) for i in idx]).astype(np.float32)
         xs.append((x - meta["mean"]) / meta["std"])
         labs.append(V.resize_labels(z["labels"], idx, S))
+        lumens.append((z["labels"][idx] == 1).reshape(len(idx), -1).sum(1))  # at the loop's own resolution
         sids.append(sid)
     if not xs:
         raise CarotidkitError("no simulated loops with region labels among the explained subjects")
@@ -186,7 +183,7 @@ def run(
         if progress:
             progress(f"04_xai: {m} on {len(X5)} clips ...")
         maps[m] = _attribute(model, X5, m, seed, ref)
-        per_clip += _clip_enrichment(maps[m], labs, sids, m)
+        per_clip += _clip_enrichment(maps[m], labs, sids, m, lumens)
     per_clip = pd.DataFrame(per_clip)
     enr = V.bootstrap_enrichment(per_clip, n_boot=n_boot, seed=seed)
     sensitivity = pd.DataFrame()
@@ -197,6 +194,7 @@ def run(
             labs,
             sids,
             "integrated_gradients",
+            lumens,
             phases=("whole cycle",),
         )
         sensitivity = pd.concat(

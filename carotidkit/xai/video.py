@@ -90,6 +90,28 @@ def resize_labels(labels: np.ndarray, frame_idx, size: int) -> np.ndarray:
     return np.stack([cv2.resize(labels[i], (size, size), interpolation=cv2.INTER_NEAREST) for i in frame_idx])
 
 
+def cardiac_phases(lumen_area) -> dict[str, np.ndarray]:
+    """Frame indices of a clip by cardiac phase, from its lumen area per frame.
+
+    ``systole``: frames distended to at least halfway between the clip's smallest and largest
+    lumen; ``diastole``: the rest. The artery spends most of each beat near its resting
+    diameter, so a median split would put most frames on one side (ties at the minimum) and leave
+    the other empty. A clip whose lumen never changes (no resolvable pulsation) gets only
+    ``whole cycle``.
+
+    Example:
+        >>> {k: v.tolist() for k, v in cardiac_phases([10, 10, 14, 12, 10]).items()}
+        {'whole cycle': [0, 1, 2, 3, 4], 'systole': [2, 3], 'diastole': [0, 1, 4]}
+    """
+    lumen = np.asarray(lumen_area, float)
+    out = {"whole cycle": np.arange(len(lumen))}
+    lo, hi = float(lumen.min()), float(lumen.max())
+    if hi > lo:
+        out["systole"] = np.where(lumen >= (lo + hi) / 2)[0]
+        out["diastole"] = np.where(lumen < (lo + hi) / 2)[0]
+    return out
+
+
 def enrichment(att: np.ndarray, labels: np.ndarray) -> dict:
     """Per region: attribution-mass share / area share for one clip (``att``, ``labels`` [T, H, W])."""
     total, area = att.sum(), labels.size
