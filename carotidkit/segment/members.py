@@ -51,17 +51,18 @@ def _init(threads: int, log_queue) -> None:
     os.environ["MKL_NUM_THREADS"] = str(threads)
     os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
     os.environ["TF_NUM_INTEROP_THREADS"] = "1"
-
-
-def _train_one(backbone: str, arrays: tuple, out_dir: str, threads: int, kwargs: dict) -> dict:
     from . import keras_quietly
 
-    keras = keras_quietly()
-    if keras.backend.backend() == "torch":
+    # once per process: a worker may train several members in turn, and torch refuses to resize
+    # its inter-op pool after the first parallel work
+    if keras_quietly().backend.backend() == "torch":
         import torch
 
         torch.set_num_threads(threads)
         torch.set_num_interop_threads(1)
+
+
+def _train_one(backbone: str, arrays: tuple, out_dir: str, kwargs: dict) -> dict:
     from .train import train_unet
 
     return train_unet(backbone, *arrays, out_dir, log=_LOG.put, **kwargs)
@@ -119,9 +120,7 @@ def train_members(
     log_queue = ctx.Queue()
     arrays = (X_train, Y_train, X_val, Y_val)
     with ProcessPoolExecutor(procs, mp_context=ctx, initializer=_init, initargs=(threads, log_queue)) as pool:
-        futures = [
-            pool.submit(_train_one, bb, arrays, str(out_dir), threads, {**kwargs, **own(bb)}) for bb in backbones
-        ]
+        futures = [pool.submit(_train_one, bb, arrays, str(out_dir), {**kwargs, **own(bb)}) for bb in backbones]
         pending = set(futures)
         while pending:
             _, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
