@@ -222,5 +222,7 @@ def test_members_train_side_by_side_like_one_after_another(tmp_path):
     for bb in members:
         assert (tmp_path / "a" / bb / "key.json").read_text() == (tmp_path / "b" / bb / "key.json").read_text()
     assert [s["params"] for s in side] == [s["params"] for s in turn]
+    with pytest.raises(ValueError, match="at most once"):
+        train_members(["mobilenetv2", "mobilenetv2"], *args, tmp_path / "d", n_jobs=2, progress=None, epochs=1)
     with pytest.raises(ValueError, match="unknown backbone"):
         train_members(["mobilenetv2", "nosuchnet"], *args, tmp_path / "c", n_jobs=2, progress=None, epochs=1)

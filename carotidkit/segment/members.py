@@ -2,10 +2,10 @@
 
 On a 2-core CPU a small U-Net does not keep two threads busy: measured on the workshop's 96 px
 images (torch backend, model-only ``fit``), one thread trains mobilenetv2 at 0.66 and
-efficientnetb0 at 0.64 of the two-thread rate, and two single-thread trainings side by side run
-at their solo rates. Three members, each on one thread at the same time, therefore finish sooner
-than the same three one after another on two threads. ``make bench`` (``unet_members``) times
-both ways in the same run.
+efficientnetb0 at 0.64 of the two-thread rate. Three members, each on one thread at the same
+time, finish sooner than the same three one after another on two threads: 346 s against 378 s
+for the workshop's 02 (1.09x; ``make bench``, ``unet_members``, both in one run). Two processes
+for three members took 377 s: one core idles while the last member trains alone.
 
 Each worker is a fresh (spawned) process: its thread pools are sized before torch or TensorFlow
 starts, and its epoch lines come back through a queue to the caller's ``progress``. Results do
@@ -99,6 +99,8 @@ def train_members(
         summaries = train_members(["mobilenetv2", "efficientnetb0"], Xtr, Ytr, Xva, Yva, "runs/x/unet", epochs=2)
     """
     backbones = list(backbones)
+    if len(set(backbones)) != len(backbones):  # two members would share one checkpoint folder
+        raise ValueError(f"each backbone at most once, got {backbones}")
     kwargs.setdefault("verbose", 2 if progress else 0)
     procs, threads = plan(len(backbones), n_jobs)
 
