@@ -226,3 +226,24 @@ def test_members_train_side_by_side_like_one_after_another(tmp_path):
         train_members(["mobilenetv2", "mobilenetv2"], *args, tmp_path / "d", n_jobs=2, progress=None, epochs=1)
     with pytest.raises(ValueError, match="unknown backbone"):
         train_members(["mobilenetv2", "nosuchnet"], *args, tmp_path / "c", n_jobs=2, progress=None, epochs=1)
+
+
+@pytest.mark.slow
+def test_bench_times_the_notebooks_training_path(tmp_path):
+    """The U-Net bench's measurements run end to end on tiny data: the notebook's path for one
+    backbone and all members, with their CPU shares and test Dice."""
+    from carotidkit import io
+    from carotidkit.segment.speed import measure
+
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 255, (14, 32, 32, 1)).astype(np.uint8)
+    Y = np.zeros((14, 32, 32, 1), np.float32)
+    Y[:, 14:20, 6:26] = 1
+    data = io.write_npz(tmp_path / "a.npz", Xtr=X[:8], Ytr=Y[:8], Xva=X[8:11], Yva=Y[8:11], Xte=X[11:], Yte=Y[11:])
+    spec = {"data": str(data), "epochs": 1, "batch_size": 4}
+    pipe = measure({**spec, "mode": "pipeline", "backbone": "mobilenetv2"})
+    assert pipe["epochs"] == 1 and 0 <= pipe["test_dice"] <= 1 and pipe["images_per_s"] > 0
+    assert 0 <= pipe["system_share"] < 1 and pipe["cores_busy"] > 0
+    both = measure({**spec, "mode": "members", "backbones": ["mobilenetv2", "efficientnetb0"], "n_jobs": 1})
+    assert both["processes"] == 1 and set(both["test_dice"]) == {"mobilenetv2", "efficientnetb0"}
+    assert both["epochs_run"] == {"mobilenetv2": 1, "efficientnetb0": 1} and both["seconds"] > 0

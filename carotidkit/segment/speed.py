@@ -20,8 +20,10 @@ import numpy as np
 
 
 def _cpu() -> tuple[float, float]:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime, r.ru_stime
+    """User and system CPU seconds of this process and of its finished children (the side-by-side
+    training's workers)."""
+    r, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + c.ru_utime, r.ru_stime + c.ru_stime
 
 
 def _cpu_share(t0: tuple[float, float], wall: float) -> dict:
@@ -52,7 +54,7 @@ def measure(spec: dict) -> dict:
     Xtr, Ytr, Xva, Yva, Xte, Yte = (d[k] for k in ("Xtr", "Ytr", "Xva", "Yva", "Xte", "Yte"))
     bs, ep, lr = spec.get("batch_size", 16), spec.get("epochs", 8), spec.get("learning_rate", 1e-3)
     if spec["mode"] == "members":
-        return _members(spec, Xtr, Ytr, Xva, Yva, Xte, Yte, bs, ep, lr)
+        return _members(spec, Xtr, Ytr, Xva, Yva, Xte, Yte)
     if spec["mode"] == "monai":
         return _monai(Xtr, Ytr, Xva, Yva, Xte, Yte, bs, ep, lr, spec.get("seed", 0), spec.get("vflip", 0.0))
     from . import keras_quietly
@@ -72,78 +74,68 @@ def measure(spec: dict) -> dict:
         m.fit(X, Ytr, batch_size=bs, epochs=2, verbose=0)
         wall = time.perf_counter() - t0
         return {**out, "images_per_s": round(2 * len(X) / wall, 1), **_cpu_share(c0, wall)}
-    from .train import train_unet
-    from .unet import CUSTOM_OBJECTS
-
     with tempfile.TemporaryDirectory() as tmp:
         t0, c0 = time.perf_counter(), _cpu()
-        s = train_unet(
-            spec["backbone"],
-            Xtr,
-            Ytr,
-            Xva,
-            Yva,
-            tmp,
-            epochs=ep,
-            batch_size=bs,
-            learning_rate=lr,
-            patience=ep,
-            verbose=0,
-            vflip=spec.get("vflip", 0.0),
-        )
+        (s,) = _train(spec, [spec["backbone"]], (Xtr, Ytr, Xva, Yva), tmp, n_jobs=1, patience=ep)
         wall = time.perf_counter() - t0
         share = _cpu_share(c0, wall)
-        best = keras.models.load_model(f"{tmp}/{spec['backbone']}/best.keras", custom_objects=CUSTOM_OBJECTS)
-        t1 = time.perf_counter()
-        probs = best.predict(Xte.astype("float32"), batch_size=32, verbose=0)
-        infer = time.perf_counter() - t1
+        dice, infer = _best_test_dice(keras, tmp, spec["backbone"], Xte, Yte)
     return {
         **out,
         "images_per_s": round(len(Xtr) * s["epochs_run"] / wall, 1),
         "seconds": round(wall, 1),
         "epochs": s["epochs_run"],
         "best_val_dice": s["best_val_dice"],
-        "test_dice": round(_test_dice(probs, Yte), 3),
+        "test_dice": dice,
         "inference_images_per_s": round(len(Xte) / infer, 1),
         **share,
     }
 
 
-def _members(spec, Xtr, Ytr, Xva, Yva, Xte, Yte, bs, ep, lr) -> dict:
-    """All of the notebook's members through :func:`~carotidkit.segment.members.train_members`
-    with ``spec["n_jobs"]`` (1 = one after another on all cores, 0 = side by side), as 02 runs
-    them: wall time, CPU shares and each member's test Dice."""
-    from . import keras_quietly
+def _train(spec, backbones, arrays, out_dir, n_jobs: int, patience: int) -> list[dict]:
+    """The notebook's training path (:func:`~carotidkit.segment.members.train_members`) with the
+    spec's settings; ``n_jobs=1`` with one backbone is ``train_unet`` in this process."""
     from .members import train_members
 
-    keras = keras_quietly()
+    return train_members(
+        backbones,
+        *arrays,
+        out_dir,
+        n_jobs=n_jobs,
+        progress=None,
+        epochs=spec.get("epochs", 8),
+        batch_size=spec.get("batch_size", 16),
+        learning_rate=spec.get("learning_rate", 1e-3),
+        patience=patience,
+        vflip=spec.get("vflip", 0.0),
+    )
+
+
+def _best_test_dice(keras, out_dir, backbone: str, Xte, Yte) -> tuple[float, float]:
+    """Test Dice of a trained member's ``best.keras`` and the seconds its prediction took."""
     from .unet import CUSTOM_OBJECTS
 
+    best = keras.models.load_model(f"{out_dir}/{backbone}/best.keras", custom_objects=CUSTOM_OBJECTS)
+    t0 = time.perf_counter()
+    probs = best.predict(Xte.astype("float32"), batch_size=32, verbose=0)
+    return round(_test_dice(probs, Yte), 3), time.perf_counter() - t0
+
+
+def _members(spec, Xtr, Ytr, Xva, Yva, Xte, Yte) -> dict:
+    """All of the notebook's members trained with ``spec["n_jobs"]`` (1 = one after another on
+    all cores, 0 = side by side), as 02 runs them: wall time, CPU shares (workers included) and
+    each member's test Dice."""
+    from . import keras_quietly
+
+    keras = keras_quietly()
     with tempfile.TemporaryDirectory() as tmp:
         t0, c0 = time.perf_counter(), _cpu()
-        summaries = train_members(
-            spec["backbones"],
-            Xtr,
-            Ytr,
-            Xva,
-            Yva,
-            tmp,
-            n_jobs=spec["n_jobs"],
-            progress=None,
-            epochs=ep,
-            batch_size=bs,
-            learning_rate=lr,
-            patience=spec.get("patience", 3),
-            vflip=spec.get("vflip", 0.0),
+        summaries = _train(
+            spec, spec["backbones"], (Xtr, Ytr, Xva, Yva), tmp, n_jobs=spec["n_jobs"], patience=spec.get("patience", 3)
         )
         wall = time.perf_counter() - t0
-        r = resource.getrusage(resource.RUSAGE_CHILDREN)  # the workers' CPU (side by side)
-        u, s_ = (a - b for a, b in zip(_cpu(), c0))
-        u, s_ = u + r.ru_utime, s_ + r.ru_stime
-        dice = {}
-        for bb in spec["backbones"]:
-            best = keras.models.load_model(f"{tmp}/{bb}/best.keras", custom_objects=CUSTOM_OBJECTS)
-            dice[bb] = round(_test_dice(best.predict(Xte.astype("float32"), batch_size=32, verbose=0), Yte), 3)
+        share = _cpu_share(c0, wall)
+        dice = {bb: _best_test_dice(keras, tmp, bb, Xte, Yte)[0] for bb in spec["backbones"]}
     return {
         "backend": keras.backend.backend(),
         "mode": "members",
@@ -153,8 +145,7 @@ def _members(spec, Xtr, Ytr, Xva, Yva, Xte, Yte, bs, ep, lr) -> dict:
         "seconds": round(wall, 1),
         "epochs_run": {x["backbone"]: x["epochs_run"] for x in summaries},
         "test_dice": dice,
-        "system_share": round(s_ / max(u + s_, 1e-9), 3),
-        "cores_busy": round((u + s_) / wall, 2),
+        **share,
     }
 
 

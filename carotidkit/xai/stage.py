@@ -187,27 +187,18 @@ def run(
     per_clip = pd.DataFrame(per_clip)
     enr = V.bootstrap_enrichment(per_clip, n_boot=n_boot, seed=seed)
     sensitivity = pd.DataFrame()
-    if "integrated_gradients" in methods:
+    if "integrated_gradients" in methods:  # IG's whole-cycle enrichment under the other reference too
         other = next(b for b in V.BASELINES if b != baseline)
-        alt = _clip_enrichment(
-            _attribute(model, X5, "integrated_gradients", seed, V.baseline_value(other, meta["mean"], meta["std"])),
-            labs,
-            sids,
-            "integrated_gradients",
-            lumens,
-            phases=("whole cycle",),
-        )
+        ig = "integrated_gradients"
+        alt_ref = V.baseline_value(other, meta["mean"], meta["std"])
+        rows = {
+            baseline: per_clip[(per_clip.method == ig) & (per_clip.phase == "whole cycle")],
+            other: pd.DataFrame(
+                _clip_enrichment(_attribute(model, X5, ig, seed, alt_ref), labs, sids, ig, lumens, ("whole cycle",))
+            ),
+        }
         sensitivity = pd.concat(
-            [
-                V.bootstrap_enrichment(pd.DataFrame(rows), n_boot=n_boot, seed=seed).assign(baseline=b)
-                for b, rows in (
-                    (
-                        baseline,
-                        per_clip[(per_clip.method == "integrated_gradients") & (per_clip.phase == "whole cycle")],
-                    ),
-                    (other, alt),
-                )
-            ],
+            [V.bootstrap_enrichment(d, n_boot=n_boot, seed=seed).assign(baseline=b) for b, d in rows.items()],
             ignore_index=True,
         ).drop(columns=["phase"])
     # 3. sanity and faithfulness
