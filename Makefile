@@ -6,6 +6,7 @@
 #   make lint                       ruff check + ruff format --check
 #   make validate                   simulate 100 cohorts: CI coverage of planted hazard ratios (Cox, Fine-Gray)
 #   make bench                      benchmarks (ratios against references measured in the same run)
+#   make crosscheck                 recompute the survival reference values with R (where installed) and test against them
 #   make clean                      remove generated outputs (runs/, reports/, caches); never raw data
 
 SHELL   := /bin/bash
@@ -22,10 +23,10 @@ export PYTHONUNBUFFERED := 1
 export KERAS_BACKEND ?= torch
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup report test test-fast lint validate bench clean help
+.PHONY: setup report test test-fast lint validate bench crosscheck clean help
 
 help:
-	@sed -n '1,11p' Makefile
+	@sed -n '1,12p' Makefile
 
 setup: $(STAMP)
 
@@ -56,6 +57,12 @@ validate: setup
 
 bench: setup
 	$(PY) -m carotidkit bench
+
+crosscheck: setup
+	@command -v Rscript >/dev/null || { echo "crosscheck needs R: apt-get install r-base-core r-cran-survival r-cran-cmprsk"; exit 1; }
+	Rscript tools/survival_reference.R tests/data/r_reference
+	$(PY) -m pytest -q tests/test_survival_vs_r.py
+	@git diff --stat -- tests/data/r_reference || true
 
 clean:
 	rm -rf runs .cache bench/results .pytest_cache

@@ -234,7 +234,8 @@ def forest(table, label_cols=("endpoint", "model"), value: str = "hr", xlabel: s
 
 
 def calibration_plot(res, endpoint: str):
-    """Smoothed observed vs predicted risk at the horizon per model; the diagonal is perfect."""
+    """Observed vs predicted risk at the horizon per model (Austin's flexible calibration curve:
+    a Cox or Fine-Gray model on rcs(cloglog(predicted))); the diagonal is perfect."""
     import matplotlib.pyplot as plt
 
     if res.calibration_curves.empty or not (res.calibration_curves.endpoint == endpoint).any():
@@ -247,10 +248,38 @@ def calibration_plot(res, endpoint: str):
     ax.plot([0, lim], [0, lim], "k--", lw=1)
     ax.set(
         xlabel=f"predicted {res.settings['horizon_years']:g}-year risk (%)",
-        ylabel="observed risk (%, IPCW-smoothed)",
+        ylabel="observed risk (%, flexible calibration model)",
         title=endpoint.replace("_", " "),
     )
     ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def ph_residuals(res, endpoint: str):
+    """Scaled Schoenfeld residuals against transformed time (``cox.zph``'s plot): a flat smooth
+    around the fitted coefficient (dashed) means proportional hazards hold."""
+    import matplotlib.pyplot as plt
+    from statsmodels.nonparametric.smoothers_lowess import lowess
+
+    r = res.ph_residuals
+    if r.empty or not (r.endpoint == endpoint).any():
+        return _nothing(f"{endpoint}: no PH test")
+    r = r[r.endpoint == endpoint]
+    terms = [c for c in r.columns if c not in ("time", "g_time", "endpoint")]
+    tab = res.ph[(res.ph.endpoint == endpoint)].set_index("term")
+    fig, axes = plt.subplots(1, len(terms), figsize=(4.2 * len(terms), 3.4), squeeze=False)
+    for ax, term in zip(axes[0], terms):
+        ax.scatter(r.g_time, r[term], s=8, alpha=0.5, color="0.4")
+        sm = lowess(r[term], r.g_time, frac=0.6, return_sorted=True)
+        ax.plot(sm[:, 0], sm[:, 1], color="C3", lw=2)
+        ax.axhline(float(r[term].mean()), color="k", ls="--", lw=1)
+        p = tab.loc[term, "p"] if term in tab.index else float("nan")
+        ax.set(
+            xlabel=f"g(time), transform = {tab.transform.iloc[0]}",
+            ylabel=f"beta(t) for {term}",
+            title=f"{term}: p = {p:.3f}",
+        )
     fig.tight_layout()
     return fig
 

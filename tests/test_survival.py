@@ -20,9 +20,29 @@ def whas():
     from sksurv.datasets import load_whas500
 
     X, y = load_whas500()
+    # censorings tied with an event moved just after it: there G(T-) (ours) equals G(T)
+    # (scikit-survival's weight), so the two must agree exactly; ties are tested separately
+    t = y["lenfol"].astype(float).copy()
+    ev_times = set(t[y["fstat"]])
+    tied = ~y["fstat"] & np.isin(t, list(ev_times))
+    t[tied] += 0.5
+    y = y.copy()
+    y["lenfol"] = t
     return pd.DataFrame(
-        {"t": y["lenfol"], "e": y["fstat"].astype(int), "age": X.age.to_numpy(float), "bmi": X.bmi.to_numpy(float)}
+        {"t": t, "e": y["fstat"].astype(int), "age": X.age.to_numpy(float), "bmi": X.bmi.to_numpy(float)}
     ), y
+
+
+def test_uno_weights_use_censoring_survival_just_before_the_event():
+    """An event tied with a censoring: its Uno weight is 1/G(T-)^2, G(T-) = 1 before any censoring."""
+    d = pd.DataFrame({"t": [1.0, 2.0, 2.0, 3.0, 4.0], "e": [0, 1, 0, 1, 0], "r": [5.0, 4.0, 3.0, 2.0, 1.0]})
+    # G: censoring at 1 (5 at risk) -> 0.8; at t=2 the event leaves first, then 1 censoring of 3 -> 0.8 * 2/3
+    w2, w3 = 1 / 0.8**2, 1 / (0.8 * 2 / 3) ** 2
+    # pairs (event i, later j): i=t2 vs t3, t4 (and the tied censored t2) all concordant; i=t3 vs t4 concordant
+    expect = (w2 * 3 + w3 * 1) / (w2 * 3 + w3 * 1)
+    assert c_index(d, "t", "e", "r", "uno") == pytest.approx(expect)
+    d.loc[2, "r"] = 4.5  # the tied censored subject now outranks the event: one discordant pair of weight w2
+    assert c_index(d, "t", "e", "r", "uno") == pytest.approx((w2 * 2 + w3) / (w2 * 3 + w3))
 
 
 @pytest.mark.parametrize("col", ["prio", "age", "fin"])
@@ -137,27 +157,41 @@ def test_ipcw_observed_risk_equals_kaplan_meier():
     assert np.sum(w * case) / np.sum(w) == pytest.approx(1 - km.survival_function_at_times(40).iloc[0], abs=1e-3)
 
 
+def _survival_from_risk(p, horizon=10.0, seed=0):
+    """Exponential event times whose risk by ``horizon`` is exactly ``p``; uniform censoring."""
+    rng = np.random.default_rng(seed)
+    rate = -np.log(1 - p) / horizon
+    t_event = rng.exponential(1 / rate)
+    t_cens = rng.uniform(5, 15, len(p))
+    return np.minimum(t_event, t_cens), (t_event <= t_cens).astype(float)
+
+
 def test_calibration_detects_miscalibration():
     rng = np.random.default_rng(0)
     p = rng.uniform(0.02, 0.4, 4000)
-    y = (rng.random(4000) < p).astype(float)
-    w = np.ones_like(p)
-    good = cal.calibration(p, y, w, n_boot=50)["summary"].set_index("metric").estimate
-    bad = cal.calibration(np.clip(2 * p, 0, 0.99), y, w, n_boot=50)["summary"].set_index("metric").estimate
-    assert abs(good.o_e - 1) < 0.08 and abs(good.calibration_slope - 1) < 0.2 and good.ici < 0.02
-    assert bad.o_e < 0.6 and bad.ici > 0.05 and bad.ipa < good.ipa
+    t, e = _survival_from_risk(p, seed=1)
+    good = cal.calibration(p, t, e, 10.0, n_boot=20, n_boot_curve=5)["summary"].set_index("metric")
+    bad = cal.calibration(np.clip(2 * p, 0, 0.99), t, e, 10.0, n_boot=20, n_boot_curve=5)["summary"].set_index("metric")
+    g, b = good.estimate, bad.estimate
+    assert abs(g.o_e - 1) < 0.08 and abs(g.calibration_slope - 1) < 0.2 and g.ici < 0.02
+    assert abs(g.calibration_in_the_large) < 0.1 and b.calibration_in_the_large < -0.5
+    assert b.o_e < 0.6 and b.ici > 0.05 and b.ipa < g.ipa
+    assert good.loc["o_e", "ci_low"] < 1 < good.loc["o_e", "ci_high"] and bad.loc["o_e", "ci_high"] < 1
+    assert (good.definition.str.len() > 10).all()
 
 
 def test_reclassification_rewards_a_real_marker():
     rng = np.random.default_rng(1)
     x1, x2 = rng.standard_normal((2, 5000))
     p_true = 1 / (1 + np.exp(-(-2 + x1 + x2)))
-    y = (rng.random(5000) < p_true).astype(float)
+    t, e = _survival_from_risk(p_true, seed=2)
     old = 1 / (1 + np.exp(-(-1.8 + 0.7 * x1)))
     new = p_true
-    r = cal.reclassification(old, new, y, np.ones_like(y), n_boot=50).set_index("metric")
+    r = cal.reclassification(old, new, t, e, 10.0, n_boot=30).set_index("metric")
     assert r.loc["nri_continuous", "ci_low"] > 0 and r.loc["idi", "ci_low"] > 0
-    nb = cal.net_benefit({"old": old, "new": new}, y, np.ones_like(y), thresholds=[0.2])
+    assert r.loc["nri_continuous_km", "ci_low"] > 0
+    case, w = cal.ipcw_outcome(pd.DataFrame({"t": t, "e": e}), "t", "e", 10.0)
+    nb = cal.net_benefit({"old": old, "new": new}, case, w, thresholds=[0.2])
     nbv = nb.set_index("model").net_benefit
     assert nbv["new"] > nbv["old"]
 
@@ -180,3 +214,6 @@ def test_survival_stage_on_simulated_truth(tmp_path):
     assert {"crude", "age + sex", "SCORE2-adjusted", "fully adjusted", "SCORE2 alone"} <= set(res.cox.model)
     assert lay.survival.headline.exists() and lay.survival.cox.exists()
     assert "death" in res.headline_text()
+    assert set(res.ph.term) == {"vd_z", "score2_lp", "GLOBAL"} and res.ph.chi2.ge(0).all()
+    assert {"nri_categorical_km", "nri_continuous_km"} <= set(res.reclassification.metric)
+    assert {"calibration_in_the_large", "ici"} <= set(res.calibration.metric)

@@ -42,6 +42,12 @@ class Video:
     pixel_spacing_mm: float | None
     source: str
     meta: dict = field(default_factory=dict)  # de-identified technical metadata
+    spacing_source: str = ""  # "ultrasound region", "PixelSpacing", "file", "given" or "unknown"
+    scan_box: tuple | None = None  # (x0, y0, x1, y1) of the scan area when the file says so
+
+    def __post_init__(self):
+        if not self.spacing_source:
+            self.spacing_source = "file" if self.pixel_spacing_mm is not None else "unknown"
 
     @property
     def n_frames(self) -> int:
@@ -157,50 +163,19 @@ def deidentified_dicom_meta(ds) -> dict:
 
 
 def _read_dicom(path: Path, fps) -> Video:
+    """A DICOM loop through :func:`carotidkit.data.dicom.read_dicom` (every photometric
+    interpretation, converted to grey exactly once; geometry from the ultrasound regions)."""
     import pydicom
-    from pydicom.errors import InvalidDicomError
 
-    try:
-        ds = pydicom.dcmread(str(path))
-    except (InvalidDicomError, AttributeError, ValueError, OSError, EOFError) as exc:
-        raise CarotidkitError(f"{path}: not a readable DICOM file ({type(exc).__name__}: {exc})") from None
-    try:
-        arr = ds.pixel_array
-    except Exception as exc:  # pydicom raises NotImplementedError/RuntimeError/ValueError per codec
-        ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-        name = f"{ts.name} ({ts})" if ts is not None else "an unknown transfer syntax"
-        raise CarotidkitError(
-            f"{path}: cannot decode pixel data stored as {name} ({type(exc).__name__}); "
-            "export the loop uncompressed or as JPEG baseline, or as MP4/AVI"
-        ) from None
-    if int(getattr(ds, "NumberOfFrames", 1) or 1) == 1 and arr.ndim == 2:
-        arr = arr[None]
-    elif arr.ndim == 3 and getattr(ds, "SamplesPerPixel", 1) == 3 and int(getattr(ds, "NumberOfFrames", 1)) == 1:
-        arr = arr[None]
-    if getattr(ds, "PhotometricInterpretation", "").startswith("YBR") and arr.ndim == 4:
-        from pydicom.pixels import convert_color_space
+    from .dicom import read_dicom
 
-        arr = convert_color_space(arr, ds.PhotometricInterpretation, "RGB")
-    rate = fps
-    if rate is None:
-        if getattr(ds, "CineRate", None):
-            rate = float(ds.CineRate)
-        elif getattr(ds, "RecommendedDisplayFrameRate", None):
-            rate = float(ds.RecommendedDisplayFrameRate)
-        elif getattr(ds, "FrameTime", None):
-            rate = 1000.0 / float(ds.FrameTime)
-    spacing = None
-    regions = getattr(ds, "SequenceOfUltrasoundRegions", None)
-    if regions:
-        dx = getattr(regions[0], "PhysicalDeltaX", None)
-        if dx:
-            spacing = abs(float(dx)) * 10.0  # cm -> mm
-    elif getattr(ds, "PixelSpacing", None):
-        spacing = float(ds.PixelSpacing[0])
-    bits = int(getattr(ds, "BitsStored", 8) or 8)
-    if np.issubdtype(arr.dtype, np.integer) and arr.dtype != np.uint8 and 8 < bits <= 16 and arr.min() >= 0:
-        arr = (arr.astype(np.uint32) >> (bits - 8)).clip(0, 255).astype(np.uint8)  # the header's bit depth
-    return Video(_to_gray_uint8(arr, path), rate, spacing, "dicom", deidentified_dicom_meta(ds))
+    d = read_dicom(path, fps)
+    try:
+        meta = deidentified_dicom_meta(pydicom.dcmread(str(path), stop_before_pixels=True))
+    except (ValueError, OSError, AttributeError):
+        meta = {}
+    meta.update(d.meta)
+    return Video(d.frames, d.fps, d.pixel_spacing_mm, "dicom", meta, d.spacing_source, d.scan_box)
 
 
 def _read_container(path: Path, fps) -> Video:
@@ -275,4 +250,5 @@ def load_video(path, fps: float | None = None, pixel_spacing_mm: float | None = 
         )
     if pixel_spacing_mm is not None:
         video.pixel_spacing_mm = pixel_spacing_mm
+        video.spacing_source = "given"
     return _check(video, path)

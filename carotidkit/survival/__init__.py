@@ -23,7 +23,31 @@ __all__ = [
     "bootstrap_c",
     "time_dependent_auc",
     "run",
+    "definitions",
 ]
+
+
+def definitions(res=None):
+    """The definition behind each calibration and reclassification metric (a tidy table)."""
+    import pandas as pd
+
+    from .calibration import DEFINITIONS, NRI_DEFINITIONS
+
+    rows = [("calibration", k, v) for k, v in DEFINITIONS.items()]
+    rows += [("reclassification", k, v) for k, v in NRI_DEFINITIONS.items()]
+    rows += [
+        (
+            "proportional hazards",
+            "ph chi2",
+            "exact score test of x * g(t) at the Efron Cox fit, as R's cox.zph (>= 3.0)",
+        ),
+        ("competing risks", "aalen_johansen", "Aalen-Johansen, events before censorings at ties (cmprsk::cuminc)"),
+        ("competing risks", "fine_gray se", "robust sandwich clustered on the subject (finegray + coxph(cluster))"),
+    ]
+    out = pd.DataFrame(rows, columns=["table", "metric", "definition"])
+    if res is not None and "transform" in getattr(res, "ph", pd.DataFrame()).columns and len(res.ph):
+        out.loc[out.metric == "ph chi2", "definition"] += f"; transform g = {res.ph.transform.iloc[0]}"
+    return out
 
 
 def run(**settings):

@@ -43,3 +43,35 @@ def censoring_km(time, event, competing=None) -> StepKM:
     event = np.asarray(event, bool)
     other = np.zeros_like(event) if competing is None else np.asarray(competing, bool)
     return StepKM(time, ~(event | other), leave_first=event | other)
+
+
+def aalen_johansen(time, event, competing=None):
+    """Aalen-Johansen cumulative incidence of ``event`` with ``competing`` as the competing event.
+
+    Exact tie handling, independent of row order: at a tied time everyone with that time is still
+    at risk (events, competing events and censorings), events and competing events leave together,
+    and censorings after them; the same convention as ``cmprsk::cuminc``. Returns
+    ``(times, cif)`` at the distinct event times; read it right-continuously
+    (:func:`step_at`).
+    """
+    t = np.asarray(time, float)
+    e = np.asarray(event, bool)
+    c = np.zeros_like(e) if competing is None else np.asarray(competing, bool)
+    uniq, inv = np.unique(t, return_inverse=True)
+    n_at = len(t) - np.concatenate([[0], np.cumsum(np.bincount(inv, minlength=len(uniq)))[:-1]])
+    d1 = np.bincount(inv, weights=e.astype(float), minlength=len(uniq))
+    dall = np.bincount(inv, weights=(e | c).astype(float), minlength=len(uniq))
+    surv = np.cumprod(1 - dall / n_at)
+    surv_left = np.concatenate([[1.0], surv[:-1]])
+    cif = np.cumsum(surv_left * d1 / n_at)
+    keep = dall > 0
+    return uniq[keep], cif[keep]
+
+
+def step_at(times, values, at, before: float = 0.0):
+    """Right-continuous step function through ``(times, values)`` read at ``at``."""
+    times, at = np.asarray(times, float), np.asarray(at, float)
+    if not len(times):  # no event at all: the curve never leaves its starting value
+        return np.full(at.shape, before)
+    idx = np.searchsorted(times, at, side="right") - 1
+    return np.where(idx >= 0, np.asarray(values, float)[np.clip(idx, 0, None)], before)

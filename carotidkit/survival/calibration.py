@@ -1,8 +1,11 @@
-"""Absolute-risk performance at a horizon (the STRATOS checklist): observed/expected, calibration
-slope, smoothed calibration curve with ICI/E50/E90, Brier score and IPA, net benefit; and
-reclassification (NRI) and IDI for an added marker.
+"""Absolute-risk performance at a horizon (the STRATOS checklist): observed/expected,
+calibration-in-the-large and slope, a flexible calibration curve with ICI/E50/E90 (Austin et al.
+2020; Fine-Gray for competing risks, Austin et al. 2022), Brier score and IPA, net benefit; and
+reclassification (NRI, IPCW and Kaplan-Meier based) and IDI for an added marker.
 
-Every quantity uses inverse-probability-of-censoring weights (IPCW) at the horizon ``t``:
+O/E is the Kaplan-Meier (Aalen-Johansen) risk at the horizon over the mean predicted risk of
+everyone. The IPCW quantities (calibration-in-the-large, slope, Brier, net benefit, IPCW NRI,
+IDI) use inverse-probability-of-censoring weights (IPCW) at the horizon ``t``: inverse-probability-of-censoring weights (IPCW) at the horizon ``t``:
 a subject with the event by ``t`` is a case with weight ``1/G(T-)``, one event-free beyond ``t``
 is a control with weight ``1/G(t)``, one with a competing event by ``t`` is a control with
 weight ``1/G(T-)`` (so "risk" is the cumulative incidence), and one censored before ``t`` has
@@ -14,16 +17,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._km import censoring_km
+from ..io import CarotidkitError
+from ._check import check_survival
+from ._km import aalen_johansen, censoring_km, step_at
 
 
-def ipcw_outcome(
-    df: pd.DataFrame, duration_col: str, event_col: str, horizon: float, competing_col: str | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """(case indicator at ``horizon``, IPCW weight) per row of ``df``."""
-    t = df[duration_col].to_numpy(float)
-    e = df[event_col].to_numpy(float) > 0
-    c = df[competing_col].to_numpy(float) > 0 if competing_col else np.zeros_like(e)
+def _observed(t, e, c, horizon) -> float:
+    """Kaplan-Meier (Aalen-Johansen) risk at ``horizon`` from arrays (inputs already checked)."""
+    times, cif = aalen_johansen(t, e, c)
+    return float(step_at(times, cif, [horizon])[0])
+
+
+def _ipcw(t, e, c, horizon):
+    """Arrays version of :func:`ipcw_outcome`."""
+    c = np.zeros_like(e) if c is None else c
     g = censoring_km(t, e, c)
     case = e & (t <= horizon)
     other = c & (t <= horizon)
@@ -33,82 +40,191 @@ def ipcw_outcome(
     return case.astype(float), w
 
 
-def _smooth(x, y, w, grid, bw):
-    k = np.exp(-0.5 * ((grid[:, None] - x[None, :]) / bw) ** 2) * w[None, :]
-    return (k @ y) / np.maximum(k.sum(1), 1e-12)
+def ipcw_outcome(
+    df: pd.DataFrame, duration_col: str, event_col: str, horizon: float, competing_col: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(case indicator at ``horizon``, IPCW weight) per row of ``df``."""
+    t = df[duration_col].to_numpy(float)
+    e = df[event_col].to_numpy(float) > 0
+    c = df[competing_col].to_numpy(float) > 0 if competing_col else None
+    return _ipcw(t, e, c, horizon)
 
 
-def calibration(risk, case, w, n_boot: int = 200, seed: int = 0, bandwidth: float | None = None) -> dict:
-    """O/E (with bootstrap CI), calibration intercept/slope (IPCW logistic on logit risk),
-    ICI/E50/E90 from a kernel-smoothed calibration curve on the cloglog scale, Brier and IPA.
-
-    Returns ``{"summary": DataFrame(metric, estimate, ci_low, ci_high), "curve": DataFrame}``.
-    """
-    risk = np.clip(np.asarray(risk, float), 1e-6, 1 - 1e-6)
-    keep = w > 0
-    risk, case, w = risk[keep], case[keep], w[keep]
-    x = np.log(-np.log(1 - risk))
-    bw = bandwidth or 1.06 * x.std() * len(x) ** -0.2
-
-    def stats(idx):
-        rr, cc, ww, xx = risk[idx], case[idx], w[idx], x[idx]
-        obs = np.sum(ww * cc) / np.sum(ww)
-        exp_ = np.sum(ww * rr) / np.sum(ww)
-        grid = np.linspace(xx.min(), xx.max(), 64)
-        sm = np.interp(xx, grid, _smooth(xx, cc, ww, grid, bw))
-        err = np.abs(sm - rr)
-        brier = np.sum(ww * (cc - rr) ** 2) / np.sum(ww)
-        brier0 = obs * (1 - obs)
-        slope, intercept = _logistic_slope(np.log(rr / (1 - rr)), cc, ww)
-        return {
-            "observed": obs,
-            "expected": exp_,
-            "o_e": obs / exp_,
-            "calibration_slope": slope,
-            "calibration_intercept": intercept,
-            "ici": np.average(err, weights=ww),
-            "e50": _wq(err, ww, 0.5),
-            "e90": _wq(err, ww, 0.9),
-            "brier": brier,
-            "ipa": 1 - brier / brier0 if brier0 > 0 else np.nan,
-        }
-
-    n = len(risk)
-    point = stats(np.arange(n))
-    rng = np.random.default_rng(seed)
-    boots = pd.DataFrame([stats(rng.integers(0, n, n)) for _ in range(n_boot)])
-    summary = pd.DataFrame(
-        {
-            "metric": list(point),
-            "estimate": list(point.values()),
-            "ci_low": [boots[k].quantile(0.025) for k in point],
-            "ci_high": [boots[k].quantile(0.975) for k in point],
-        }
-    )
-    grid_x = np.linspace(np.quantile(x, 0.01), np.quantile(x, 0.99), 50)
-    curve = pd.DataFrame({"predicted": 1 - np.exp(-np.exp(grid_x)), "observed": _smooth(x, case, w, grid_x, bw)})
-    return {"summary": summary, "curve": curve}
+DEFINITIONS = {
+    "observed": "Kaplan-Meier (Aalen-Johansen with a competing event) risk at the horizon",
+    "expected": "mean predicted risk over everyone",
+    "o_e": "observed / expected (STRATOS; Riley et al. 2024)",
+    "calibration_in_the_large": "IPCW logistic intercept with logit(predicted) as offset (slope fixed at 1)",
+    "calibration_slope": "IPCW logistic slope on logit(predicted)",
+    "ici": "mean |predicted - observed|, observed from a Cox (Fine-Gray) model on rcs(cloglog(predicted), 3 knots) (Austin et al. 2020, 2022)",
+    "e50": "median |predicted - observed|, same calibration model",
+    "e90": "90th percentile |predicted - observed|, same calibration model",
+    "brier": "IPCW Brier score at the horizon",
+    "ipa": "index of prediction accuracy: 1 - Brier / Brier of the null model",
+}
 
 
-def _wq(v, w, q):
-    o = np.argsort(v)
-    cw = np.cumsum(w[o]) / w.sum()
-    return float(v[o][np.searchsorted(cw, q)])
+def rcs_basis(x: np.ndarray, knots: np.ndarray) -> np.ndarray:
+    """Restricted cubic spline basis with 3 knots: ``[x, s(x)]`` (Harrell's ``rms::rcs``
+    normalisation; linear beyond the outer knots)."""
+    k1, k2, k3 = knots
+    p = lambda u: np.maximum(u, 0.0) ** 3
+    s = (p(x - k1) - p(x - k2) * (k3 - k1) / (k3 - k2) + p(x - k3) * (k2 - k1) / (k3 - k2)) / (k3 - k1) ** 2
+    return np.column_stack([x, s])
 
 
-def _logistic_slope(lp, y, w, iters: int = 25):
-    """Weighted logistic regression of y on lp: returns (slope, intercept)."""
-    X = np.column_stack([np.ones_like(lp), lp])
-    b = np.zeros(2)
+def _calibration_model(risk, time, event, horizon, competing, grid):
+    """Observed risk at ``horizon`` for each subject and on ``grid`` (predicted risks), from a Cox
+    model (Fine-Gray with a competing event) on ``rcs(cloglog(risk))``: Austin 2020/2022."""
+    from . import cox as coxm
+    from ._coxph import fit_cox
+
+    cll = np.log(-np.log(1 - risk))
+    knots = np.quantile(cll, [0.1, 0.5, 0.9])
+    if not (knots[0] < knots[1] < knots[2]):
+        raise CarotidkitError("predicted risks take too few distinct values for a flexible calibration curve")
+    X = rcs_basis(cll, knots)
+    if competing is None:
+        fit = fit_cox(time, event, X, ["cll", "rcs"])
+    else:
+        d = pd.DataFrame(
+            {"t": time, "e": event.astype(int), "c": competing.astype(int), "cll": X[:, 0], "rcs": X[:, 1]}
+        )
+        long = coxm.finegray_expand(d, "t", "e", "c", ["cll", "rcs"])
+        fit = fit_cox(
+            long.stop,
+            long.event,
+            long[["cll", "rcs"]].to_numpy(),
+            ["cll", "rcs"],
+            start=long.start,
+            weights=long.weight,
+        )
+    gx = rcs_basis(np.log(-np.log(1 - grid)), knots)
+    return fit.risk(X, horizon), fit.risk(gx, horizon)
+
+
+def _ipcw_logistic(lp, y, w, offset_only: bool = False, iters: int = 50) -> tuple[float, float]:
+    """Weighted logistic regression of ``y`` on ``lp``: ``(intercept, slope)``; with
+    ``offset_only`` the slope is fixed at 1 (calibration-in-the-large)."""
+    X = np.ones((len(lp), 1)) if offset_only else np.column_stack([np.ones_like(lp), lp])
+    off = lp if offset_only else np.zeros_like(lp)
+    b = np.zeros(X.shape[1])
     for _ in range(iters):
-        p = 1 / (1 + np.exp(-(X @ b)))
+        p = 1 / (1 + np.exp(-(X @ b + off)))
         grad = X.T @ (w * (y - p))
         H = (X * (w * p * (1 - p))[:, None]).T @ X
-        step = np.linalg.solve(H + 1e-9 * np.eye(2), grad)
+        step = np.linalg.solve(H, grad)
         b += step
-        if np.abs(step).max() < 1e-8:
+        if np.abs(step).max() < 1e-10:
             break
-    return float(b[1]), float(b[0])
+    return (float(b[0]), 1.0) if offset_only else (float(b[0]), float(b[1]))
+
+
+def calibration(
+    risk,
+    time,
+    event,
+    horizon: float,
+    competing=None,
+    n_boot: int = 200,
+    seed: int = 0,
+    n_boot_curve: int | None = 50,
+    what: str = "calibration",
+) -> dict:
+    """Calibration of predicted absolute risks at ``horizon`` as STRATOS and Austin define it.
+
+    ``risk``: predicted risk by ``horizon`` per subject; ``time``/``event`` (and ``competing``):
+    the outcome. Metrics and their definitions: :data:`DEFINITIONS` (also the ``definition``
+    column). CIs: subject bootstrap (``n_boot`` replicates; the flexible curve's ICI/E50/E90 on
+    the first ``n_boot_curve`` of them, as each needs a model fit; ``None`` = all).
+
+    Returns ``{"summary": DataFrame(metric, estimate, ci_low, ci_high, definition, note),
+    "curve": DataFrame(predicted, observed)}``. No event by the horizon is refused; a constant
+    prediction gives NaN slope and ICI with the reason in ``note``.
+    """
+    risk = np.asarray(risk, float)
+    time = np.asarray(time, float)
+    event = np.asarray(event, float) > 0
+    comp = None if competing is None else np.asarray(competing, float) > 0
+    d = pd.DataFrame({"risk": risk, "t": time, "e": event.astype(int)})
+    if comp is not None:
+        d["c"] = comp.astype(int)
+    if np.isnan(risk).any():
+        raise CarotidkitError(
+            f"{what}: column 'risk' has {int(np.isnan(risk).sum())} missing values; drop or impute them first"
+        )
+    check_survival(d, "t", "e", competing_col="c" if comp is not None else None, what=what)
+    if ((risk <= 0) | (risk >= 1)).any():
+        bad = int(np.where((risk <= 0) | (risk >= 1))[0][0])
+        raise CarotidkitError(
+            f"{what}: predicted risk in row {bad} is {risk[bad]:g}; risks lie strictly between 0 and 1"
+        )
+    if not (event & (time <= horizon)).any():
+        raise CarotidkitError(f"{what}: no event by the horizon ({horizon:g}); calibration is undefined")
+    constant = np.ptp(risk) == 0
+    grid = np.quantile(risk, np.linspace(0.01, 0.99, 50)) if not constant else np.array([risk[0]])
+
+    def point_stats(idx, curve: bool):
+        rr, tt, ee = risk[idx], time[idx], event[idx]
+        cc = None if comp is None else comp[idx]
+        obs = _observed(tt, ee, cc, horizon)
+        y, w = _ipcw(tt, ee, cc, horizon)
+        k = w > 0
+        lp = np.log(rr / (1 - rr))
+        citl = _ipcw_logistic(lp[k], y[k], w[k], offset_only=True)[0]
+        slope = np.nan if np.ptp(rr) == 0 else _ipcw_logistic(lp[k], y[k], w[k])[1]
+        brier = np.sum(w * (y - rr) ** 2) / np.sum(w)
+        ow = np.sum(w * y) / np.sum(w)
+        out = {
+            "observed": obs,
+            "expected": float(rr.mean()),
+            "o_e": obs / float(rr.mean()),
+            "calibration_in_the_large": citl,
+            "calibration_slope": slope,
+            "brier": brier,
+            "ipa": 1 - brier / (ow * (1 - ow)) if 0 < ow < 1 else np.nan,
+        }
+        if curve:
+            try:
+                o_i, _ = _calibration_model(rr, tt, ee, horizon, cc, grid)
+                err = np.abs(rr - o_i)
+                out.update(ici=float(err.mean()), e50=float(np.median(err)), e90=float(np.quantile(err, 0.9)))
+            except CarotidkitError:
+                out.update(ici=np.nan, e50=np.nan, e90=np.nan)
+        return out
+
+    n = len(risk)
+    note = {}
+    point = point_stats(np.arange(n), curve=not constant)
+    curve = pd.DataFrame({"predicted": grid, "observed": np.nan})
+    if constant:
+        point.update(ici=np.nan, e50=np.nan, e90=np.nan)
+        for k in ("calibration_slope", "ici", "e50", "e90"):
+            note[k] = "predicted risk is constant: no slope or curve"
+    else:
+        try:
+            curve["observed"] = _calibration_model(risk, time, event, horizon, comp, grid)[1]
+        except CarotidkitError as exc:
+            for k in ("ici", "e50", "e90"):
+                note[k] = str(exc)
+    rng = np.random.default_rng(seed)
+    n_curve = n_boot if n_boot_curve is None else min(n_boot, n_boot_curve)
+    boots = []
+    for b in range(n_boot):
+        boots.append(point_stats(rng.integers(0, n, n), curve=(b < n_curve) and not constant))
+    boots = pd.DataFrame(boots, columns=list(point))
+    order = list(DEFINITIONS)
+    summary = pd.DataFrame(
+        {
+            "metric": order,
+            "estimate": [point[k] for k in order],
+            "ci_low": [boots[k].quantile(0.025) for k in order],
+            "ci_high": [boots[k].quantile(0.975) for k in order],
+            "definition": [DEFINITIONS[k] for k in order],
+            "note": [note.get(k, "") for k in order],
+        }
+    )
+    return {"summary": summary, "curve": curve}
 
 
 def net_benefit(risks: dict, case, w, thresholds=np.arange(0.01, 0.31, 0.01)) -> pd.DataFrame:
@@ -131,46 +247,125 @@ def net_benefit(risks: dict, case, w, thresholds=np.arange(0.01, 0.31, 0.01)) ->
     return pd.DataFrame(rows)
 
 
+NRI_DEFINITIONS = {
+    "nri_categorical": "categorical NRI, IPCW (events + non-events)",
+    "nri_categorical_events": "categorical NRI among events, IPCW",
+    "nri_categorical_nonevents": "categorical NRI among non-events, IPCW",
+    "nri_categorical_km": "categorical NRI, Kaplan-Meier (Aalen-Johansen) based (Pencina et al. 2011)",
+    "nri_categorical_km_events": "categorical NRI among events, Kaplan-Meier based",
+    "nri_categorical_km_nonevents": "categorical NRI among non-events, Kaplan-Meier based",
+    "nri_continuous": "continuous (category-free) NRI, IPCW",
+    "nri_continuous_events": "continuous NRI among events, IPCW",
+    "nri_continuous_nonevents": "continuous NRI among non-events, IPCW",
+    "nri_continuous_km": "continuous NRI, Kaplan-Meier based (Pencina et al. 2011)",
+    "idi": "integrated discrimination improvement, IPCW",
+}
+
+
+def ordered_codes(cat, order=None, what: str = "categories") -> np.ndarray:
+    """Integer ranks of risk categories: an ordered ``Categorical`` keeps its order; otherwise
+    ``order`` (a list, lowest risk first) is required. Unknown labels are refused."""
+    if order is None:
+        c = cat.array if isinstance(cat, pd.Series) else cat
+        if not (isinstance(c, pd.Categorical) and c.ordered):
+            raise CarotidkitError(
+                f"{what}: risk categories must be ordered (pass an ordered Categorical or order=[lowest, ..., highest])"
+            )
+        order = list(c.categories)
+    vals = pd.Series(np.asarray(cat, dtype=object))
+    unknown = sorted(set(vals.dropna().astype(str)) - set(map(str, order)))
+    if unknown:
+        raise CarotidkitError(f"{what}: label {unknown[0]!r} is not in the category order {list(order)}")
+    rank = {str(k): i for i, k in enumerate(order)}
+    return vals.map(lambda v: rank.get(str(v), -1) if pd.notna(v) else -1).to_numpy(int)
+
+
+def _km_nri(up, down, time, event, comp, horizon):
+    """Pencina, Steyerberg & D'Agostino (2011): NRI from Kaplan-Meier (Aalen-Johansen) risks in
+    the up- and down-classified groups; ``(events, non-events)``."""
+
+    def risk(sel):
+        return _observed(time[sel], event[sel], None if comp is None else comp[sel], horizon) if sel.any() else 0.0
+
+    p_all = risk(np.ones(len(time), bool))
+    pu, pd_ = up.mean(), down.mean()
+    ru, rd = risk(up), risk(down)
+    ev = (ru * pu - rd * pd_) / p_all
+    ne = ((1 - rd) * pd_ - (1 - ru) * pu) / (1 - p_all)
+    return ev, ne
+
+
 def reclassification(
-    old_risk, new_risk, case, w, old_cat=None, new_cat=None, n_boot: int = 200, seed: int = 0
+    old_risk,
+    new_risk,
+    time,
+    event,
+    horizon: float,
+    competing=None,
+    old_cat=None,
+    new_cat=None,
+    order=None,
+    n_boot: int = 200,
+    seed: int = 0,
 ) -> pd.DataFrame:
-    """Categorical NRI (when categories are given), continuous NRI and IDI, IPCW-weighted, with
-    bootstrap CIs: ``metric, estimate, ci_low, ci_high``."""
-    keep = w > 0
-    old, new, case, w = (np.asarray(a)[keep] for a in (old_risk, new_risk, case, w))
-    oc = None if old_cat is None else np.asarray(pd.Categorical(old_cat).codes)[keep]
-    nc = (
-        None
-        if new_cat is None
-        else np.asarray(pd.Categorical(new_cat, categories=pd.Categorical(old_cat).categories).codes)[keep]
-    )
+    """NRI (categorical when categories are given, and continuous) and IDI for ``new_risk``
+    against ``old_risk`` at ``horizon``, each as IPCW and as Kaplan-Meier-based estimates, with
+    subject-bootstrap CIs: ``metric, estimate, ci_low, ci_high, definition``.
+
+    Categories are compared by rank, never by label text: pass ordered Categoricals (as
+    :func:`~carotidkit.survival.score2.esc_category` returns) or ``order``.
+    """
+    time = np.asarray(time, float)
+    event = np.asarray(event, float) > 0
+    comp = None if competing is None else np.asarray(competing, float) > 0
+    old, new = np.asarray(old_risk, float), np.asarray(new_risk, float)
+    d = pd.DataFrame({"t": time, "e": event.astype(int), "old": old, "new": new})
+    if comp is not None:
+        d["c"] = comp.astype(int)
+    check_survival(d, "t", "e", competing_col="c" if comp is not None else None, what="reclassification")
+    if not (event & (time <= horizon)).any():
+        raise CarotidkitError(f"reclassification: no event by the horizon ({horizon:g})")
+    oc = nc = None
+    if old_cat is not None:
+        if order is None and isinstance(getattr(old_cat, "array", old_cat), pd.Categorical):
+            order = list(getattr(old_cat, "array", old_cat).categories)
+        oc = ordered_codes(old_cat, order, "old categories")
+        nc = ordered_codes(new_cat, order, "new categories")
+        if (oc < 0).any() or (nc < 0).any():
+            raise CarotidkitError("reclassification: missing risk categories")
+    case, w = ipcw_outcome(d, "t", "e", horizon, "c" if comp is not None else None)
 
     def stats(i):
         ww, cc = w[i], case[i]
         we, wn = ww * cc, ww * (1 - cc)
         out = {}
-        if oc is not None:
-            up, down = nc[i] > oc[i], nc[i] < oc[i]
+
+        def both(up, down, key):
             ev = (np.sum(we * up) - np.sum(we * down)) / we.sum()
             ne = (np.sum(wn * down) - np.sum(wn * up)) / wn.sum()
-            out.update(nri_categorical=ev + ne, nri_categorical_events=ev, nri_categorical_nonevents=ne)
-        up, down = new[i] > old[i], new[i] < old[i]
-        ev = (np.sum(we * up) - np.sum(we * down)) / we.sum()
-        ne = (np.sum(wn * down) - np.sum(wn * up)) / wn.sum()
-        out.update(nri_continuous=ev + ne, nri_continuous_events=ev, nri_continuous_nonevents=ne)
-        idi = (np.sum(we * (new[i] - old[i])) / we.sum()) - (np.sum(wn * (new[i] - old[i])) / wn.sum())
-        out["idi"] = idi
+            out.update({key: ev + ne, f"{key}_events": ev, f"{key}_nonevents": ne})
+            kev, kne = _km_nri(up, down, time[i], event[i], None if comp is None else comp[i], horizon)
+            return kev, kne
+
+        if oc is not None:
+            kev, kne = both(nc[i] > oc[i], nc[i] < oc[i], "nri_categorical")
+            out.update(nri_categorical_km=kev + kne, nri_categorical_km_events=kev, nri_categorical_km_nonevents=kne)
+        kev, kne = both(new[i] > old[i], new[i] < old[i], "nri_continuous")
+        out["nri_continuous_km"] = kev + kne
+        out["idi"] = (np.sum(we * (new[i] - old[i])) / we.sum()) - (np.sum(wn * (new[i] - old[i])) / wn.sum())
         return out
 
     n = len(old)
     point = stats(np.arange(n))
     rng = np.random.default_rng(seed)
-    boots = pd.DataFrame([stats(rng.integers(0, n, n)) for _ in range(n_boot)])
+    boots = pd.DataFrame([stats(rng.integers(0, n, n)) for _ in range(n_boot)], columns=list(point))
+    keys = [k for k in NRI_DEFINITIONS if k in point]
     return pd.DataFrame(
         {
-            "metric": list(point),
-            "estimate": list(point.values()),
-            "ci_low": [boots[k].quantile(0.025) for k in point],
-            "ci_high": [boots[k].quantile(0.975) for k in point],
+            "metric": keys,
+            "estimate": [point[k] for k in keys],
+            "ci_low": [boots[k].quantile(0.025) for k in keys],
+            "ci_high": [boots[k].quantile(0.975) for k in keys],
+            "definition": [NRI_DEFINITIONS[k] for k in keys],
         }
     )

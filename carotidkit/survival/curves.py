@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 
 from ..io import CarotidkitError
+from ._check import check_survival
+from ._km import StepKM, aalen_johansen, step_at
 
 
 def quantile_groups(x: pd.Series, q: int = 4, label: str = "Q") -> pd.Series:
@@ -80,12 +82,15 @@ def cumulative_incidence(
     df: pd.DataFrame, duration_col: str, event_col: str, competing_col: str, group_col: str | None = None
 ) -> pd.DataFrame:
     """Aalen-Johansen cumulative incidence of ``event_col`` with ``competing_col`` as the competing
-    event (lifelines ``AalenJohansenFitter``), next to 1 - KM that wrongly censors the competing
-    event: ``group, time, aalen_johansen, one_minus_km``."""
-    from lifelines import AalenJohansenFitter, KaplanMeierFitter
+    event, next to 1 - KM that wrongly censors the competing event:
+    ``group, time, aalen_johansen, one_minus_km`` (step points at each event time).
 
+    Ties are exact and row order does not matter (events before censorings at a tied time, as
+    ``cmprsk::cuminc``); :func:`cif_at` reads the curve right-continuously at given times.
+    """
     cols = [duration_col, event_col, competing_col] + ([group_col] if group_col else [])
-    d = df[cols].dropna()
+    d = df[cols].dropna(subset=[group_col] if group_col else [])
+    check_survival(d, duration_col, event_col, competing_col=competing_col, what="cumulative incidence", min_events=0)
     groups = (
         [(None, d)]
         if group_col is None
@@ -98,22 +103,30 @@ def cumulative_incidence(
     for g, sub in groups:
         if sub.empty:
             continue
-        status = np.where(sub[event_col] > 0, 1, np.where(sub[competing_col] > 0, 2, 0))
-        # AalenJohansen jitters tied times with a warning; break ties ourselves, reproducibly
-        t = sub[duration_col].to_numpy(float) + np.arange(len(sub)) * 1e-9
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            aj = AalenJohansenFitter(calculate_variance=False).fit(t, status, event_of_interest=1)
-        km = KaplanMeierFitter().fit(t, status == 1)
-        cif = aj.cumulative_density_.iloc[:, 0]
+        t = sub[duration_col].to_numpy(float)
+        e = sub[event_col].to_numpy(float) > 0
+        c = sub[competing_col].to_numpy(float) > 0
+        times, cif = aalen_johansen(t, e, c)
+        km = StepKM(t, e)
         out.append(
             pd.DataFrame(
                 {
                     "group": "all" if g is None else str(g),
-                    "time": cif.index.to_numpy(),
-                    "aalen_johansen": cif.to_numpy(),
-                    "one_minus_km": 1 - km.survival_function_at_times(cif.index).to_numpy(),
+                    "time": times,
+                    "aalen_johansen": cif,
+                    "one_minus_km": 1 - km(times),
                 }
             )
         )
     return pd.concat(out, ignore_index=True)
+
+
+def cif_at(df: pd.DataFrame, duration_col: str, event_col: str, competing_col: str | None, at) -> np.ndarray:
+    """Cumulative incidence read right-continuously at ``at``: Aalen-Johansen with a competing
+    event, 1 - Kaplan-Meier without one."""
+    check_survival(df, duration_col, event_col, competing_col=competing_col, what="cumulative incidence", min_events=0)
+    t = df[duration_col].to_numpy(float)
+    e = df[event_col].to_numpy(float) > 0
+    c = df[competing_col].to_numpy(float) > 0 if competing_col else np.zeros_like(e)
+    times, cif = aalen_johansen(t, e, c)
+    return step_at(times, cif, at)

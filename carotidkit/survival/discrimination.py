@@ -15,18 +15,14 @@ import numpy as np
 import pandas as pd
 
 from ..io import CarotidkitError
+from ._check import check_survival
 from ._km import censoring_km
 
 
-def _arrays(df, duration_col, event_col, risk_cols):
-    for c in (duration_col, event_col, *risk_cols):
-        if c not in df.columns:
-            raise CarotidkitError(f"column {c!r} not in the table (have: {', '.join(map(str, df.columns))})")
-    d = df[[duration_col, event_col, *risk_cols]].dropna()
+def _arrays(df, duration_col, event_col, risk_cols, what="C-index"):
+    d = check_survival(df, duration_col, event_col, markers=risk_cols, what=what)
     t = d[duration_col].to_numpy(float)
     e = d[event_col].to_numpy(float) > 0
-    if (t < 0).any():
-        raise CarotidkitError(f"column {duration_col!r}: negative times")
     return t, e, [d[c].to_numpy(float) for c in risk_cols]
 
 
@@ -36,7 +32,7 @@ def _pair_weights(t, e, tau, method):
     if method == "harrell":
         return ev, np.ones(len(ev))
     g = censoring_km(t, e)
-    gl = g(t[ev])
+    gl = g.left(t[ev])  # G(T_i-): censorings tied with the event come after it
     return ev, 1.0 / np.maximum(gl, 1e-12) ** 2
 
 
@@ -66,7 +62,8 @@ def c_index(
 
     ``method="harrell"`` matches lifelines' ``concordance_index(T, -risk, E)``;
     ``method="uno"`` is Uno's IPCW C truncated at ``tau`` (scikit-survival's
-    ``concordance_index_ipcw``).
+    ``concordance_index_ipcw``), each event weighted by ``1/G(T_i-)^2`` (censorings tied with an
+    event come after it).
 
     Example:
         >>> from lifelines.datasets import load_rossi
@@ -164,10 +161,10 @@ def time_dependent_auc(
     ``cumulative_dynamic_auc``): cases have the event by ``t``, controls are event-free beyond ``t``.
 
     With ``competing_col``, subjects with a competing event by ``t`` count as controls (Blanche's
-    definition 2 for competing risks).
+    definition 2 for competing risks). Cases (and competing-event controls) are weighted by
+    ``1/G(T_i-)``, event-free controls by ``1/G(t)``.
     """
-    cols = [duration_col, event_col, risk_col] + ([competing_col] if competing_col else [])
-    d = df[cols].dropna()
+    d = check_survival(df, duration_col, event_col, markers=[risk_col], competing_col=competing_col, what="td-AUC")
     tt = d[duration_col].to_numpy(float)
     e = d[event_col].to_numpy(float) > 0
     comp = d[competing_col].to_numpy(float) > 0 if competing_col else np.zeros_like(e)
@@ -180,8 +177,8 @@ def time_dependent_auc(
         if case.sum() == 0 or ctrl.sum() == 0:
             rows.append({"time": t, "auc": np.nan, "cases": int(case.sum())})
             continue
-        wcase = 1.0 / np.maximum(g(tt[case]), 1e-12)
-        wctrl = np.where(tt[ctrl] > t, 1.0 / max(float(g(t)), 1e-12), 1.0 / np.maximum(g(tt[ctrl]), 1e-12))
+        wcase = 1.0 / np.maximum(g.left(tt[case]), 1e-12)  # G(T_i-)
+        wctrl = np.where(tt[ctrl] > t, 1.0 / max(float(g(t)), 1e-12), 1.0 / np.maximum(g.left(tt[ctrl]), 1e-12))
         rc = r[ctrl]
         order = np.argsort(rc)
         rs, ws = rc[order], np.concatenate([[0.0], np.cumsum(wctrl[order])])

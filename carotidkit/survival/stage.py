@@ -46,6 +46,7 @@ class SurvivalResult:
     analysis: pd.DataFrame
     cox: pd.DataFrame
     ph: pd.DataFrame
+    ph_residuals: pd.DataFrame
     lr: pd.DataFrame
     fine_gray: pd.DataFrame
     discrimination: pd.DataFrame
@@ -179,7 +180,9 @@ def _endpoint(d, ep, horizon, n_boot, groups, seed, notes, out):
         if "SCORE2-adjusted" in fitted:
             both = fitted["SCORE2-adjusted"]
             out["lr"].append({"endpoint": ep, "comparison": "SCORE2 + VD vs SCORE2", **coxm.lr_test(s_only, both)})
-            out["ph"].append(coxm.ph_test(both, dd, label="SCORE2-adjusted").assign(endpoint=ep))
+            ph, phr = coxm.ph_test(dd, dur, ev, ["vd_z", "score2_lp"], label="SCORE2-adjusted", residuals=True)
+            out["ph"].append(ph.assign(endpoint=ep))
+            out["ph_residuals"].append(phr.assign(endpoint=ep))
     except Exception as exc:
         notes.append(f"{ep} / Cox SCORE2 alone: not fitted ({type(exc).__name__})")
     if comp:
@@ -212,34 +215,8 @@ def _endpoint(d, ep, horizon, n_boot, groups, seed, notes, out):
         times = [t for t in (5.0, float(horizon)) if t <= dd[dur].max()]
         out["td_auc"].append(time_dependent_auc(dd, dur, ev, r, times, competing_col=comp).assign(endpoint=ep, risk=r))
     # Calibration, reclassification and net benefit at the horizon
-    case, w = cal.ipcw_outcome(dd, dur, ev, horizon, comp)
-    if risk_b is not None and case[w > 0].sum() >= 3:
-        model_risks = {
-            "SCORE2 (as published, CVD risk)": dd.score2_risk.to_numpy(),
-            "SCORE2 recalibrated (CV Cox)": risk_s,
-            "SCORE2 + VD (CV Cox)": risk_b,
-        }
-        for name, r in model_risks.items():
-            c = cal.calibration(r, case, w, n_boot=min(n_boot, 200), seed=seed)
-            out["calibration"].append(c["summary"].assign(endpoint=ep, model=name))
-            out["calibration_curves"].append(c["curve"].assign(endpoint=ep, model=name))
-        rc = cal.reclassification(
-            risk_s,
-            risk_b,
-            case,
-            w,
-            esc_category(risk_s, dd.age_years),
-            esc_category(risk_b, dd.age_years),
-            n_boot=min(n_boot, 200),
-            seed=seed,
-        )
-        out["reclassification"].append(rc.assign(endpoint=ep))
-        out["decision"].append(
-            cal.net_benefit({"SCORE2 recalibrated": risk_s, "SCORE2 + VD": risk_b}, case, w).assign(endpoint=ep)
-        )
-        nri = rc.set_index("metric").estimate
-        row["nri_categorical"] = float(nri.get("nri_categorical", np.nan))
-        row["nri_continuous"] = float(nri.get("nri_continuous", np.nan))
+    if risk_b is not None:
+        _absolute_risk(dd, dur, ev, comp, ep, horizon, n_boot, seed, risk_s, risk_b, notes, out, row)
     # headline row
     for name, key in (("crude", "hr_vd_per_sd_crude"), ("SCORE2-adjusted", "hr_vd_per_sd_adj_score2")):
         if name in fitted:
@@ -260,6 +237,48 @@ def _endpoint(d, ep, horizon, n_boot, groups, seed, notes, out):
                 delta_ci_high=float(r2.delta_ci_high),
             )
     return row
+
+
+def _absolute_risk(dd, dur, ev, comp, ep, horizon, n_boot, seed, risk_s, risk_b, notes, out, row):
+    """Calibration (STRATOS/Austin), reclassification (IPCW and KM NRI) and net benefit."""
+    t, e = dd[dur].to_numpy(float), dd[ev].to_numpy(float)
+    c = dd[comp].to_numpy(float) if comp else None
+    if int(((e > 0) & (t <= horizon)).sum()) < 3:
+        notes.append(f"{ep}: fewer than 3 events by {horizon:g} years; no calibration or reclassification")
+        return
+    model_risks = {
+        "SCORE2 (as published, CVD risk)": dd.score2_risk.to_numpy(),
+        "SCORE2 recalibrated (CV Cox)": risk_s,
+        "SCORE2 + VD (CV Cox)": risk_b,
+    }
+    for name, r in model_risks.items():
+        try:
+            cc = cal.calibration(r, t, e, horizon, c, n_boot=min(n_boot, 200), seed=seed, what=f"{ep} / {name}")
+        except CarotidkitError as exc:
+            notes.append(f"{ep} / calibration of {name}: {exc}")
+            continue
+        out["calibration"].append(cc["summary"].assign(endpoint=ep, model=name))
+        out["calibration_curves"].append(cc["curve"].assign(endpoint=ep, model=name))
+    rc = cal.reclassification(
+        risk_s,
+        risk_b,
+        t,
+        e,
+        horizon,
+        c,
+        esc_category(risk_s, dd.age_years),
+        esc_category(risk_b, dd.age_years),
+        n_boot=min(n_boot, 200),
+        seed=seed,
+    )
+    out["reclassification"].append(rc.assign(endpoint=ep))
+    case, w = cal.ipcw_outcome(dd, dur, ev, horizon, comp)
+    out["decision"].append(
+        cal.net_benefit({"SCORE2 recalibrated": risk_s, "SCORE2 + VD": risk_b}, case, w).assign(endpoint=ep)
+    )
+    nri = rc.set_index("metric").estimate
+    for k in ("nri_categorical", "nri_categorical_km", "nri_continuous", "nri_continuous_km"):
+        row[k] = float(nri.get(k, np.nan))
 
 
 def run(
@@ -310,6 +329,7 @@ def run(
             "cif",
             "cox",
             "ph",
+            "ph_residuals",
             "lr",
             "fine_gray",
             "discrimination",

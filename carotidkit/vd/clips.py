@@ -13,6 +13,7 @@ windows if asked), at test time every non-overlapping window of the loop (``all_
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -23,7 +24,10 @@ import pandas as pd
 
 from .. import io
 
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"
+INFO_COLUMNS = ["n_src_frames", "src_fps", "pixel_spacing_mm", "spacing_source"]
+#: what the last :func:`build_cache` call in this process did (tests and the ingest bench read it)
+LAST_BUILD: dict = {}
 
 
 def frame_indices(n_src: int, src_fps: float, n_out: int, fps: float = 25.0) -> np.ndarray:
@@ -32,36 +36,187 @@ def frame_indices(n_src: int, src_fps: float, n_out: int, fps: float = 25.0) -> 
 
 
 def _decode_one(args):
-    """Read one video -> uint8 [T, S, S] at ``fps`` (or an error string). Runs in a worker."""
+    """Read one video -> (uint8 [T, S, S] at ``fps``, info dict) or (None, {"error": ...}).
+
+    Every format goes through :func:`carotidkit.data.video.load_video` (``.npz``/``.npy``
+    included, so float 0-1 and 16-bit clips keep their grey scale). Runs in a worker.
+    """
     path, size, fps, n_frames, crop = args
     try:
-        p = Path(path)
-        if p.suffix.lower() == ".npz" and p.exists():
-            z = np.load(p)
-            frames, src_fps = z["frames"], float(z["fps"]) if "fps" in z else None
-        else:
-            from ..data.video import load_video
+        from ..data.video import load_video
 
-            v = load_video(p)
-            frames, src_fps = v.frames, v.fps
-        frames = np.asarray(frames)
-        if frames.ndim != 3 or frames.shape[0] < 2:
-            return None, f"{path}: expected a loop of >= 2 grayscale frames, got shape {frames.shape}"
+        v = load_video(Path(path))
+        frames = v.frames
         if crop:
-            from ..clean import scan_box
+            if v.scan_box is not None:
+                x0, y0, x1, y1 = v.scan_box
+            else:
+                from ..clean import scan_box
 
-            x0, y0, x1, y1 = scan_box(frames.max(0))
+                x0, y0, x1, y1 = scan_box(frames.max(0))
             frames = frames[:, y0:y1, x0:x1]
-        src_fps = src_fps or fps
+        src_fps = v.fps or fps
         # resample in time to the fixed frame rate (nearest frame), loop to n_frames
         idx = frame_indices(frames.shape[0], src_fps, n_frames, fps)
         out = np.empty((n_frames, size, size), np.uint8)
         for k, i in enumerate(idx):
             out[k] = cv2.resize(frames[i], (size, size), interpolation=cv2.INTER_AREA)
-        return out, None
+        info = {
+            "n_src_frames": int(v.n_frames),
+            "src_fps": float(v.fps) if v.fps else np.nan,
+            "pixel_spacing_mm": float(v.pixel_spacing_mm) if v.pixel_spacing_mm else np.nan,
+            "spacing_source": v.spacing_source,
+        }
+        return out, info
     except Exception as exc:  # an unreadable file is a row in the error table, not a crash
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return None, f"{path}: {msg}"
+        return None, {"error": msg if msg.startswith(str(path)) else f"{path}: {msg}"}
+
+
+def _file_key(path) -> str:
+    p = Path(path)
+    st = p.stat() if p.exists() else None
+    return io.stable_hash([str(p), st.st_size if st else 0, st.st_mtime_ns if st else 0])
+
+
+def _mem_available() -> int:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 8 * 2**30
+
+
+def worker_count(paths, n_jobs: int) -> int:
+    """Workers capped by cores and by memory: each may hold a decoded loop, estimated as 12x the
+    largest file (JPEG cine compresses about 10:1) plus 300 MB for the interpreter."""
+    n = n_jobs or os.cpu_count() or 1
+    biggest = max((Path(p).stat().st_size for p in paths if Path(p).exists()), default=0)
+    per = 300 * 2**20 + 12 * biggest
+    return max(1, min(n, int(0.7 * _mem_available() // per)))
+
+
+class _State:
+    """A build in progress: a memmap of every row plus a done mask and per-row info, flushed
+    together so that a killed build resumes where it stopped."""
+
+    def __init__(self, cache_dir: Path, key: str, n: int, shape: tuple):
+        self.data = cache_dir / f".{key}.u8.tmp"
+        self.file = cache_dir / f".{key}.state.parquet"
+        self.n, self.shape = n, shape
+        fresh = not (self.data.exists() and self.file.exists())
+        self.mm = np.memmap(self.data, np.uint8, "w+" if fresh else "r+", shape=(max(n, 1), *shape))
+        if fresh:
+            self.table = pd.DataFrame({"done": np.zeros(n, bool), "error": [""] * n, "spacing_source": [""] * n})
+            for c in ("n_src_frames", "src_fps", "pixel_spacing_mm"):
+                self.table[c] = np.nan
+        else:
+            self.table = io.read_parquet(self.file)
+        self.dirty = 0
+
+    def put(self, i: int, frames, info: dict):
+        if frames is not None:
+            self.mm[i] = frames
+            for c in INFO_COLUMNS:
+                self.table.at[i, c] = info[c]
+        else:
+            self.table.at[i, "error"] = info["error"]
+        self.table.at[i, "done"] = True
+        self.dirty += 1
+
+    def flush(self, force: bool = False):
+        if self.dirty and (force or self.dirty >= 16):
+            self.mm.flush()  # frames first: a row marked done always has its frames on disk
+            io.write_parquet(self.file, self.table)
+            self.dirty = 0
+
+
+def _reuse(cache_dir: Path, skey: str, fkeys: list, state: _State) -> int:
+    """Copy rows decoded by earlier finished caches with the same settings (one file added to a
+    cohort does not re-decode the others)."""
+    want = {k: i for i, k in enumerate(fkeys) if not state.table.done.iat[i]}
+    n = 0
+    for table in cache_dir.glob("*.parquet"):
+        if not want or table.name.startswith(".") or table.name.endswith(".errors.parquet"):
+            continue
+        old = io.read_parquet(table)
+        if not len(old) or "file_key" not in old or "skey" not in old or old.skey.iloc[0] != skey:
+            continue
+        data = table.with_suffix(".u8")
+        if not data.exists():
+            continue
+        src = np.memmap(data, np.uint8, "r", shape=(max(len(old), 1), *state.shape))
+        for r in old.itertuples():
+            i = want.pop(r.file_key, None)
+            if i is not None:
+                state.put(i, src[r.row], {c: getattr(r, c) for c in INFO_COLUMNS})
+                n += 1
+        del src
+    state.flush(force=True)
+    return n
+
+
+def _run_pool(tasks, pending, n_jobs, timeout_s, state, bar):
+    """Decode ``pending`` rows in worker processes, one task per worker at a time. A worker that
+    dies (out of memory, a decoder crash) or a file over ``timeout_s`` becomes that file's error
+    row; the pool is rebuilt and the build goes on. When a pool breaks, the files it was working
+    on are retried one per process, so only the file that kills its worker is lost."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    queue, suspects = list(pending), []
+    while queue or suspects:
+        solo = not queue
+        if solo:
+            queue = [suspects.pop(0)]
+        width = 1 if solo else n_jobs
+        pool = ProcessPoolExecutor(width, mp_context=get_context("spawn"))
+        running: dict = {}
+        broken = False
+        try:
+            while (queue or running) and not broken:
+                while queue and len(running) < width:
+                    i = queue.pop(0)
+                    running[pool.submit(_decode_one, tasks[i])] = (i, time.monotonic())
+                done, _ = wait(list(running), timeout=min(2.0, timeout_s), return_when=FIRST_COMPLETED)
+                for f in done:
+                    i, _t = running.pop(f)
+                    try:
+                        frames, info = f.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        if solo:
+                            info = {
+                                "error": f"{tasks[i][0]}: the decoding worker died (out of memory or a decoder crash)"
+                            }
+                            state.put(i, None, info)
+                            bar.update(1)
+                        else:
+                            suspects.append(i)
+                        continue
+                    state.put(i, frames, info)
+                    bar.update(1)
+                    state.flush()
+                late = [f for f, (_, t0) in running.items() if time.monotonic() - t0 > timeout_s]
+                for f in late:
+                    i, _ = running.pop(f)
+                    state.put(i, None, {"error": f"{tasks[i][0]}: decoding took over {timeout_s:g} s; skipped"})
+                    bar.update(1)
+                if late:
+                    broken = True  # a stuck worker cannot be cancelled: replace the pool
+        except BaseException:  # Ctrl-C or a kill of the build: stop the workers too
+            broken = True
+            raise
+        finally:
+            # files still running when the pool broke go back: retried one per process
+            (suspects if broken else queue).extend(i for i, _ in running.values())
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                if broken and proc.is_alive():
+                    proc.kill()
+            pool.shutdown(wait=True, cancel_futures=True)
+            state.flush(force=True)
 
 
 def build_cache(
@@ -73,62 +228,83 @@ def build_cache(
     crop: bool = False,
     n_jobs: int = 1,
     progress: bool = True,
+    timeout_s: float = 600.0,
 ) -> tuple[np.memmap, pd.DataFrame, pd.DataFrame]:
     """Decode every video of ``index`` (``subject_id, clip_id, path``) into a memory-mapped cache.
 
-    Returns ``(frames [N, T, size, size] uint8 memmap, clips table, errors table)``. Cached by a
-    key over the paths, their sizes/mtimes and the settings: an unchanged call costs nothing.
+    Returns ``(frames [N, T, size, size] uint8 memmap, clips table, errors table)``; the clips
+    table says for each loop its source frame count and rate and its pixel spacing with where it
+    came from (``spacing_source``: ``ultrasound region``, ``PixelSpacing``, ``file`` or
+    ``unknown``, never a silent default). Keyed by the settings and each file's path, size and
+    mtime: an unchanged call costs nothing; a killed build resumes where it stopped; a file
+    added to the cohort decodes only that file (rows of an earlier cache with the same settings
+    are copied); a worker that dies or a file over ``timeout_s`` becomes an error row.
     """
     from tqdm.auto import tqdm
 
     n_frames = int(round(seconds * fps))
-    stat = [
-        (str(p), *(lambda s: (s.st_size, s.st_mtime_ns))(Path(p).stat())) if Path(p).exists() else (str(p), 0, 0)
-        for p in index.path
-    ]
-    key = io.stable_hash({"v": CACHE_VERSION, "files": stat, "size": size, "fps": fps, "T": n_frames, "crop": crop})
+    shape = (n_frames, size, size)
+    skey = io.stable_hash({"v": CACHE_VERSION, "size": size, "fps": fps, "T": n_frames, "crop": crop})
+    fkeys = [_file_key(p) for p in index.path]
+    key = io.stable_hash({"settings": skey, "files": fkeys})
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     data, table, errs = cache_dir / f"{key}.u8", cache_dir / f"{key}.parquet", cache_dir / f"{key}.errors.parquet"
     if data.exists() and table.exists() and errs.exists():
         clips = io.read_parquet(table)
-        mm = np.memmap(data, np.uint8, "r", shape=(len(clips), n_frames, size, size))
-        return mm, clips, io.read_parquet(errs)
-    for old in cache_dir.glob("*"):
-        old.unlink()
+        LAST_BUILD.update(decoded=0, reused=len(clips), resumed=0)
+        return np.memmap(data, np.uint8, "r", shape=(max(len(clips), 1), *shape)), clips, io.read_parquet(errs)
     tasks = [(p, size, fps, n_frames, crop) for p in index.path]
-    tmp = cache_dir / f".{key}.u8.tmp"
-    mm = np.memmap(tmp, np.uint8, "w+", shape=(max(len(tasks), 1), n_frames, size, size))
-    ok, errors = [], []
-    n_jobs = n_jobs or os.cpu_count() or 1
-    pool = ProcessPoolExecutor(n_jobs, mp_context=get_context("spawn")) if n_jobs > 1 and len(tasks) > 64 else None
+    state = _State(cache_dir, key, len(tasks), shape)
+    resumed = int(state.table.done.sum())
+    reused = _reuse(cache_dir, skey, fkeys, state)
+    pending = np.where(~state.table.done.to_numpy())[0].tolist()
+    bar = tqdm(
+        total=len(tasks), initial=len(tasks) - len(pending), desc="decoding videos", disable=not progress, mininterval=2
+    )
+    workers = worker_count(index.path.iloc[pending] if pending else [], n_jobs)
     try:
-        results = pool.map(_decode_one, tasks, chunksize=32) if pool else map(_decode_one, tasks)
-        bar = tqdm(results, total=len(tasks), desc="decoding videos", disable=not progress, mininterval=2)
-        for i, (frames, err) in enumerate(bar):
-            if err:
-                errors.append({"clip_id": index.clip_id.iloc[i], "path": index.path.iloc[i], "error": err})
-            else:
-                mm[len(ok)] = frames
-                ok.append(i)
+        if workers > 1 and len(pending) > 64:
+            _run_pool(tasks, pending, workers, timeout_s, state, bar)
+        else:
+            for i in pending:
+                state.put(i, *_decode_one(tasks[i]))
+                bar.update(1)
+                state.flush()
     finally:
-        if pool:
-            pool.shutdown()
-    mm.flush()
-    del mm
-    clips = index.iloc[ok].reset_index(drop=True).assign(row=np.arange(len(ok)))
-    # shrink to the readable clips
-    src = np.memmap(tmp, np.uint8, "r", shape=(max(len(tasks), 1), n_frames, size, size))
+        state.flush(force=True)
+        bar.close()
+    LAST_BUILD.update(decoded=len(pending), reused=reused, resumed=resumed, workers=workers)
+    st = state.table
+    ok = np.where(st.done.to_numpy() & (st.error.to_numpy() == ""))[0]
+    clips = index.iloc[ok].reset_index(drop=True).assign(row=np.arange(len(ok)), file_key=[fkeys[i] for i in ok])
+    for c in INFO_COLUMNS:
+        clips[c] = st[c].to_numpy()[ok]
+    clips["skey"] = skey
+    bad = np.where(st.error.to_numpy() != "")[0]
+    errors = pd.DataFrame(
+        {
+            "clip_id": index.clip_id.to_numpy()[bad],
+            "path": index.path.to_numpy()[bad],
+            "error": st.error.to_numpy()[bad],
+        }
+    )
+    # compact to the readable clips, then publish atomically (data, errors, table last)
     with io.atomic_path(data, suffix=".u8") as t2:
-        dst = np.memmap(t2, np.uint8, "w+", shape=(max(len(ok), 1), n_frames, size, size))
-        dst[: len(ok)] = src[: len(ok)]
+        dst = np.memmap(t2, np.uint8, "w+", shape=(max(len(ok), 1), *shape))
+        for j in range(0, len(ok), 256):
+            dst[j : j + 256] = state.mm[ok[j : j + 256]]
         dst.flush()
         del dst
-    del src
-    tmp.unlink()
-    io.write_parquet(errs, pd.DataFrame(errors, columns=["clip_id", "path", "error"]))
+    io.write_parquet(errs, errors)
     io.write_parquet(table, clips)
-    return np.memmap(data, np.uint8, "r", shape=(max(len(ok), 1), n_frames, size, size)), clips, io.read_parquet(errs)
+    del state.mm
+    state.data.unlink(missing_ok=True)
+    state.file.unlink(missing_ok=True)
+    for old in cache_dir.glob("*"):  # earlier caches: their rows were reused above
+        if not old.name.startswith((key, f".{key}")):
+            old.unlink(missing_ok=True)
+    return np.memmap(data, np.uint8, "r", shape=(max(len(ok), 1), *shape)), clips, errors
 
 
 def windows(n_total: int, frames: int, period: int) -> np.ndarray:
