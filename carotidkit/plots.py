@@ -256,6 +256,27 @@ def calibration_plot(res, endpoint: str):
     return fig
 
 
+def cine_redaction(example):
+    """A cine frame and the burned-in overlays masked before caching (red): look for text, depth
+    ticks and calipers covered, and tissue left alone."""
+    import matplotlib.pyplot as plt
+
+    if example is None:
+        return _nothing("no loop carried burned-in overlays (simulated loops have none)")
+    frame, mask, title = example
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.4))
+    axes[0].imshow(frame, cmap="gray", vmin=0, vmax=255)
+    axes[0].set_title("as exported", fontsize=9)
+    rgb = np.dstack([frame] * 3).astype(float) / 255
+    rgb[mask] = [0.9, 0.1, 0.1]
+    axes[1].imshow(rgb)
+    axes[1].set_title(f"masked before caching ({title})", fontsize=9)
+    for ax in axes:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
 def ph_residuals(res, endpoint: str):
     """Scaled Schoenfeld residuals against transformed time (``cox.zph``'s plot): a flat smooth
     around the fitted coefficient (dashed) means proportional hazards hold."""
@@ -276,7 +297,7 @@ def ph_residuals(res, endpoint: str):
         ax.axhline(float(r[term].mean()), color="k", ls="--", lw=1)
         p = tab.loc[term, "p"] if term in tab.index else float("nan")
         ax.set(
-            xlabel=f"g(time), transform = {tab.transform.iloc[0]}",
+            xlabel=f"g(time), transform = {tab['transform'].iloc[0]}",
             ylabel=f"beta(t) for {term}",
             title=f"{term}: p = {p:.3f}",
         )

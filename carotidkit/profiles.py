@@ -76,6 +76,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "frames": 8,
         "period": 4,
         "input_size_px": 48,
+        "clip_seconds": 1.28,  # seconds of each loop cached; every window of it is scored and averaged
         "width": 16,
         "depth": 1,
         "patience": 3,
@@ -209,6 +210,7 @@ RULES: dict[str, dict[str, tuple]] = {
         "frames": ("int", 2, 512),
         "period": ("int", 1, 64),
         "input_size_px": ("int", 16, 1024, {"multiple": 8}),
+        "clip_seconds": ("float", 0.2, 120.0),
         "width": ("int", 2, 1024),
         "depth": ("int", 1, 16),
         "patience": _POS_INT,
@@ -227,7 +229,7 @@ RULES: dict[str, dict[str, tuple]] = {
     "05_survival": {
         "region": ("choice", ("low", "moderate", "high", "very high")),
         "horizon_years": ("float", 0.5, 40.0),
-        "groups": ("int", 2, 10),
+        "groups": ("int", 3, 5),
         "n_boot": _N_BOOT,
         "vd_source": ("choice", ("vd", "truth")),
     },

@@ -5,9 +5,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pandas as pd
+import pytest
 
 from carotidkit import data, profiles
-from carotidkit.io import read_parquet
+from carotidkit.io import CarotidkitError, read_parquet
 
 
 def test_real_plaque_db_and_cohort_replace_the_simulated_ones(tmp_path):
@@ -65,3 +66,38 @@ def test_table1_by_group_and_without_it():
     assert t.shape[1] == 4
     t2 = tables.table1(c.drop(columns=["hypertension"]), by="hypertension")
     assert t2.shape[1] == 1
+
+
+def _real_videos_and_cohort(tmp_path, video_ids, cohort_ids):
+    vids = tmp_path / "videos"
+    vids.mkdir()
+    for i in video_ids:
+        np.save(vids / f"{i}_L.npy", np.random.default_rng(0).integers(0, 255, (6, 16, 16), dtype=np.uint8))
+    pd.DataFrame({"pid": cohort_ids, "age": [55] * len(cohort_ids)}).to_csv(tmp_path / "c.csv", index=False)
+    return profiles.settings(
+        "00_data",
+        "smoke",
+        run_dir=tmp_path / "run",
+        video_dir=str(vids),
+        cohort_path=str(tmp_path / "c.csv"),
+        column_map={"pid": "subject_id", "age": "age_years"},
+        n_subjects=10,
+        n_plaque_images=20,
+        cine_seconds=0.5,
+    )
+
+
+def test_real_videos_and_cohort_report_unmatched_ids_and_drop_the_simulated_loops(tmp_path):
+    cfg = _real_videos_and_cohort(tmp_path, ["A1", "A2", "A3"], ["A1", "A2", "B9"])
+    m = data.prepare_data(cfg, progress=lambda *_: None)
+    j = m["id_join"]
+    assert (j["matched"], j["cohort_without_video"], j["videos_without_cohort_row"]) == (2, 1, 1)
+    assert j["examples_cohort_without_video"] == ["B9"] and j["examples_videos_without_cohort_row"] == ["A3"]
+    assert not (tmp_path / "run" / "data" / "cine").exists()  # no simulated loops beside the real ones
+
+
+def test_a_join_that_matches_nobody_stops_with_one_line(tmp_path):
+    cfg = _real_videos_and_cohort(tmp_path, ["A1", "A2"], ["001", "002"])
+    with pytest.raises(CarotidkitError, match="no video's subject_id matches a cohort subject_id") as e:
+        data.prepare_data(cfg, progress=lambda *_: None)
+    assert "\n" not in str(e.value)

@@ -165,3 +165,11 @@ def test_declutter_drops_progress_bars_but_keeps_results():
     nb.cells.append(c)
     assert declutter(nb) == 3
     assert [o["text"] for o in nb.cells[0].outputs] == ["result 0.87\n"]
+
+
+def test_version_list_names_every_package_a_result_depends_on():
+    from carotidkit.report import versions
+
+    v = versions()
+    needed = {"captum", "shap", "scikit-survival", "statsmodels", "monai", "lifelines", "pydicom", "pylibjpeg-openjpeg"}
+    assert needed <= set(v) and all(v[p] != "not installed" for p in needed)

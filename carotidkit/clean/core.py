@@ -125,6 +125,25 @@ def redact_clip(frames: np.ndarray) -> np.ndarray:
     return np.stack([redact_for_display(f, box) for f in frames])
 
 
+def cine_overlays(frames: np.ndarray, box=None, static_sd: float = 2.0) -> np.ndarray:
+    """Mask ``[H, W]`` of burned-in overlays on a cine loop (text, depth scale, calipers, focus
+    markers): 01's still-image detector run on the loop's median frame (static marks survive the
+    median, moving speckle does not), plus bright pixels that never change (range over the loop
+    <= 2 ``static_sd`` and >= 200 grey) inside the scan area, both on 9 frames spread over the
+    loop. Outside the scan area is left to the crop."""
+    frames = np.asarray(frames)
+    x0, y0, x1, y1 = box or scan_box(frames.max(axis=0))
+    # marks are in every frame: 9 frames spread over the loop find them at a fraction of the cost
+    sub = frames[np.unique(np.linspace(0, len(frames) - 1, min(9, len(frames))).round().astype(int))]
+    med = np.median(sub, axis=0).astype(np.uint8)
+    mask, _ = detect_overlays(med, (x0, y0, x1, y1))
+    inside = np.zeros(med.shape, bool)
+    inside[y0:y1, x0:x1] = True
+    lo = sub.min(axis=0)
+    static = (lo >= 200) & ((sub.max(axis=0) - lo) <= 2 * static_sd) if len(sub) > 1 else np.zeros(med.shape, bool)
+    return (mask | static) & inside
+
+
 # ----------------------------------------------------------------------------- geometry
 
 

@@ -78,8 +78,8 @@ def _truncated(ds, path) -> str | None:
     return None
 
 
-def decode(ds, path) -> tuple[np.ndarray, str]:
-    """Decoded pixels (raw decoder output) and the photometric interpretation they are in."""
+def _decoder(ds, path):
+    """The pydicom decoder for ``ds``'s transfer syntax, or a one-line reason why there is none."""
     from pydicom.pixels import get_decoder
 
     ts = ds.file_meta.TransferSyntaxUID if "TransferSyntaxUID" in getattr(ds, "file_meta", {}) else None
@@ -104,12 +104,31 @@ def decode(ds, path) -> tuple[np.ndarray, str]:
             f"(e.g. {decoder.missing_dependencies[0] if decoder.missing_dependencies else 'a pydicom plugin'}); "
             "export the loop uncompressed, as JPEG baseline or JPEG 2000, or as MP4/AVI"
         )
+    return decoder, name
+
+
+def decode_grey(ds, path) -> tuple[np.ndarray, str]:
+    """Display grey frames ``uint8 [T, H, W]`` and the photometric interpretation the decoder
+    returned. Frames are decoded and converted one at a time, so a long colour loop never holds
+    more than one colour frame beside its grey frames."""
+    decoder, name = _decoder(ds, path)
+    n = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    out, actual = None, str(ds.PhotometricInterpretation)
     try:
-        arr, meta = decoder.as_array(ds, raw=True)
+        for k, (arr, meta) in enumerate(decoder.iter_array(ds, raw=True)):
+            actual = str(meta.get("photometric_interpretation", actual))
+            g = to_grey(arr[None], actual, ds, path)[0]
+            if out is None:
+                out = np.empty((n, *g.shape), np.uint8)
+            out[k] = g
+    except CarotidkitError:
+        raise
     except Exception as exc:  # each codec plugin raises its own types (RuntimeError, ValueError, ...)
         first = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
         raise CarotidkitError(f"{path}: cannot decode pixel data stored as {name} ({first})") from None
-    return arr, str(meta.get("photometric_interpretation", ds.PhotometricInterpretation))
+    if out is None:
+        raise CarotidkitError(f"{path}: the pixel data hold no frames")
+    return out, actual
 
 
 def _grey_scale(arr: np.ndarray, ds, path) -> np.ndarray:
@@ -266,12 +285,7 @@ def read_dicom(path, fps: float | None = None) -> DicomFrames:
             f"{path}: photometric interpretation {pi!r} is not supported "
             f"(carotidkit reads {', '.join(sorted(SUPPORTED))})"
         )
-    arr, actual = decode(ds, path)
-    n = int(getattr(ds, "NumberOfFrames", 1) or 1)
-    spp = int(getattr(ds, "SamplesPerPixel", 1) or 1)
-    if n == 1 and arr.ndim == (3 if spp == 3 else 2):
-        arr = arr[None]
-    grey = to_grey(arr, actual, ds, path)
+    grey, actual = decode_grey(ds, path)
     spacing, source, box, notes = ultrasound_geometry(ds, grey.shape[1:])
     return DicomFrames(
         frames=grey,

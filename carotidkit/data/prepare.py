@@ -8,6 +8,7 @@ stored in canonical form as ``cohort.parquet``.
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -133,6 +134,12 @@ def prepare_data(cfg, progress=print) -> dict:
             else io.tree_digest(real["video_dir"], content=False)
         )
         manifest["counts"]["clips"] = int(len(idx))
+        sim_cine = lay.cine
+        if sim_cine.exists():  # simulated loops must not sit beside the real ones
+            shutil.rmtree(sim_cine)
+            Path(lay.cine_index).unlink(missing_ok=True)
+    if "cohort_path" in real or "video_dir" in real:
+        manifest["id_join"] = id_join(out, paths, strict="cohort_path" in real and "video_dir" in real)
     manifest["timings"]["real_data_s"] = round(time.perf_counter() - t0, 2)
     manifest.update(
         sources=sources,
@@ -143,6 +150,31 @@ def prepare_data(cfg, progress=print) -> dict:
     manifest["headline"] = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in manifest["counts"].items())
     io.write_json(lay.manifest, manifest)
     return manifest
+
+
+def id_join(out: Path, paths: dict, examples: int = 5, strict: bool = True) -> dict:
+    """How the cohort's ids meet the videos' ids: counts and a few unmatched examples of each
+    (ids compared as text). With ``strict`` (both real) a join that matches nobody stops with one
+    line; otherwise (one side simulated) it is reported: 03-05 then have no real subject."""
+    cohort = io.read_parquet(out / paths["cohort"])
+    videos = io.read_parquet(out / paths["cine_index"])
+    c, v = set(cohort.subject_id.astype(str)), set(videos.subject_id.astype(str))
+    both = c & v
+    report = {
+        "cohort_subjects": len(c),
+        "video_subjects": len(v),
+        "matched": len(both),
+        "cohort_without_video": len(c - v),
+        "videos_without_cohort_row": len(v - c),
+        "examples_cohort_without_video": sorted(c - v)[:examples],
+        "examples_videos_without_cohort_row": sorted(v - c)[:examples],
+    }
+    if not both and strict:
+        raise io.CarotidkitError(
+            f"no video's subject_id matches a cohort subject_id (cohort e.g. {sorted(c)[:3]}, videos e.g. "
+            f"{sorted(v)[:3]}): check the id format, or give a manifest (subject_id, path)"
+        )
+    return report
 
 
 def data_paths(run_dir) -> dict[str, Path]:

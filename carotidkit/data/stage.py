@@ -81,6 +81,15 @@ class DataResult:
         """Plaque-database files that could not be used, with the reason (01 leaves them out)."""
         return self.plaque_db.loc[self.plaque_db.error.notna(), ["split", "file_name", "error"]]
 
+    def id_join(self) -> pd.DataFrame:
+        """How the cohort's subject ids met the videos' (real data): counts and a few unmatched
+        examples of each; on fully simulated data, one row saying so."""
+        j = self.manifest.get("id_join")
+        if not j:
+            return pd.DataFrame({"note": ["cohort and videos are both simulated: every subject has its loops"]})
+        rows = [(k.replace("_", " "), ", ".join(v) if isinstance(v, list) else v) for k, v in j.items()]
+        return pd.DataFrame(rows, columns=["what", "value"])
+
     def headline_text(self) -> str:
         return self.manifest.get("headline", "")
 

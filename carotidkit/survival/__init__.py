@@ -46,7 +46,7 @@ def definitions(res=None):
     ]
     out = pd.DataFrame(rows, columns=["table", "metric", "definition"])
     if res is not None and "transform" in getattr(res, "ph", pd.DataFrame()).columns and len(res.ph):
-        out.loc[out.metric == "ph chi2", "definition"] += f"; transform g = {res.ph.transform.iloc[0]}"
+        out.loc[out.metric == "ph chi2", "definition"] += f"; transform g = {res.ph['transform'].iloc[0]}"
     return out
 
 

@@ -25,7 +25,7 @@ import pandas as pd
 from .. import io
 
 CACHE_VERSION = "2"
-INFO_COLUMNS = ["n_src_frames", "src_fps", "pixel_spacing_mm", "spacing_source"]
+INFO_COLUMNS = ["n_src_frames", "src_fps", "pixel_spacing_mm", "spacing_source", "overlay_fraction"]
 #: what the last :func:`build_cache` call in this process did (tests and the ingest bench read it)
 LAST_BUILD: dict = {}
 
@@ -42,26 +42,36 @@ def _decode_one(args):
     included, so float 0-1 and 16-bit clips keep their grey scale). Runs in a worker.
     """
     path, size, fps, n_frames, crop = args
+    fault = os.environ.get("CAROTIDKIT_DECODE_FAULT", "")  # tests only: "<file name>:crash|sleep"
+    if fault and fault.split(":")[0] == Path(path).name:
+        if fault.endswith(":crash"):
+            os._exit(3)  # what an out-of-memory kill or a decoder segfault looks like to the pool
+        time.sleep(3600)
     try:
         from ..data.video import load_video
 
         v = load_video(Path(path))
         frames = v.frames
-        if crop:
-            if v.scan_box is not None:
-                x0, y0, x1, y1 = v.scan_box
-            else:
-                from ..clean import scan_box
+        overlay = None
+        if crop:  # real loops: crop to the scan area, mask burned-in overlays as 01 cleans stills
+            from ..clean.core import cine_overlays, scan_box
 
-                x0, y0, x1, y1 = scan_box(frames.max(0))
+            x0, y0, x1, y1 = v.scan_box if v.scan_box is not None else scan_box(frames.max(0))
+            overlay = cine_overlays(frames, (x0, y0, x1, y1))[y0:y1, x0:x1]
             frames = frames[:, y0:y1, x0:x1]
         src_fps = v.fps or fps
         # resample in time to the fixed frame rate (nearest frame), loop to n_frames
         idx = frame_indices(frames.shape[0], src_fps, n_frames, fps)
         out = np.empty((n_frames, size, size), np.uint8)
+        small = None
+        if overlay is not None and overlay.any():
+            small = cv2.resize(overlay.astype(np.uint8) * 255, (size, size), interpolation=cv2.INTER_AREA) > 0
         for k, i in enumerate(idx):
             out[k] = cv2.resize(frames[i], (size, size), interpolation=cv2.INTER_AREA)
+            if small is not None:  # inpainted at model size: cheap, and what the model sees
+                out[k] = cv2.inpaint(out[k], small.astype(np.uint8), 2, cv2.INPAINT_TELEA)
         info = {
+            "overlay_fraction": float(overlay.mean()) if overlay is not None else 0.0,
             "n_src_frames": int(v.n_frames),
             "src_fps": float(v.fps) if v.fps else np.nan,
             "pixel_spacing_mm": float(v.pixel_spacing_mm) if v.pixel_spacing_mm else np.nan,
@@ -110,7 +120,7 @@ class _State:
         self.mm = np.memmap(self.data, np.uint8, "w+" if fresh else "r+", shape=(max(n, 1), *shape))
         if fresh:
             self.table = pd.DataFrame({"done": np.zeros(n, bool), "error": [""] * n, "spacing_source": [""] * n})
-            for c in ("n_src_frames", "src_fps", "pixel_spacing_mm"):
+            for c in ("n_src_frames", "src_fps", "pixel_spacing_mm", "overlay_fraction"):
                 self.table[c] = np.nan
         else:
             self.table = io.read_parquet(self.file)

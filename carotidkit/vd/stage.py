@@ -61,6 +61,35 @@ class VdResult:
         titles = [f"{r.which}: {r.vd_percentile:.0f}th percentile" for r in ex.itertuples()]
         return loops, titles
 
+    def geometry(self) -> pd.DataFrame:
+        """Where each loop's pixel spacing came from (``ultrasound region``, ``PixelSpacing``,
+        ``file``, ``unknown``) and how much of it was masked as burned-in overlay."""
+        c = self.clips
+        if "spacing_source" not in c:
+            return pd.DataFrame(columns=["spacing_source", "loops", "median_spacing_mm", "median_overlay_pct"])
+        g = c.groupby("spacing_source", dropna=False)
+        return pd.DataFrame(
+            {
+                "loops": g.size(),
+                "median_spacing_mm": g.pixel_spacing_mm.median(),
+                "median_overlay_pct": 100 * g.overlay_fraction.median(),
+            }
+        ).reset_index()
+
+    def redaction_example(self):
+        """``(frame, overlay mask, title)`` of the loop with the most burned-in overlay (real
+        loops are masked before caching), or None when no loop had any."""
+        from ..clean.core import cine_overlays, scan_box
+        from ..data.video import load_video
+
+        c = self.clips
+        if "overlay_fraction" not in c or not (c.overlay_fraction > 0).any():
+            return None
+        r = c.loc[c.overlay_fraction.idxmax()]
+        v = load_video(r.path)
+        box = v.scan_box or scan_box(v.frames.max(0))
+        return v.frames[0], cine_overlays(v.frames, box), f"{r.clip_id}: {100 * r.overlay_fraction:.1f} % masked"
+
     def by_group(self) -> pd.DataFrame:
         """VD (z) by hypertension and by age decade: ``group, level, n, mean, sd``."""
         v = self.vd.assign(
