@@ -7,6 +7,7 @@ then ``os.replace``), so a crash never leaves a half-written output behind.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -55,6 +56,17 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         if tmp.exists():
             os.chmod(tmp, file_mode())
         os.replace(tmp, path)
+    except OSError as exc:
+        if (
+            exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+            or "No space left" in str(exc)
+            or "too large" in str(exc)
+        ):
+            raise CarotidkitError(
+                f"{path}: could not be written ({exc.strerror or exc}): the disk is full or over its quota; "
+                "previous version left intact"
+            ) from None
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -326,13 +326,15 @@ class RunLayout:
         object.__setattr__(self, "run_dir", Path(self.run_dir))
 
     @classmethod
-    def for_profile(cls, profile: str, run_dir=None) -> "RunLayout":
+    def for_profile(cls, profile: str, run_dir=None, root=None) -> "RunLayout":
+        """The one place the run folder is decided: ``run_dir`` if given, else
+        ``$CAROTIDKIT_RUNS/<profile>``, else ``<checkout>/runs/<profile>``."""
         if run_dir:
             return cls(Path(run_dir))
         base = os.environ.get("CAROTIDKIT_RUNS")
         from .profiles import repo_root
 
-        return cls((Path(base) if base else repo_root() / "runs") / profile)
+        return cls((Path(base) if base else repo_root(root) / "runs") / profile)
 
     @property
     def data(self) -> Data:

@@ -40,6 +40,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "plaque_db_dir": None,
         "cohort_path": None,
         "column_map": None,
+        "cohort_encoding": None,  # text encoding of a CSV cohort that is not UTF-8 (e.g. latin-1)
+        "cohort_sep": None,  # separator of a CSV cohort that is not comma-separated (e.g. ;)
         "video_dir": None,
         "gallery_n": 8,
     },
@@ -171,6 +173,8 @@ RULES: dict[str, dict[str, tuple]] = {
         "plaque_db_dir": _PATH,
         "cohort_path": _PATH,
         "column_map": ("path_or_map",),
+        "cohort_encoding": ("choice", ("utf-8", "latin-1", "cp1252", "utf-16"), None, {"none": True}),
+        "cohort_sep": ("choice", (",", ";", "\t", "|"), None, {"none": True}),
         "video_dir": _PATH,
         "gallery_n": ("int", 0, 100),
     },

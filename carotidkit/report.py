@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import importlib.metadata as md
 import json
+import os
 import platform
 import re
 import subprocess
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import io, profiles
+from . import lock as run_lock
 from .layout import RunLayout
 
 STATE_NAME = "_report/state.json"
@@ -294,7 +296,7 @@ def run_report(
         run_report("smoke", only="00")
     """
     root = profiles.repo_root(root)
-    run_dir = Path(run_dir).resolve() if run_dir else (root / "runs" / profile)
+    run_dir = RunLayout.for_profile(profile, run_dir, root).run_dir.resolve()
     reports_dir = Path(reports_dir).resolve() if reports_dir else root / "reports"
     overrides = dict(overrides or {})
     all_nbs = discover(root)
@@ -310,6 +312,23 @@ def run_report(
     # every notebook's parameters are checked before anything runs (a bad -p fails at once)
     all_params = {nb: resolve_parameters(nb, profile, run_dir, seed, overrides) for nb in all_nbs}
 
+    # one run per folder: the kernels started below run their stages under this lock
+    with run_lock.hold(run_dir, note=echo) as token:
+        previous = os.environ.get(run_lock.ENV)
+        os.environ[run_lock.ENV] = token
+        try:
+            return _run_locked(
+                profile, only, overrides, force, root, run_dir, reports_dir, echo, all_nbs, chosen, all_params
+            )
+        finally:
+            if previous is None:
+                os.environ.pop(run_lock.ENV, None)
+            else:
+                os.environ[run_lock.ENV] = previous
+
+
+def _run_locked(profile, only, overrides, force, root, run_dir, reports_dir, echo, all_nbs, chosen, all_params):
+    """:func:`run_report` once the run folder's lock is held."""
     state_path = run_dir / STATE_NAME
     state = io.read_json(state_path) if state_path.exists() else {}
     pkg = package_digest()

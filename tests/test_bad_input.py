@@ -573,3 +573,51 @@ def test_files_that_pair_with_nothing_are_flagged_not_raised(db, make, match):
     bad = t[t.error.notna()]
     assert len(bad) == 1 and bad.error.str.contains(match).all() and bad.image_path.isna().all()
     assert t[t.error.isna()].has_plaque.all() and t[t.error.isna()].image_id.tolist() == ["3", "1", "2"]
+
+
+# ----------------------------------------------------------------------------- issue 26's inputs
+
+
+def test_header_only_cohort_is_one_line(tmp_path):
+    from carotidkit.data import load_cohort
+
+    (tmp_path / "h.csv").write_text("subject_id,age_years\n")
+    with pytest.raises(CarotidkitError, match="h.csv: the table has a header \\(2 columns\\) but no rows"):
+        load_cohort(tmp_path / "h.csv")
+
+
+def test_an_endpoint_time_without_its_event_column_names_the_missing_column(tmp_path):
+    from carotidkit.data import load_cohort
+
+    pd.DataFrame({"id": ["a", "b"], "death_years": [3.0, 5.0], "DIED": [0, 1]}).to_csv(tmp_path / "c.csv", index=False)
+    with pytest.raises(CarotidkitError, match="death_years without death_event"):
+        load_cohort(tmp_path / "c.csv", {"id": "subject_id", "death_years": "death_years"})
+
+
+def test_events_at_time_zero_are_counted_with_a_warning(tmp_path):
+    from carotidkit.data import load_cohort
+
+    pd.DataFrame({"subject_id": ["a", "b", "c"], "death_years": [0.0, 2.0, 0.0], "death_event": [1, 1, 0]}).to_csv(
+        tmp_path / "c.csv", index=False
+    )
+    with pytest.warns(UserWarning, match="events at follow-up time 0 \\(death: 1\\)"):
+        df = load_cohort(tmp_path / "c.csv")
+    assert df.attrs["events_at_time_zero"] == {"death": 1}
+
+
+def test_latin1_csv_gets_an_encoding_hint_and_reads_with_it(tmp_path):
+    from carotidkit.data import load_cohort
+
+    (tmp_path / "l.csv").write_bytes("subject_id,age_years,Stadt\na,55,München\n".encode("latin-1"))
+    with pytest.raises(CarotidkitError, match="not UTF-8 text.*encoding='latin-1'"):
+        load_cohort(tmp_path / "l.csv")
+    assert load_cohort(tmp_path / "l.csv", encoding="latin-1").Stadt.iloc[0] == "München"
+
+
+def test_semicolon_csv_gets_a_separator_hint_and_reads_with_it(tmp_path):
+    from carotidkit.data import load_cohort
+
+    (tmp_path / "s.csv").write_text("subject_id;age_years\na;55\nb;61\n")
+    with pytest.raises(CarotidkitError, match="separator looks like a semicolon.*sep=';'"):
+        load_cohort(tmp_path / "s.csv")
+    assert load_cohort(tmp_path / "s.csv", sep=";").age_years.tolist() == [55.0, 61.0]

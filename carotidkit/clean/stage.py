@@ -15,6 +15,7 @@ import pandas as pd
 from .. import io
 from ..data import load_plaque_db
 from ..layout import RunLayout
+from ..lock import stage as stage_lock
 from . import core as clean
 
 
@@ -37,6 +38,7 @@ class CleanResult:
         return before_after({"run_dir": self.run_dir, "seed": self.seed}, self.qc, n)
 
 
+@stage_lock
 def run(
     run_dir=None,
     profile: str = "workshop",

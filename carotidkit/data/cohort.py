@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -210,12 +211,16 @@ def read_column_map(column_map) -> dict[str, dict]:
     return out
 
 
-def _read(path: Path, id_columns: list[str], sheet, decimal: str) -> pd.DataFrame:
+def _read(path: Path, id_columns: list[str], sheet, decimal: str, encoding=None, sep=None) -> pd.DataFrame:
     suffix = path.suffix.lower()
     reader = READERS[suffix]
     kw: dict = {}
     if suffix in _TEXT:
         kw = {"dtype": {c: str for c in id_columns}, "decimal": decimal}
+        if encoding:
+            kw["encoding"] = encoding
+        if sep:
+            kw["sep"] = sep
     elif suffix in _EXCEL:
         sheets = pd.ExcelFile(path).sheet_names
         if sheet is None and len(sheets) > 1:
@@ -230,7 +235,13 @@ def _read(path: Path, id_columns: list[str], sheet, decimal: str) -> pd.DataFram
 
 
 def load_cohort(
-    path, column_map=None, extra: str = "keep", sheet: str | int | None = None, decimal: str = "."
+    path,
+    column_map=None,
+    extra: str = "keep",
+    sheet: str | int | None = None,
+    decimal: str = ".",
+    encoding: str | None = None,
+    sep: str | None = None,
 ) -> pd.DataFrame:
     """Read a cohort table, rename/convert with ``column_map``, validate; return canonical columns.
 
@@ -239,7 +250,9 @@ def load_cohort(
     any calendar date): those are dropped unless the column map says ``COLUMN: keep``; the
     dropped names are in ``df.attrs["dropped_identifying"]``. ``extra="drop"`` keeps canonical
     columns only; ``extra="error"`` rejects unmapped ones. ``sheet`` picks an Excel sheet (a
-    workbook with several sheets must name one); ``decimal=","`` reads decimal-comma CSVs.
+    workbook with several sheets must name one); ``decimal=","`` reads decimal-comma CSVs;
+    ``encoding`` and ``sep`` for text tables that are not UTF-8 or not comma-separated (the
+    error says when a file looks like either). A table with a header but no rows is refused.
 
     Example:
         df = load_cohort("cohort.csv", {"SYS": "sbp_mmhg", "CHOL": {"column": "tc_mmol_l", "unit": "mg/dL"}})
@@ -252,14 +265,30 @@ def load_cohort(
     cmap = read_column_map(column_map)
     id_columns = [src for src, spec in cmap.items() if spec.get("column") == "subject_id"] or ["subject_id"]
     try:
-        raw = _read(path, id_columns, sheet, decimal)
+        raw = _read(path, id_columns, sheet, decimal, encoding, sep)
     except CarotidkitError:
         raise
+    except UnicodeDecodeError as exc:
+        raise CarotidkitError(
+            f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#x} at position {exc.start}); "
+            "save it as UTF-8, or it is probably Latin-1/Windows-1252: load_cohort(..., encoding='latin-1') "
+            "(notebook 00: cohort_encoding=latin-1)"
+        ) from None
     except Exception as exc:
         raise CarotidkitError(
             f"{path}: could not be read as {path.suffix} ({type(exc).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else ''})"
         ) from None
+    if raw.empty:
+        raise CarotidkitError(f"{path}: the table has a header ({len(raw.columns)} columns) but no rows")
+    if path.suffix.lower() in _TEXT and sep is None and len(raw.columns) == 1:
+        head = str(raw.columns[0])
+        for cand, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
+            if cand in head:
+                raise CarotidkitError(
+                    f"{path}: read as one column {head[:60]!r}: the separator looks like a {name}; "
+                    f"load_cohort(..., sep={cand!r}) (notebook 00: cohort_sep={cand})"
+                )
     return map_columns(raw, cmap, source=str(path), extra=extra)
 
 
@@ -409,6 +438,11 @@ def validate_cohort(df: pd.DataFrame, source: str = "table") -> pd.DataFrame:
         ev, yrs = f"{ep}_event", f"{ep}_years"
         if ev in df.columns and yrs not in df.columns:
             raise CarotidkitError(f"{source}: {ep}_event without {ep}_years; every endpoint needs its time")
+        if yrs in df.columns and ev not in df.columns:
+            raise CarotidkitError(
+                f"{source}: {yrs} without {ep}_event; map the column that says whether the event happened "
+                "(a time alone is half an endpoint)"
+            )
         if ev in df.columns:
             gap = df[ev].notna().to_numpy() & df[yrs].isna().to_numpy()
             if gap.any():
@@ -417,5 +451,22 @@ def validate_cohort(df: pd.DataFrame, source: str = "table") -> pd.DataFrame:
                     f"{_row_label(df, i, source)}: {ev} = {df[ev].iloc[i]} but {yrs} is missing; "
                     "every recorded outcome needs its follow-up time"
                 )
+    # an event at time 0 has nobody at risk before it: counted and reported, survival functions refuse it
+    zero = {}
+    for ep in ("mi", "cardiac_death", "death"):
+        ev, yrs = f"{ep}_event", f"{ep}_years"
+        if ev in df.columns:
+            n0 = int(((df[ev] == 1) & (df[yrs] == 0)).sum())
+            if n0:
+                zero[ep] = n0
+    if zero:
+        warnings.warn(
+            f"{source}: events at follow-up time 0 ({', '.join(f'{k}: {v}' for k, v in zero.items())}); "
+            "05 refuses them: give the time of the event after baseline or drop those rows",
+            stacklevel=2,
+        )
     canon = [c for c in CANONICAL if c in df.columns]
-    return df[canon + [c for c in df.columns if c not in CANONICAL]]
+    out = df[canon + [c for c in df.columns if c not in CANONICAL]]
+    out.attrs.update(df.attrs)
+    out.attrs["events_at_time_zero"] = zero
+    return out

@@ -119,7 +119,9 @@ def prepare_data(cfg, progress=print) -> dict:
         manifest["counts"]["plaque_images"] = int(len(db))
         manifest["counts"]["plaque_images_with_errors"] = int(db.error.notna().sum())
     if "cohort_path" in real:
-        cohort = load_cohort(real["cohort_path"], cfg.get("column_map"))
+        cohort = load_cohort(
+            real["cohort_path"], cfg.get("column_map"), encoding=cfg.get("cohort_encoding"), sep=cfg.get("cohort_sep")
+        )
         io.write_parquet(out / "cohort_real.parquet", cohort)
         sources["cohort"], paths["cohort"] = str(Path(real["cohort_path"]).resolve()), "cohort_real.parquet"
         hashes["cohort"] = io.sha256_file(real["cohort_path"])[:16]

@@ -13,6 +13,7 @@ import pandas as pd
 
 from .. import io
 from ..layout import RunLayout
+from ..lock import stage as stage_lock
 
 
 @dataclass
@@ -94,6 +95,7 @@ class DataResult:
         return self.manifest.get("headline", "")
 
 
+@stage_lock
 def run(
     run_dir=None,
     profile: str = "workshop",
@@ -109,6 +111,8 @@ def run(
     plaque_db_dir=None,
     cohort_path=None,
     column_map=None,
+    cohort_encoding=None,
+    cohort_sep=None,
     video_dir=None,
     gallery_n: int = 8,
     progress=print,
@@ -137,6 +141,8 @@ def run(
         plaque_db_dir=plaque_db_dir,
         cohort_path=cohort_path,
         column_map=column_map,
+        cohort_encoding=cohort_encoding,
+        cohort_sep=cohort_sep,
         video_dir=video_dir,
     )
     manifest = prepare_data(settings, progress=progress or (lambda *_: None))

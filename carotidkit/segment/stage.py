@@ -16,6 +16,7 @@ import pandas as pd
 
 from .. import io
 from ..layout import RunLayout, Unet
+from ..lock import stage as stage_lock
 from . import metrics
 
 #: the name a second annotator's masks carry in 02's tables
@@ -99,6 +100,7 @@ def training_logs(unet_dir, backbones) -> pd.DataFrame:
     return pd.concat(logs, ignore_index=True)
 
 
+@stage_lock
 def run(
     run_dir=None,
     profile: str = "workshop",

@@ -18,6 +18,7 @@ import pandas as pd
 from .. import io
 from ..io import CarotidkitError
 from ..layout import RunLayout
+from ..lock import stage as stage_lock
 from . import calibration as cal
 from . import cox as coxm
 from . import curves
@@ -281,6 +282,7 @@ def _absolute_risk(dd, dur, ev, comp, ep, horizon, n_boot, seed, risk_s, risk_b,
         row[k] = float(nri.get(k, np.nan))
 
 
+@stage_lock
 def run(
     run_dir=None,
     profile: str = "workshop",

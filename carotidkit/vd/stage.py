@@ -14,6 +14,7 @@ import pandas as pd
 
 from .. import io
 from ..layout import RunLayout
+from ..lock import stage as stage_lock
 from .train import DEFAULTS, cross_fit
 
 
@@ -169,6 +170,7 @@ def evaluate(
     return pd.DataFrame(rows)
 
 
+@stage_lock
 def run(
     run_dir=None, profile: str = "workshop", seed: int = 0, n_boot: int = 1000, progress: bool = True, **settings
 ) -> VdResult:

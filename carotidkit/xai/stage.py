@@ -12,6 +12,7 @@ import pandas as pd
 from .. import io
 from ..io import CarotidkitError
 from ..layout import RunLayout
+from ..lock import stage as stage_lock
 from ..vd.clips import frame_indices
 from . import associations as assoc
 from . import video as V
@@ -111,6 +112,7 @@ def load_fold_model(lay: RunLayout, fold: int = 0):
     return model.eval(), meta
 
 
+@stage_lock
 def run(
     run_dir=None,
     profile: str = "workshop",
