@@ -358,6 +358,10 @@ def settings(notebook: str, profile: str = "workshop", run_dir=None, seed: int |
         raise KeyError(f"{notebook}: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(values))}")
     values.update({k: v for k, v in overrides.items() if v is not None})
     values = {k: check_knob(notebook, k, v) for k, v in values.items()}
+    if notebook == "03_vd_video":  # combinations the ranges allow but no model can be built for
+        from .vd.train import check_settings
+
+        check_settings(values)
     if seed is not None and (isinstance(seed, bool) or not float(seed).is_integer() or int(seed) < 0):
         raise ValueError(f"{notebook}: seed = {seed!r} is not a non-negative whole number")
     run_dir = Path(run_dir) if run_dir else default_run_dir(profile)

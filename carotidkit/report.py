@@ -121,6 +121,16 @@ def resolve_parameters(
     return dict(cfg)
 
 
+def check_across_notebooks(params: dict[str, dict]) -> None:
+    """Combinations of knobs of different notebooks that cannot work, refused before any runs."""
+    p3, p4 = params.get("03_vd_video", {}), params.get("04_xai", {})
+    if p3.get("architecture") == "vivit" and "grad_cam" in (p4.get("methods") or []):
+        raise io.CarotidkitError(
+            "04_xai: methods include grad_cam, which needs a convolutional video model, but 03's architecture is "
+            "vivit: drop it (-p methods integrated_gradients,occlusion) or use architecture=r2plus1d"
+        )
+
+
 # ----------------------------------------------------------------------------- fingerprints
 
 
@@ -311,6 +321,7 @@ def run_report(
         raise ValueError(f"seed = {seed!r} is not a non-negative whole number")
     # every notebook's parameters are checked before anything runs (a bad -p fails at once)
     all_params = {nb: resolve_parameters(nb, profile, run_dir, seed, overrides) for nb in all_nbs}
+    check_across_notebooks({nb.stem: p for nb, p in all_params.items()})
 
     # one run per folder: the kernels started below run their stages under this lock
     with run_lock.hold(run_dir, note=echo) as token:

@@ -211,3 +211,77 @@ def test_torchrun_two_processes_write_the_in_process_outputs(small_run, tmp_path
     assert np.abs(va.vd_logit - vb.vd_logit).max() < 0.02
     assert stats.spearmanr(va.vd_logit, vb.vd_logit)[0] > 0.999
     pd.testing.assert_frame_equal(read_parquet(RunLayout(a).vd.folds), read_parquet(RunLayout(b).vd.folds))
+
+
+def test_unbuildable_knob_combinations_are_refused_when_the_settings_are_made():
+    from carotidkit import profiles
+    from carotidkit.io import CarotidkitError
+    from carotidkit.report import check_across_notebooks
+
+    for kw, msg in [
+        (dict(width=3), "width = 3 cannot be built for r2plus1d"),
+        (dict(architecture="vivit", width=7), "width = 7 cannot be built for vivit"),
+        (dict(architecture="vivit", frames=7), "frames = 7 cannot be built for vivit"),
+    ]:
+        with pytest.raises(CarotidkitError, match=msg):
+            profiles.settings("03_vd_video", "smoke", **kw)
+    with pytest.raises(CarotidkitError, match="grad_cam, which needs a convolutional video model"):
+        check_across_notebooks({"03_vd_video": {"architecture": "vivit"}, "04_xai": {"methods": ["grad_cam"]}})
+
+
+def test_weights_that_do_not_fit_are_one_line_naming_the_keys(tmp_path):
+    from carotidkit.io import CarotidkitError
+    from carotidkit.vd.models import build_model
+    from carotidkit.vd.train import load_weights
+
+    torch.save(build_model("r2plus1d", 8, 32, 8, 1).state_dict(), tmp_path / "w8.pt")
+    load_weights(build_model("r2plus1d", 8, 32, 8, 1), tmp_path / "w8.pt", "r2plus1d")  # fits: silent
+    torch.save(build_model("r2plus1d", 8, 32, 16, 1).state_dict(), tmp_path / "w16.pt")
+    with pytest.raises(CarotidkitError, match="w16.pt: does not fit this r2plus1d model: .*wrong shapes") as e:
+        load_weights(build_model("r2plus1d", 8, 32, 8, 1), tmp_path / "w16.pt", "r2plus1d")
+    assert "\n" not in str(e.value)
+    torch.save(build_model("vivit", 8, 32, 8, 1).state_dict(), tmp_path / "vivit.pt")
+    with pytest.raises(CarotidkitError, match="missing keys .*unexpected keys"):
+        load_weights(build_model("r2plus1d", 8, 32, 8, 1), tmp_path / "vivit.pt", "r2plus1d")
+
+
+@pytest.mark.slow
+def test_a_fold_that_stopped_early_is_not_trained_further_on_resume(small_run, tmp_path):
+    from carotidkit.vd.train import cross_fit
+
+    run = tmp_path / "stopped"
+    lay = RunLayout(run)
+    shutil.copytree(RunLayout(small_run).data.root, lay.data.root)
+    kw = dict(folds=2, epochs=3, patience=2, input_size_px=32, width=8, progress=False)
+    cross_fit(run, seed=0, **kw)
+    fdir = lay.vd.fold_dir(0)
+    # as if fold 0 had stopped early after its first epoch
+    st = torch.load(fdir / "checkpoint.pt", weights_only=True)
+    st.update(epoch=0, bad=2, stopped=True)
+    torch.save(st, fdir / "checkpoint.pt")
+    log = pd.read_csv(fdir / "log.csv").iloc[:1]
+    log.to_csv(fdir / "log.csv", index=False)
+    best = (fdir / "best.pt").read_bytes()
+    cross_fit(run, seed=0, **kw)
+    assert len(pd.read_csv(fdir / "log.csv")) == 1  # no further epoch
+    assert (fdir / "best.pt").read_bytes() == best
+
+
+@pytest.mark.slow
+def test_the_command_line_trains_exactly_notebook_03s_settings(small_run, tmp_path):
+    """``python -m carotidkit.vd.train --profile smoke`` after notebook 03's call: same cache,
+    same checkpoints (nothing retrained), same model.json."""
+    from carotidkit import profiles, vd
+    from carotidkit.vd import clips as C
+    from carotidkit.vd.train import main
+
+    run = tmp_path / "cli"
+    lay = RunLayout(run)
+    shutil.copytree(RunLayout(small_run).data.root, lay.data.root)
+    vd.run(**profiles.settings("03_vd_video", "smoke", run_dir=run), progress=False)  # what notebook 03 does
+    model = (lay.vd.fold_dir(0) / "model.json").read_text()
+    logs = [(lay.vd.fold_dir(f) / "log.csv").stat().st_mtime_ns for f in range(2)]
+    main(["--profile", "smoke", "--run-dir", str(run)])
+    assert C.LAST_BUILD["decoded"] == 0  # the cache was reused
+    assert [(lay.vd.fold_dir(f) / "log.csv").stat().st_mtime_ns for f in range(2)] == logs  # nothing retrained
+    assert (lay.vd.fold_dir(0) / "model.json").read_text() == model

@@ -229,6 +229,18 @@ def _run_pool(tasks, pending, n_jobs, timeout_s, state, bar):
             state.flush(force=True)
 
 
+def cache_files(
+    index: pd.DataFrame, cache_dir, size: int = 64, fps: float = 25.0, seconds: float = 1.28, crop: bool = False
+):
+    """The finished cache's ``(data, table, errors)`` paths for these videos and settings (the
+    table is written last: when it exists, the cache is complete)."""
+    n_frames = int(round(seconds * fps))
+    skey = io.stable_hash({"v": CACHE_VERSION, "size": size, "fps": fps, "T": n_frames, "crop": crop})
+    key = io.stable_hash({"settings": skey, "files": [_file_key(p) for p in index.path]})
+    d = Path(cache_dir)
+    return d / f"{key}.u8", d / f"{key}.parquet", d / f"{key}.errors.parquet"
+
+
 def build_cache(
     index: pd.DataFrame,
     cache_dir,
@@ -239,6 +251,7 @@ def build_cache(
     n_jobs: int = 1,
     progress: bool = True,
     timeout_s: float = 600.0,
+    must_exist: bool = False,
 ) -> tuple[np.memmap, pd.DataFrame, pd.DataFrame]:
     """Decode every video of ``index`` (``subject_id, clip_id, path``) into a memory-mapped cache.
 
@@ -264,6 +277,13 @@ def build_cache(
         clips = io.read_parquet(table)
         LAST_BUILD.update(decoded=0, reused=len(clips), resumed=0)
         return np.memmap(data, np.uint8, "r", shape=(max(len(clips), 1), *shape)), clips, io.read_parquet(errs)
+    if must_exist:
+        from ..io import CarotidkitError
+
+        raise CarotidkitError(
+            f"{cache_dir}: the clip cache for these videos and settings is not built; build it first "
+            "(python -m carotidkit.vd.train does, before its process group starts)"
+        )
     tasks = [(p, size, fps, n_frames, crop) for p in index.path]
     state = _State(cache_dir, key, len(tasks), shape)
     resumed = int(state.table.done.sum())

@@ -44,6 +44,31 @@ DEFAULTS = dict(
 )
 
 
+def check_settings(cfg) -> None:
+    """Refuse, in one line, combinations of knobs whose model cannot be built (each range alone
+    allows them): R(2+1)D groups its channels in eights (``width`` a multiple of 4); the video
+    transformer's 4 attention heads must divide its width (``6 * width`` from width 6 up: even)
+    and its tubelets span 2 frames (``frames`` even, also for VideoMAE)."""
+    from ..io import CarotidkitError
+
+    arch, width, frames = cfg.get("architecture"), cfg.get("width"), cfg.get("frames")
+    if arch == "r2plus1d" and width is not None and width % 4:
+        raise CarotidkitError(
+            f"03_vd_video: width = {width} cannot be built for r2plus1d (channels are normalised in groups of "
+            f"8: use a multiple of 4, e.g. {max(4, round(width / 4) * 4)})"
+        )
+    if arch == "vivit":
+        if width is not None and max(32, 6 * width) % 4:
+            raise CarotidkitError(
+                f"03_vd_video: width = {width} cannot be built for vivit (4 attention heads must divide "
+                f"the embedding of {6 * width}: use an even width)"
+            )
+        if frames is not None and frames % 2:
+            raise CarotidkitError(
+                f"03_vd_video: frames = {frames} cannot be built for vivit (tubelets span 2 frames: use an even number)"
+            )
+
+
 # ----------------------------------------------------------------------------- distributed helpers
 
 
@@ -57,13 +82,16 @@ class Dist:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.enabled = self.world > 1
-        self.device = (
-            torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-            if torch.cuda.is_available()
-            else torch.device("cpu")
-        )
+        if torch.cuda.is_available():
+            # each rank on its own GPU before any collective (object collectives use the current device)
+            local = int(os.environ.get("LOCAL_RANK", 0))
+            torch.cuda.set_device(local)
+            self.device = torch.device("cuda", local)
+        else:
+            self.device = torch.device("cpu")
         if self.enabled and not dist.is_initialized():
-            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+            cuda = self.device.type == "cuda"
+            dist.init_process_group("nccl" if cuda else "gloo", device_id=self.device if cuda else None)
         self.dist = dist
 
     @property
@@ -80,6 +108,32 @@ class Dist:
     def barrier(self):
         if self.enabled:
             self.dist.barrier()
+
+
+def load_weights(model, path, architecture: str) -> None:
+    """Load a local state_dict strictly: a checkpoint that does not fit the model is one line
+    naming the missing and unexpected keys (never a silent start from scratch)."""
+    import torch
+
+    from ..io import CarotidkitError
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise CarotidkitError(f"{path}: not a readable torch state_dict ({type(exc).__name__})") from None
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]  # a carotidkit checkpoint.pt
+    want = model.state_dict()
+    missing = [k for k in want if k not in state]
+    unexpected = [k for k in state if k not in want]
+    shape = [k for k in want if k in state and tuple(state[k].shape) != tuple(want[k].shape)]
+    if missing or unexpected or shape:
+        show = lambda ks: ", ".join(ks[:3]) + (f" (+{len(ks) - 3} more)" if len(ks) > 3 else "") if ks else "none"
+        raise CarotidkitError(
+            f"{path}: does not fit this {architecture} model: missing keys {show(missing)}; "
+            f"unexpected keys {show(unexpected)}; wrong shapes {show(shape)}"
+        )
+    model.load_state_dict(state, strict=True)
 
 
 def global_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
@@ -199,8 +253,7 @@ def train_fold(
         cfg["architecture"], cfg["frames"], cache.shape[2], cfg["width"], cfg["depth"], dropout=cfg["dropout"]
     ).to(device)
     if cfg.get("weights_path"):
-        state = torch.load(cfg["weights_path"], map_location="cpu", weights_only=True)
-        missing, unexpected = model.load_state_dict(state, strict=False)
+        load_weights(model, cfg["weights_path"], cfg["architecture"])
     ddp = torch.nn.parallel.DistributedDataParallel(model) if dist.enabled else model
     opt = torch.optim.AdamW(ddp.parameters(), lr=cfg["learning_rate"], weight_decay=cfg["weight_decay"])
     B, W = cfg["batch_size"], dist.world
@@ -225,6 +278,10 @@ def train_fold(
             if sched is not None and "scheduler" in st:
                 sched.load_state_dict(st["scheduler"])
             start, best, bad = int(st["epoch"]) + 1, (float(st["best"]), None), int(st["bad"])
+            if "torch_rng" in st:
+                torch.set_rng_state(st["torch_rng"])
+            if st.get("stopped") or bad >= cfg["patience"]:
+                start = cfg["epochs"]  # it stopped early: train no further, keep its best.pt
             log = pd.read_csv(log_path).to_dict("records") if log_path.exists() else []
     # optional VideoMAE pretraining of the transformer on this fold's training loops (no labels)
     if cfg["architecture"] == "vivit" and cfg.get("pretrain_epochs", 0) and start == 0:
@@ -302,6 +359,8 @@ def train_fold(
                         "epoch": epoch,
                         "best": best[0],
                         "bad": bad,
+                        "stopped": bad >= cfg["patience"],
+                        "torch_rng": torch.get_rng_state(),
                     },
                     tmp,
                 )
@@ -345,8 +404,50 @@ def train_fold(
 # ----------------------------------------------------------------------------- entry point
 
 
+def _clip_index(run_dir, cfg: dict):
+    """(cohort, clip index with absolute paths, build_cache keywords) of a run folder."""
+    from ..io import CarotidkitError
+    from ..layout import RunLayout
+
+    lay = RunLayout(run_dir)
+    paths = lay.data.resolved()
+    cohort = io.read_parquet(paths["cohort"])
+    if cfg["label"] not in cohort:
+        raise CarotidkitError(f"{paths['cohort']}: no {cfg['label']!r} column to train on")
+    index = io.read_parquet(paths["cine_index"])
+    base = paths["cine_index"].parent
+    index["path"] = [p if os.path.isabs(p) else str(base / p) for p in index.path]
+    index = index[index.subject_id.isin(cohort.subject_id)].reset_index(drop=True)
+    # real videos carry scanner margins and text: crop them to the scan area (01's detector)
+    crop = io.read_json(lay.data.manifest).get("sources", {}).get("video", "synthetic") != "synthetic"
+    kw = dict(size=cfg["input_size_px"], seconds=cfg["clip_seconds"], crop=crop, cache_dir=lay.vd.cache)
+    return cohort, index, kw
+
+
+def prepare_cache(run_dir, cfg: dict, progress: bool = True, wait: bool = False, poll_s: float = 5.0):
+    """The clip cache as its own step, before any process group exists: rank 0 (or a single
+    process) decodes; with ``wait`` the caller polls the file system until the finished cache
+    appears (no collective, so no NCCL timeout however long a cohort takes)."""
+    from .clips import build_cache, cache_files
+
+    _, index, kw = _clip_index(run_dir, cfg)
+    if not wait:
+        return build_cache(index, n_jobs=cfg["n_jobs"], progress=progress, **kw)
+    table = cache_files(index, **kw)[1]
+    t0 = time.monotonic()
+    while not table.exists():
+        time.sleep(poll_s)
+        if int(time.monotonic() - t0) % 600 < poll_s:
+            print(f"rank {os.environ.get('RANK', '?')}: waiting for rank 0's clip cache ({table.name})", flush=True)
+    return None
+
+
 def cross_fit(run_dir, seed: int = 0, progress: bool = True, **settings) -> dict:
-    """All folds: returns ``{"clips", "folds", "log", "errors", "cache_key"}`` (rank 0 writes)."""
+    """All folds: returns ``{"clips", "folds", "log", "errors", "cache_key"}`` (rank 0 writes).
+
+    Under torchrun every rank opens the finished clip cache (:func:`main` builds it before the
+    process group starts); a missing cache there is an error, never a build behind a barrier.
+    """
     import torch
 
     from ..layout import RunLayout
@@ -356,28 +457,15 @@ def cross_fit(run_dir, seed: int = 0, progress: bool = True, **settings) -> dict
     unknown = set(settings) - set(DEFAULTS)
     if unknown:
         raise TypeError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    check_settings(cfg)
     torch.set_num_threads(max(1, (os.cpu_count() or 2) // int(os.environ.get("WORLD_SIZE", "1"))))
     lay = RunLayout(run_dir)
-    paths = lay.data.resolved()
-    cohort = io.read_parquet(paths["cohort"])
-    if cfg["label"] not in cohort:
-        from ..io import CarotidkitError
-
-        raise CarotidkitError(f"{paths['cohort']}: no {cfg['label']!r} column to train on")
-    index = io.read_parquet(paths["cine_index"])
-    base = paths["cine_index"].parent
-    index["path"] = [p if os.path.isabs(p) else str(base / p) for p in index.path]
-    index = index[index.subject_id.isin(cohort.subject_id)].reset_index(drop=True)
+    cohort, index, kw = _clip_index(run_dir, cfg)
     dist = Dist()
-    # real videos carry scanner margins and text: crop them to the scan area (01's detector)
-    crop = io.read_json(lay.data.manifest).get("sources", {}).get("video", "synthetic") != "synthetic"
-    # rank 0 decodes (in parallel workers); the other ranks open the finished cache after it
-    kw = dict(size=cfg["input_size_px"], seconds=cfg["clip_seconds"], crop=crop)
-    if dist.main:
-        cache, clips, errors = build_cache(index, lay.vd.cache, n_jobs=cfg["n_jobs"], progress=progress, **kw)
-    dist.barrier()
-    if not dist.main:
-        cache, clips, errors = build_cache(index, lay.vd.cache, progress=False, **kw)
+    if dist.enabled:
+        cache, clips, errors = build_cache(index, progress=False, must_exist=True, **kw)
+    else:
+        cache, clips, errors = build_cache(index, n_jobs=cfg["n_jobs"], progress=progress, **kw)
     labelled = cohort[["subject_id", cfg["label"]]].dropna()
     folds = make_folds(
         labelled[labelled.subject_id.isin(clips.subject_id)], cfg["label"], cfg["folds"], cfg["val_fraction"], seed
@@ -428,20 +516,44 @@ def write_outputs(lay, res: dict, cohort: pd.DataFrame) -> pd.DataFrame:
     return vd
 
 
+def settings_for(profile: str, run_dir, seed: int = 0, **cli) -> dict:
+    """03's training settings exactly as notebook 03 resolves them for ``profile`` (its knobs from
+    :mod:`carotidkit.profiles`, the rest from :data:`DEFAULTS`), with ``cli`` overrides."""
+    from .. import profiles
+
+    nb_keys = set(profiles.knobs("03_vd_video"))
+    cfg = dict(
+        profiles.settings(
+            "03_vd_video", profile, run_dir=run_dir, seed=seed, **{k: v for k, v in cli.items() if k in nb_keys}
+        )
+    )
+    out = {k: cfg[k] for k in DEFAULTS if k in cfg}
+    out.update({k: v for k, v in cli.items() if k not in nb_keys and v is not None})
+    return out
+
+
 def main(argv=None):
+    from .. import profiles
+
     p = argparse.ArgumentParser(
         prog="python -m carotidkit.vd.train",
         description="Cross-fitted video model on the hypertension label -> <run>/vd "
-        "(one process, or under torchrun --nproc_per_node=N).",
+        "(one process, or under torchrun --nproc_per_node=N). Settings are notebook 03's for --profile.",
     )
     p.add_argument("--run-dir", required=True, help="run folder with 00's data (e.g. runs/smoke)")
+    p.add_argument("--profile", default="workshop", choices=list(profiles.PROFILE_NAMES), help="default: workshop")
     p.add_argument("--seed", type=int, default=0)
     for k, v in DEFAULTS.items():
         typ = type(v) if v is not None and not isinstance(v, bool) else str
-        p.add_argument(f"--{k.replace('_', '-')}", type=typ, default=None, help=f"default: {v}")
+        p.add_argument(f"--{k.replace('_', '-')}", type=typ, default=None, help="default: the profile's value")
     a = p.parse_args(argv)
-    settings = {k: getattr(a, k) for k in DEFAULTS}
-    cross_fit(a.run_dir, seed=a.seed, **settings)
+    settings = settings_for(a.profile, a.run_dir, a.seed, **{k: getattr(a, k) for k in DEFAULTS})
+    cfg = {**DEFAULTS, **settings}
+    check_settings(cfg)
+    world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    # the cache first, as its own step: only then does the process group start
+    prepare_cache(a.run_dir, cfg, progress=rank == 0, wait=world > 1 and rank != 0)
+    cross_fit(a.run_dir, seed=a.seed, progress=rank == 0, **settings)
     d = Dist()
     if d.enabled:
         d.dist.destroy_process_group()
