@@ -100,6 +100,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "groups": 4,
         "n_boot": 1000,
         "vd_source": "vd",
+        "ph_transform": "km",  # g(t) of the proportional-hazards test (R's cox.zph default)
     },
 }
 
@@ -236,6 +237,7 @@ RULES: dict[str, dict[str, tuple]] = {
         "groups": ("int", 3, 5),
         "n_boot": _N_BOOT,
         "vd_source": ("choice", ("vd", "truth")),
+        "ph_transform": ("choice", ("km", "rank", "identity", "log")),
     },
 }
 
@@ -330,8 +332,10 @@ def repo_root(start: str | os.PathLike | None = None) -> Path:
 
 
 def default_run_dir(profile: str) -> Path:
-    base = os.environ.get("CAROTIDKIT_RUNS")
-    return (Path(base) if base else repo_root() / "runs") / profile
+    """``runs/<profile>`` (or ``$CAROTIDKIT_RUNS/<profile>``): decided by :meth:`RunLayout.for_profile`."""
+    from .layout import RunLayout
+
+    return RunLayout.for_profile(profile).run_dir
 
 
 def knobs(notebook: str) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import ast
 import json
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from carotidkit import profiles, report
@@ -139,3 +140,23 @@ def test_every_documented_file_of_the_layout_is_written(smoke_run):
     for section in (lay.data, lay.clean, lay.unet, lay.vd, lay.xai, lay.survival):
         missing = [name for name, path in section.files().items() if not path.exists()]
         assert not missing, (section.folder, missing)
+
+
+def test_every_notebook_has_its_percent_source_and_they_agree():
+    """notebooks/src/NN_*.py for every notebook, equal cell for cell (``python tools/nb2py.py --all``
+    refreshes them after editing a notebook)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("py2nb", ROOT / "tools" / "py2nb.py")
+    py2nb = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(py2nb)
+    nbs = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    srcs = sorted((ROOT / "notebooks" / "src").glob("*.py"))
+    assert [p.stem for p in srcs] == [p.stem for p in nbs]
+    for nb_path, src in zip(nbs, srcs):
+        want = nbformat.read(nb_path, 4).cells
+        got = py2nb.convert(src.read_text()).cells
+        assert len(got) == len(want), f"{src.name}: {len(got)} cells, {nb_path.name} has {len(want)}"
+        for k, (g, w) in enumerate(zip(got, want)):
+            assert (g.cell_type, g.source.strip("\n")) == (w.cell_type, w.source.strip("\n")), f"{src.name} cell {k}"
+            assert g.get("metadata", {}).get("tags") == w.get("metadata", {}).get("tags"), f"{src.name} cell {k} tags"

@@ -134,7 +134,7 @@ def _cv_risk(d, dur, ev, covs, horizon, k=5, seed=0):
     return lp, risk
 
 
-def _endpoint(d, ep, horizon, n_boot, groups, seed, notes, out):
+def _endpoint(d, ep, horizon, n_boot, groups, seed, notes, out, ph_transform="km"):
     dur, ev = f"{ep}_years", f"{ep}_event"
     comp = f"{ep}_competing" if f"{ep}_competing" in d else None
     dd = d.dropna(subset=[dur, ev, "vd_z", "score2_risk"]).reset_index(drop=True)
@@ -181,7 +181,9 @@ def _endpoint(d, ep, horizon, n_boot, groups, seed, notes, out):
         if "SCORE2-adjusted" in fitted:
             both = fitted["SCORE2-adjusted"]
             out["lr"].append({"endpoint": ep, "comparison": "SCORE2 + VD vs SCORE2", **coxm.lr_test(s_only, both)})
-            ph, phr = coxm.ph_test(dd, dur, ev, ["vd_z", "score2_lp"], label="SCORE2-adjusted", residuals=True)
+            ph, phr = coxm.ph_test(
+                dd, dur, ev, ["vd_z", "score2_lp"], label="SCORE2-adjusted", transform=ph_transform, residuals=True
+            )
             out["ph"].append(ph.assign(endpoint=ep))
             out["ph_residuals"].append(phr.assign(endpoint=ep))
     except Exception as exc:
@@ -293,6 +295,7 @@ def run(
     n_boot: int = 1000,
     vd_source: str = "vd",
     endpoints=("mi", "cardiac_death", "death"),
+    ph_transform: str = "km",
     write: bool = True,
     progress=print,
 ) -> SurvivalResult:
@@ -305,6 +308,8 @@ def run(
         groups: VD groups for Kaplan-Meier (4 = quartiles, 3 = tertiles).
         n_boot: bootstrap replicates for C-index CIs (calibration/NRI use up to 200).
         vd_source: ``"vd"`` (03's out-of-fold score) or ``"truth"`` (the simulator's ``vd_true``).
+        ph_transform: g(t) of the PH test (``cox.zph``): ``"km"`` (R's default), ``"rank"``,
+            ``"identity"`` or ``"log"``.
 
     Example:
         res = run(run_dir="runs/smoke", n_boot=100)
@@ -349,7 +354,7 @@ def run(
             continue
         if progress:
             progress(f"05_survival: {ep} ...")
-        rows.append(_endpoint(d, ep, horizon_years, n_boot, groups, seed, notes, out))
+        rows.append(_endpoint(d, ep, horizon_years, n_boot, groups, seed, notes, out, ph_transform))
     frames = {
         k: (pd.concat(v, ignore_index=True) if v and isinstance(v[0], pd.DataFrame) else pd.DataFrame(v))
         for k, v in out.items()
@@ -359,7 +364,13 @@ def run(
         analysis=d,
         notes=notes,
         settings=dict(
-            region=region, horizon_years=horizon_years, groups=groups, n_boot=n_boot, vd_source=vd_source, seed=seed
+            region=region,
+            horizon_years=horizon_years,
+            groups=groups,
+            n_boot=n_boot,
+            vd_source=vd_source,
+            seed=seed,
+            ph_transform=ph_transform,
         ),
         synthetic=bool(manifest.get("synthetic", True)),
         **frames,

@@ -18,11 +18,11 @@
 profile = "workshop"
 run_dir = None
 seed = 0
-n_explain = None      # held-out subjects explained, spread over the VD range
-n_sanity = None       # clips in the cascading-randomisation test
-methods = None        # captum methods: integrated_gradients, occlusion, grad_cam
-n_boot = None         # subject-bootstrap replicates
-baseline = None       # reference input of IG and Occlusion: "anechoic" (a black frame) or "mean"
+n_explain = None  # held-out subjects explained, spread over the VD range
+n_sanity = None  # clips in the cascading-randomisation test
+methods = None  # captum methods: integrated_gradients, occlusion, grad_cam
+n_boot = None  # subject-bootstrap replicates
+baseline = None  # reference input of IG and Occlusion: "anechoic" (a black frame) or "mean"
 
 # %% [markdown]
 # ## Setup

@@ -20,18 +20,17 @@
 profile = "workshop"
 run_dir = None
 seed = 0
-region = None           # SCORE2 risk region: low | moderate | high | very high (Germany: moderate)
-horizon_years = None    # horizon for absolute risks, calibration and NRI
-groups = None           # VD groups for Kaplan–Meier: 4 (quartiles) or 3 (tertiles)
-n_boot = None           # bootstrap replicates for C-index CIs
-vd_source = None        # "vd" (03's out-of-fold score) or "truth" (simulator's vd_true)
+region = None  # SCORE2 risk region: low | moderate | high | very high (Germany: moderate)
+horizon_years = None  # horizon for absolute risks, calibration and NRI
+groups = None  # VD groups for Kaplan–Meier: 4 (quartiles) or 3 (tertiles)
+n_boot = None  # bootstrap replicates for C-index CIs
+ph_transform = None  # g(t) of the proportional-hazards test: km (R's default), rank, identity, log
+vd_source = None  # "vd" (03's out-of-fold score) or "truth" (simulator's vd_true)
 
 # %% [markdown]
 # ## Setup
 
 # %%
-import pandas as pd
-
 from carotidkit import plots, profiles, survival
 
 plots.style()
@@ -109,8 +108,9 @@ fig = plots.forest(vd_rows)
 vd_rows.round(4)
 
 # %% [markdown]
-# Likelihood-ratio test for adding VD to SCORE2, and proportional-hazards checks (scaled
-# Schoenfeld residuals against rank time; a small p means the hazard ratio changes over time).
+# Likelihood-ratio test for adding VD to SCORE2, and the proportional-hazards test of R's
+# `cox.zph` (the exact score test of x·g(t), per term and globally, g = 1 − Kaplan–Meier by default;
+# a small p means the hazard ratio changes over time).
 
 # %%
 res.lr.round(4)
@@ -119,13 +119,23 @@ res.lr.round(4)
 res.ph.round(4)
 
 # %% [markdown]
+# Look for a smooth (red) that stays flat around the dashed line: a trend up or down means that
+# term's hazard ratio changes with follow-up time (scaled Schoenfeld residuals, as R's `plot(cox.zph)`).
+
+# %%
+fig = plots.ph_residuals(res, "mi")
+
+# %% [markdown]
 # Cause-specific Cox and Fine–Gray subdistribution hazard ratios for MI and cardiac death. The
 # cause-specific HR answers "does VD speed up MI among those still alive?"; the Fine–Gray SHR
 # answers "do people with high VD accumulate more MI, all deaths considered?".
 
 # %%
-fig = plots.forest(res.fine_gray.query("term == 'vd_z'") if len(res.fine_gray) else res.fine_gray, value="shr",
-                   xlabel="hazard ratio per SD of VD (cause-specific or subdistribution)")
+fig = plots.forest(
+    res.fine_gray.query("term == 'vd_z'") if len(res.fine_gray) else res.fine_gray,
+    value="shr",
+    xlabel="hazard ratio per SD of VD (cause-specific or subdistribution)",
+)
 
 # %%
 res.fine_gray.round(4)
@@ -150,13 +160,23 @@ res.reclassification.round(4)
 # %% [markdown]
 # ## Calibration and clinical utility at the horizon
 # Look at the published SCORE2 curve against the diagonal (it predicts a different outcome, so it
-# should be off) and at the two cross-validated models, which should hug the diagonal.
+# should be off) and at the two cross-validated models, which should hug the diagonal. The curve is
+# Austin et al.'s (Stat Med 2020; 2022 for competing risks): a Cox (Fine–Gray) model on a restricted
+# cubic spline of cloglog(predicted risk); ICI, E50 and E90 are the mean, median and 90th percentile
+# of |predicted − observed| on it. O/E is the Kaplan–Meier (Aalen–Johansen) risk over the mean
+# predicted risk; calibration-in-the-large (slope fixed at 1) and the slope are reported separately.
 
 # %%
 fig = plots.calibration_plot(res, "mi")
 
 # %%
 res.calibration_table().round(3)
+
+# %% [markdown]
+# Each metric and NRI variant, with the definition it uses (checked against R on public cohorts in the test suite):
+
+# %%
+survival.definitions(res)
 
 # %% [markdown]
 # Decision curves: look for the thresholds where SCORE2 + VD lies above SCORE2 and above both

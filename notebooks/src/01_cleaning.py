@@ -1,0 +1,124 @@
+# %% [markdown]
+# # 01 · Cleaning: overlays, scan area, squaring, mask QC, duplicates and leakage
+#
+# **What you will learn**
+# - how burned-in calipers, text and scanner marks are found and inpainted without touching
+#   anything else, and how well that works against the simulator's truth;
+# - how images are cropped to the scan area, squared and resized with their masks kept aligned;
+# - which masks look suspicious, and which images are duplicates that would leak across splits.
+#
+# Rulloni et al. cleaned the Ar-PlaqSegm1 images by hand; here it is code you can rerun on your
+# own exports. Burned-in patient text disappears with the margins: galleries below show images
+# with everything outside the scan area blacked out.
+
+# %% tags=["parameters"]
+profile = "workshop"
+run_dir = None
+seed = 0
+model_size_px = None  # side of the square images the U-Nets see
+square = None  # "pad" (keep aspect, black bars) or "resize" (stretch)
+undo_stretch = None  # e.g. 1.3333 to undo a 4:3 -> square export stretch
+inpaint_radius = None
+near_dup_hamming = None  # dHash bits that may differ for two images to count as near duplicates
+min_speck_px = None  # mask components smaller than this are flagged as specks
+val_fraction = None  # validation share (drawn whole duplicate groups at a time)
+n_jobs = None
+gallery_n = None
+second_reader_dir = None  # a second annotator's masks, named like the database's (simulated: annotator 2)
+
+# %% [markdown]
+# ## Setup
+
+# %%
+import pandas as pd
+
+from carotidkit import clean, plots, profiles
+
+plots.style()
+cfg = profiles.notebook_settings("01_cleaning", globals())
+cfg
+
+# %% [markdown]
+# ## Clean every image
+# Overlay detection → inpainting (only overlay pixels change) → scan-area crop → square
+# (`square` policy) → resize to `model_size_px`, the mask through the same steps.
+
+# %%
+res = clean.run(**cfg)
+qc, splits = res.qc, res.splits
+pd.Series({k: v for k, v in res.summary.items() if not isinstance(v, dict)}, name="value").to_frame()
+
+# %% [markdown]
+# ## Before and after
+# Left: the export's scan area (margins with burned-in text are never shown), detected overlays in red. Right: cleaned, at model size,
+# with the plaque mask in yellow.
+
+# %%
+fig = plots.before_after(res.before_after(cfg.gallery_n), cfg.model_size_px)
+
+# %% [markdown]
+# ## How well did cleaning work? (simulated data: scored against the truth)
+# The simulator kept, for every export, the overlay-free image and the overlay pixel mask.
+# Targets: ≥ 95 % of overlay pixels detected, < 1 % of other pixels changed, and inside the
+# overlays the cleaned image closer to the overlay-free original than the export (PSNR).
+
+# %%
+display(
+    pd.Series(res.summary["score"], name="value").to_frame().round(4) if res.summary["score"] else "no overlay truth"
+)
+fig = plots.psnr_scatter(qc)
+
+# %% [markdown]
+# ## Scan area and geometry
+# Margins differ between scanners and exports; the table shows their spread (pixels).
+
+# %%
+qc[
+    [
+        "margin_left",
+        "margin_top",
+        "margin_right",
+        "margin_bottom",
+        "overlay_fraction",
+        "align_iou",
+        "align_shift_model_px",
+    ]
+].describe().round(3)
+
+# %% [markdown]
+# ## Mask QC flags
+# Masks outside the scan area, tiny specks, empty masks on images labelled as plaque, masks that
+# moved while resizing (centroid shift > 2.5 model pixels after mapping back), and unreadable files.
+
+# %%
+flags = [*clean.QC_FLAGS, "flag_error"]
+display(qc[flags].sum().rename("images flagged").to_frame())
+qc.loc[qc[flags].any(axis=1), ["image_id", "split_shipped", *flags, "error"]].head(20)
+
+# %% [markdown]
+# ## Duplicates and leakage
+# Exact duplicates (same pixels) and near duplicates (dHash) form groups. A group on both sides
+# of a split leaks: the model is tested on an image it trained on. Later notebooks report test
+# results with and without those images, and never split a group between train and validation.
+
+# %%
+print(f"{res.summary['duplicate_groups']} duplicate groups; {len(res.leakage)} straddle the shipped train/test split")
+res.leakage
+
+# %%
+fig = plots.duplicate_pairs(res)
+
+# %% [markdown]
+# ## Splits for training (group-aware)
+
+# %%
+pd.crosstab(splits.split, splits.has_plaque, margins=True).rename(columns={False: "no plaque", True: "plaque"})
+
+# %% [markdown]
+# ## What we found
+# The QC table and the before/after gallery above say how many overlay pixels were removed, which
+# images were flagged, and which duplicates straddle the train/test split; the splits keep every
+# duplicate group on one side.
+#
+# ## Next
+# - `02_unet_ensemble` trains the three U-Nets on these cleaned images and masks.

@@ -1,0 +1,171 @@
+# %% [markdown]
+# # 02 · Plaque segmentation: three U-Nets and their voting ensemble
+#
+# **What you will learn**
+# - how U-Nets with three different encoder backbones (`keras.applications`, trained from
+#   scratch here; pretrained weights are opt-in from a local file) learn to outline plaque;
+# - how a pixel-wise vote combines them, and where they disagree;
+# - how segmentation is scored the way Rulloni et al. did: Dice/IoU on images **with** plaque,
+#   false alarms on plaque-free images, plus per-plaque detection and plaque-area agreement,
+#   each with a bootstrap confidence interval; on the real database, with and without the test
+#   images that duplicate training images.
+
+# %% tags=["parameters"]
+profile = "workshop"
+run_dir = None
+seed = 0
+backbones = None  # e.g. ["mobilenetv2", "efficientnetb0", "resnet50"]
+epochs = None
+batch_size = None
+learning_rate = None
+patience = None  # early stopping on validation Dice
+vote = None  # "majority" or "mean"
+n_boot = None  # bootstrap resamples for confidence intervals
+weights_dir = None  # optional: local folder with <backbone>.weights.h5 encoder weights
+vflip = None  # share of training images also flipped upside down (0: left-right flips only)
+n_jobs = None  # U-Nets trained at the same time, one process each (0: all; 1: one after another)
+
+# %% [markdown]
+# ## Setup
+
+# %%
+import pandas as pd
+
+from carotidkit import plots, profiles, segment, tables
+from carotidkit.segment.ensemble import PlaqueSegmenter
+from carotidkit.segment.metrics import paired_dice
+
+plots.style()
+cfg = profiles.notebook_settings("02_unet_ensemble", globals())
+cfg
+
+# %% [markdown]
+# ## Train the three U-Nets
+# Dice + binary cross-entropy loss; left-right flips, shifts and mild gain/contrast augmentation,
+# plus upside-down flips of half the images (`vflip`: without them one backbone learned far-wall
+# plaques only and missed every near-wall plaque, measured on the workshop data); early
+# stopping on validation Dice; `best.keras`, `last.keras` (resumable) and `log.csv` per backbone.
+# Train/validation come from 01's group-aware split: duplicates never straddle it.
+#
+# Keras runs on the **torch** backend by default (set `KERAS_BACKEND=tensorflow` to change it): on 2 CPU cores it trained these U-Nets faster than TensorFlow at the same test Dice. The `keras_backend` column says which backend ran; `train_images_per_s` is the rate this run achieved.
+#
+# The members train side by side, one process each (`n_jobs`; `processes` and `threads` columns):
+# on two cores a small U-Net keeps one thread nearly as busy as two, so three single-thread
+# trainings at once finish sooner than three two-thread trainings in a row (`make bench` times both).
+
+# %%
+res = segment.run(**cfg)
+res.train.set_index("backbone")
+
+# %% [markdown]
+# ## Learning curves
+
+# %%
+fig = plots.learning_curves(res.logs, panels=(("loss", "val_loss"), ("val_dice",)), by="backbone")
+
+# %% [markdown]
+# ## Test metrics: single models vs the ensemble
+# Dice/IoU on test images with plaque; false alarms (share of plaque-free images with any
+# predicted plaque, and the mean false-positive area) on plaque-free ones; per-plaque precision,
+# recall and F1; plaque-area bias and limits of agreement (mm², when the pixel spacing is known).
+# 95 % bootstrap CIs.
+
+# %%
+tables.ci_pivot(res.metrics, "all test")
+
+# %% [markdown]
+# Without the test images that duplicate a training image (leakage inflates scores):
+
+# %%
+tables.ci_pivot(res.metrics, "test without duplicates", ["dice_mean", "dice_median", "false_alarm_rate"])
+
+# %% [markdown]
+# ## Models against a second specialist
+# Two specialists never outline a plaque the same way. Where a second reader's masks exist
+# (on simulated data: annotator 2, whose style differs from annotator 1's in edge placement,
+# smoothing, where a plaque's shoulders end and whether a small plaque is drawn), the table
+# scores them against annotator 1 exactly like a model (`annotator 2` column above), and
+# below each model's Dice sits beside the reader's on the same plaque images, with the paired
+# difference and its bootstrap CI. This is Rulloni et al.'s "comparable to inter-observer
+# agreement", measured. Look for models whose point falls inside the grey band: they agree
+# with annotator 1 as well as a second specialist does.
+
+# %%
+print(res.summary.get("inter_observer", "no second reader"))
+res.versus_reader
+
+# %%
+fig = plots.reader_comparison(res)
+
+# %% [markdown]
+# Is the ensemble better than its best member? With a few dozen test plaques one image can
+# swing a mean Dice by 0.03, so the question needs the paired difference on the same images
+# (member minus ensemble, bootstrap CI): a CI that includes 0 means the test set cannot tell
+# them apart; the false-alarm row of the table above is where the vote usually pays.
+
+# %%
+paired_dice(res.predictions, f"ensemble ({res.vote})", cfg.n_boot, cfg.seed)
+
+# %% [markdown]
+# The same question on the validation images (three times as many; they chose each model's
+# best epoch, which flatters the single models, not the vote):
+
+# %%
+paired_dice(res.validation_predictions, f"ensemble ({res.vote})", cfg.n_boot, cfg.seed)
+
+# %% [markdown]
+# ## Best, median and worst test cases (ensemble)
+# Yellow: the annotated plaque; blue: the ensemble's prediction.
+
+# %%
+fig = plots.best_median_worst(res)
+
+# %% [markdown]
+# ## False alarms on plaque-free images
+
+# %%
+pe = res.ensemble_predictions()
+print(
+    f"{int((~pe.has_plaque & pe.any_predicted).sum())} of {int((~pe.has_plaque).sum())} plaque-free test images get some predicted plaque"
+)
+fig = plots.false_alarms(res)
+
+# %% [markdown]
+# ## Where the three models disagree
+# Share of models disagreeing with the vote, per pixel (0 = unanimous, 1/3 = one dissenter).
+
+# %%
+fig = plots.ensemble_disagreement(res)
+
+# %% [markdown]
+# ## Plaque area: ensemble vs annotation (Bland–Altman)
+
+# %%
+pd.Series(plots.area_agreement(res))
+
+# %% [markdown]
+# ## Use the ensemble on new images
+# `PlaqueSegmenter.load(run_dir / "unet").segment(paths)` cleans raw exports exactly as
+# 01_cleaning did, votes the models and returns masks, probabilities and plaque areas.
+
+# %%
+seg = PlaqueSegmenter.load(res.unet_dir)
+found = seg.segment(res.test_arrays()["images"][:4], preprocessed=True)
+found.table
+
+# %% [markdown]
+# ## What we found
+# The metrics table gives each U-Net's and the ensemble's Dice/IoU on plaque images and false
+# alarms on plaque-free ones, with bootstrap CIs; the ensemble is meant to be at least as good as
+# its best member and to raise fewer false alarms, and the Bland–Altman plot says how far plaque
+# areas are off. The yardstick is the second reader: a model whose Dice against annotator 1
+# falls inside the second specialist's band does what Rulloni et al. claim for their ensemble,
+# "comparable to inter-observer agreement". On the simulated database the masks are annotator 1's
+# tracings, not the true outlines, so no model can reach Dice 1 against them; a model can beat
+# the second reader, because it learns annotator 1's habits (where she puts the edge, where a
+# plaque's shoulders end) as well as the plaque. Isoechoic plaques, reverberation in the lumen and
+# thickened plaque-free walls are where single models go wrong (see the false alarms above).
+#
+# ## Next
+# - `04_xai` shows, with Grad-CAM, where each U-Net looks.
+# - `03_vd_video` turns to the cine loops.
