@@ -6,6 +6,7 @@
 #   make lint                       ruff check + ruff format --check
 #   make validate                   simulate 100 cohorts: CI coverage of planted hazard ratios (Cox, Fine-Gray)
 #   make bench                      benchmarks (ratios against references measured in the same run)
+#   make gpu-check                  torchrun scaling of the video model on this machine's GPUs (gloo on CPU)
 #   make crosscheck                 recompute the survival reference values with R (where installed) and test against them
 #   make clean                      remove generated outputs (runs/, reports/, caches); never raw data
 
@@ -23,10 +24,10 @@ export PYTHONUNBUFFERED := 1
 export KERAS_BACKEND ?= torch
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup report test test-fast lint validate bench crosscheck clean help
+.PHONY: setup report test test-fast lint validate bench crosscheck gpu-check clean help
 
 help:
-	@sed -n '1,12p' Makefile
+	@sed -n '1,13p' Makefile
 
 setup: $(STAMP)
 
@@ -57,6 +58,9 @@ validate: setup
 
 bench: setup
 	$(PY) -m carotidkit bench
+
+gpu-check: setup
+	$(PY) -m carotidkit.vd.gpucheck
 
 crosscheck: setup
 	@command -v Rscript >/dev/null || { echo "crosscheck needs R: apt-get install r-base-core r-cran-survival r-cran-cmprsk"; exit 1; }

@@ -285,3 +285,14 @@ def test_the_command_line_trains_exactly_notebook_03s_settings(small_run, tmp_pa
     assert C.LAST_BUILD["decoded"] == 0  # the cache was reused
     assert [(lay.vd.fold_dir(f) / "log.csv").stat().st_mtime_ns for f in range(2)] == logs  # nothing retrained
     assert (lay.vd.fold_dir(0) / "model.json").read_text() == model
+
+
+@pytest.mark.slow
+def test_gpu_check_runs_on_cpu_with_gloo():
+    """make gpu-check's script end to end on a tiny simulated cohort: 1 and 2 gloo processes."""
+    from carotidkit.vd.gpucheck import check
+
+    r = check(subjects=40, size=32, nproc=2, seconds=1.3, timeout=900)
+    assert r["backend"] == "gloo" and [x["processes"] for x in r["runs"]] == [1, 2]
+    assert all(x["clips_per_s"] > 0 for x in r["runs"]) and 0 < r["scaling_efficiency"] < 2
+    assert set(r["projected_hours_31019_videos_5_folds"]) == {"1 process(es)", "2 process(es)"}

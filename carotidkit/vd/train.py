@@ -335,6 +335,8 @@ def train_fold(
                 "val_loss": vloss,
                 "val_auc": vauc,
                 "seconds": round(time.perf_counter() - t0, 2),
+                "train_clips": len(batches) * B,
+                "peak_gpu_mb": round(torch.cuda.max_memory_allocated(device) / 2**20, 1) if cuda else float("nan"),
             }
         )
         improved = score > best[0]
