@@ -89,7 +89,9 @@ def test_a_killed_build_resumes_and_equals_an_uninterrupted_one(tmp_path):
     script.write_text(BUILD)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cache = tmp_path / "cache"
-    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "idx.parquet"), str(cache), "1"], env=env)
+    # 20 ms per video, so that the kill lands mid-build on any machine
+    slow = {**env, "CAROTIDKIT_DECODE_FAULT": "*:slow"}
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "idx.parquet"), str(cache), "1"], env=slow)
     state = None
     t0 = time.time()
     while time.time() - t0 < 120:  # wait until part of the cohort is decoded, then pull the plug

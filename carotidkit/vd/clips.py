@@ -42,11 +42,11 @@ def _decode_one(args):
     included, so float 0-1 and 16-bit clips keep their grey scale). Runs in a worker.
     """
     path, size, fps, n_frames, crop = args
-    fault = os.environ.get("CAROTIDKIT_DECODE_FAULT", "")  # tests only: "<file name>:crash|sleep"
-    if fault and fault.split(":")[0] == Path(path).name:
+    fault = os.environ.get("CAROTIDKIT_DECODE_FAULT", "")  # tests only: "<file name or *>:crash|sleep|slow"
+    if fault and fault.split(":")[0] in (Path(path).name, "*"):
         if fault.endswith(":crash"):
             os._exit(3)  # what an out-of-memory kill or a decoder segfault looks like to the pool
-        time.sleep(3600)
+        time.sleep(0.02 if fault.endswith(":slow") else 3600)
     try:
         from ..data.video import load_video
 
