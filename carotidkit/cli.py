@@ -76,6 +76,13 @@ def main(argv: list[str] | None = None) -> int:
         except (KeyError, ValueError, FileNotFoundError) as exc:
             print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt:
+            print(
+                "stopped (Ctrl-C): the running notebook and its workers were stopped; run the same command "
+                "again to continue where it stopped",
+                file=sys.stderr,
+            )
+            return 130
         print(f"report: {root / 'reports' / 'index.html'}")
         return 0
     if args.command == "test":

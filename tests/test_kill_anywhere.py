@@ -33,7 +33,9 @@ def _tables(run_dir: Path) -> dict[str, str]:
 def _start(run_dir, reports_dir, env):
     cmd = [sys.executable, "-m", "carotidkit", "report", "--profile", "smoke", "--run-dir", str(run_dir)]
     cmd += ["--reports-dir", str(reports_dir)]
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        cmd, cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 def _kill_when(proc, ready, timeout=900):
@@ -68,7 +70,9 @@ def test_kill_anywhere_and_rerun_gives_the_uninterrupted_tables(smoke_run, tmp_p
         if _kill_when(proc, ready):
             killed.append(name)
     assert len(killed) == 3, killed
-    state_before = io.read_json(run_dir / "_report" / "state.json") if (run_dir / "_report" / "state.json").exists() else {}
+    state_before = (
+        io.read_json(run_dir / "_report" / "state.json") if (run_dir / "_report" / "state.json").exists() else {}
+    )
     done_before = {k for k, v in state_before.items() if v.get("status") == "ok"}
     proc = _start(run_dir, reports, env)
     out, _ = proc.communicate(timeout=1800)
@@ -78,3 +82,26 @@ def test_kill_anywhere_and_rerun_gives_the_uninterrupted_tables(smoke_run, tmp_p
         assert f"{nb}: executing" not in out, f"{nb} re-executed"
     assert "05_survival: executing" in out
     assert _tables(run_dir) == _tables(smoke_run["run_dir"])
+
+
+@pytest.mark.notebook
+@pytest.mark.slow
+def test_ctrl_c_during_member_training_stops_everything_with_one_line(tmp_path):
+    run_dir = tmp_path / "runs" / "smoke"
+    proc = _start(run_dir, tmp_path / "reports", {**os.environ, "PYTHONUNBUFFERED": "1"})
+    t0 = time.time()
+    while not any((run_dir / "unet").rglob("last.keras")):
+        assert proc.poll() is None and time.time() - t0 < 900, "02 never started training"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends to the foreground group
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode in (1, 130), out[-2000:]
+    # the runner's own last word is one line (the kernel, interrupted too, logs its own traceback
+    # to the terminal above it: ipykernel writes that directly, not through the runner)
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("stopped (Ctrl-C)") or (proc.returncode == 1 and last.startswith("see ")), last
+    t0, left = time.time(), ["?"]
+    while left and time.time() - t0 < 30:  # members and workers exit within seconds of the runner
+        left = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        time.sleep(0.5)
+    assert left == [], f"stray processes: {left}"
