@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -82,7 +83,11 @@ def main(argv: list[str] | None = None) -> int:
                 "again to continue where it stopped",
                 file=sys.stderr,
             )
-            return 130
+            sys.stdout.flush()
+            sys.stderr.flush()
+            # leave now: the notebook client's abandoned asyncio tasks would print their own
+            # "Kernel died" tracebacks while the interpreter shuts down (the run lock is released)
+            os._exit(130)
         print(f"report: {root / 'reports' / 'index.html'}")
         return 0
     if args.command == "test":

@@ -10,6 +10,7 @@ hashes. A failed notebook stops the run; its cell and error are printed and show
 
 from __future__ import annotations
 
+import contextlib
 import html
 import importlib.metadata as md
 import json
@@ -17,6 +18,7 @@ import os
 import platform
 import re
 import subprocess
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -170,6 +172,31 @@ def stage_outputs_digest(run_dir: Path, nb_name: str) -> str:
 # ----------------------------------------------------------------------------- execution
 
 
+_INTERRUPTED = threading.Event()
+
+
+@contextlib.contextmanager
+def _ctrl_c_noted():
+    """Note a Ctrl-C (then raise KeyboardInterrupt as usual), so that the interrupted kernel's
+    traceback is not echoed: the command line says in one line what happened."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        _INTERRUPTED.set()
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGINT, handler)
+    _INTERRUPTED.clear()
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
 class _Progress:
     """Terminal progress of one notebook: each cell as it starts (with elapsed time) and the
     stream output of long loops (training epochs, progress lines), echoed as it arrives."""
@@ -185,7 +212,7 @@ class _Progress:
 
     def _emit(self, record):
         msg = record.getMessage().strip()
-        if not msg:
+        if not msg or _INTERRUPTED.is_set():  # after Ctrl-C: the kernel's shutdown noise is not news
             return
         el = time.time() - self.t0
         m = re.match(r"Executing Cell (\d+)", msg)
@@ -324,7 +351,7 @@ def run_report(
     check_across_notebooks({nb.stem: p for nb, p in all_params.items()})
 
     # one run per folder: the kernels started below run their stages under this lock
-    with run_lock.hold(run_dir, note=echo) as token:
+    with run_lock.hold(run_dir, note=echo) as token, _ctrl_c_noted():
         previous = os.environ.get(run_lock.ENV)
         os.environ[run_lock.ENV] = token
         try:
