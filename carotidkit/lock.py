@@ -102,21 +102,6 @@ def hold(run_dir, note=print):
         os.close(fd)
 
 
-def locked(run_dir_of):
-    """Decorator for a stage's ``run``: hold the lock of the folder ``run_dir_of(kwargs)`` names."""
-    import functools
-
-    def wrap(fn):
-        @functools.wraps(fn)
-        def inner(*args, **kwargs):
-            with hold(run_dir_of(kwargs)):
-                return fn(*args, **kwargs)
-
-        return inner
-
-    return wrap
-
-
 def stage(fn):
     """Decorator for a stage's ``run(run_dir=None, profile=..., ...)``: the whole call holds the
     run folder's lock (a no-op inside a runner-held run)."""

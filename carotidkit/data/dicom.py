@@ -41,6 +41,22 @@ SUPPORTED = {
     "YBR_RCT",
     "YBR_ICT",
 }
+#: DICOM attributes that describe the acquisition and identify nobody: coded or numeric values
+#: only. Free-text attributes (Manufacturer, ManufacturerModelName, StationName, ...) are left
+#: out: sites type names, places and ids into them.
+SAFE_DICOM_TAGS = (
+    "Modality",
+    "Rows",
+    "Columns",
+    "NumberOfFrames",
+    "PhotometricInterpretation",
+    "BitsStored",
+    "FrameTime",
+    "CineRate",
+    "RecommendedDisplayFrameRate",
+    "PixelSpacing",
+    "TransducerFrequency",
+)
 #: Physical unit codes of the ultrasound region module (PS3.3 C.8.5.5.1.15): only 3 is a length.
 UNIT_CM = 3
 
@@ -56,6 +72,23 @@ class DicomFrames:
     scan_box: tuple | None  # (x0, y0, x1, y1), end-exclusive, clipped to the image; None if unknown
     photometric: str
     meta: dict = field(default_factory=dict)
+
+
+def deidentified_dicom_meta(ds) -> dict:
+    """The whitelisted, non-identifying attributes of a pydicom dataset, as plain Python values."""
+    out = {}
+    for tag in SAFE_DICOM_TAGS:
+        if tag in ds:
+            v = ds.data_element(tag).value
+            try:
+                out[tag] = (
+                    [float(x) for x in v]
+                    if isinstance(v, (list, tuple)) or hasattr(v, "__len__") and not isinstance(v, (str, bytes))
+                    else (v if isinstance(v, (int, float)) else str(v))
+                )
+            except (TypeError, ValueError):
+                out[tag] = str(v)
+    return out
 
 
 def _truncated(ds, path) -> str | None:
@@ -294,5 +327,5 @@ def read_dicom(path, fps: float | None = None) -> DicomFrames:
         spacing_source=source,
         scan_box=box,
         photometric=pi,
-        meta={"decoded_as": actual, **notes},
+        meta={**deidentified_dicom_meta(ds), "decoded_as": actual, **notes},
     )

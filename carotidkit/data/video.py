@@ -14,25 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from ..io import CarotidkitError
+from .dicom import SAFE_DICOM_TAGS, deidentified_dicom_meta  # noqa: F401  (re-exported)
 
 VIDEO_EXT = {".avi", ".mp4", ".mov", ".mkv", ".wmv"}
 FRAME_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
-#: DICOM attributes that describe the acquisition and identify nobody: coded or numeric values
-#: only. Free-text attributes (Manufacturer, ManufacturerModelName, StationName, ...) are left
-#: out: sites type names, places and ids into them.
-SAFE_DICOM_TAGS = (
-    "Modality",
-    "Rows",
-    "Columns",
-    "NumberOfFrames",
-    "PhotometricInterpretation",
-    "BitsStored",
-    "FrameTime",
-    "CineRate",
-    "RecommendedDisplayFrameRate",
-    "PixelSpacing",
-    "TransducerFrequency",
-)
 
 
 @dataclass
@@ -145,37 +130,13 @@ def _check(video: Video, path) -> Video:
     return video
 
 
-def deidentified_dicom_meta(ds) -> dict:
-    """The whitelisted, non-identifying attributes of a pydicom dataset, as plain Python values."""
-    out = {}
-    for tag in SAFE_DICOM_TAGS:
-        if tag in ds:
-            v = ds.data_element(tag).value
-            try:
-                out[tag] = (
-                    [float(x) for x in v]
-                    if isinstance(v, (list, tuple)) or hasattr(v, "__len__") and not isinstance(v, (str, bytes))
-                    else (v if isinstance(v, (int, float)) else str(v))
-                )
-            except (TypeError, ValueError):
-                out[tag] = str(v)
-    return out
-
-
 def _read_dicom(path: Path, fps) -> Video:
     """A DICOM loop through :func:`carotidkit.data.dicom.read_dicom` (every photometric
     interpretation, converted to grey exactly once; geometry from the ultrasound regions)."""
-    import pydicom
-
     from .dicom import read_dicom
 
     d = read_dicom(path, fps)
-    try:
-        meta = deidentified_dicom_meta(pydicom.dcmread(str(path), stop_before_pixels=True))
-    except (ValueError, OSError, AttributeError):
-        meta = {}
-    meta.update(d.meta)
-    return Video(d.frames, d.fps, d.pixel_spacing_mm, "dicom", meta, d.spacing_source, d.scan_box)
+    return Video(d.frames, d.fps, d.pixel_spacing_mm, "dicom", d.meta, d.spacing_source, d.scan_box)
 
 
 def _read_container(path: Path, fps) -> Video:

@@ -75,3 +75,9 @@ def step_at(times, values, at, before: float = 0.0):
         return np.full(at.shape, before)
     idx = np.searchsorted(times, at, side="right") - 1
     return np.where(idx >= 0, np.asarray(values, float)[np.clip(idx, 0, None)], before)
+
+
+def risk_at(time, event, competing, at) -> np.ndarray:
+    """Kaplan-Meier risk (Aalen-Johansen with ``competing``) read right-continuously at ``at``."""
+    times, cif = aalen_johansen(time, event, competing)
+    return step_at(times, cif, at)

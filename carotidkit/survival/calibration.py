@@ -19,13 +19,12 @@ import pandas as pd
 
 from ..io import CarotidkitError
 from ._check import check_survival
-from ._km import aalen_johansen, censoring_km, step_at
+from ._km import censoring_km, risk_at
 
 
 def _observed(t, e, c, horizon) -> float:
     """Kaplan-Meier (Aalen-Johansen) risk at ``horizon`` from arrays (inputs already checked)."""
-    times, cif = aalen_johansen(t, e, c)
-    return float(step_at(times, cif, [horizon])[0])
+    return float(risk_at(t, e, c, [horizon])[0])
 
 
 def _ipcw(t, e, c, horizon):
@@ -120,6 +119,71 @@ def _ipcw_logistic(lp, y, w, offset_only: bool = False, iters: int = 50) -> tupl
     return (float(b[0]), 1.0) if offset_only else (float(b[0]), float(b[1]))
 
 
+def _check_calibration_inputs(risk, time, event, comp, horizon, what) -> None:
+    if np.isnan(risk).any():
+        raise CarotidkitError(
+            f"{what}: column 'risk' has {int(np.isnan(risk).sum())} missing values; drop or impute them first"
+        )
+    d = pd.DataFrame({"t": time, "e": event.astype(int)})
+    if comp is not None:
+        d["c"] = comp.astype(int)
+    check_survival(d, "t", "e", competing_col="c" if comp is not None else None, what=what)
+    if ((risk <= 0) | (risk >= 1)).any():
+        bad = int(np.where((risk <= 0) | (risk >= 1))[0][0])
+        raise CarotidkitError(
+            f"{what}: predicted risk in row {bad} is {risk[bad]:g}; risks lie strictly between 0 and 1"
+        )
+    if not (event & (time <= horizon)).any():
+        raise CarotidkitError(f"{what}: no event by the horizon ({horizon:g}); calibration is undefined")
+
+
+def _calibration_stats(rr, tt, ee, cc, horizon, grid, curve: bool):
+    """All metrics of one (re)sample; with ``curve`` also ICI/E50/E90 and the curve on ``grid``
+    (one flexible-model fit serves both). Returns ``(metrics, curve values or None)``."""
+    obs = _observed(tt, ee, cc, horizon)
+    y, w = _ipcw(tt, ee, cc, horizon)
+    k = w > 0
+    lp = np.log(rr / (1 - rr))
+    brier = np.sum(w * (y - rr) ** 2) / np.sum(w)
+    ow = np.sum(w * y) / np.sum(w)
+    out = {
+        "observed": obs,
+        "expected": float(rr.mean()),
+        "o_e": obs / float(rr.mean()),
+        "calibration_in_the_large": _ipcw_logistic(lp[k], y[k], w[k], offset_only=True)[0],
+        "calibration_slope": np.nan if np.ptp(rr) == 0 else _ipcw_logistic(lp[k], y[k], w[k])[1],
+        "brier": brier,
+        "ipa": 1 - brier / (ow * (1 - ow)) if 0 < ow < 1 else np.nan,
+        "ici": np.nan,
+        "e50": np.nan,
+        "e90": np.nan,
+    }
+    if not curve:
+        return out, None
+    o_i, on_grid = _calibration_model(rr, tt, ee, horizon, cc, grid)
+    err = np.abs(rr - o_i)
+    out.update(ici=float(err.mean()), e50=float(np.median(err)), e90=float(np.quantile(err, 0.9)))
+    return out, on_grid
+
+
+def _tidy(point: dict, boots: list, definitions: dict, note: dict | None = None) -> pd.DataFrame:
+    """``metric, estimate, ci_low, ci_high, definition`` (+ ``note``): percentile bootstrap CIs."""
+    keys = [k for k in definitions if k in point]
+    b = pd.DataFrame(boots, columns=list(point))
+    out = pd.DataFrame(
+        {
+            "metric": keys,
+            "estimate": [point[k] for k in keys],
+            "ci_low": [b[k].quantile(0.025) for k in keys],
+            "ci_high": [b[k].quantile(0.975) for k in keys],
+            "definition": [definitions[k] for k in keys],
+        }
+    )
+    if note is not None:
+        out["note"] = [note.get(k, "") for k in keys]
+    return out
+
+
 def calibration(
     risk,
     time,
@@ -146,85 +210,34 @@ def calibration(
     time = np.asarray(time, float)
     event = np.asarray(event, float) > 0
     comp = None if competing is None else np.asarray(competing, float) > 0
-    d = pd.DataFrame({"risk": risk, "t": time, "e": event.astype(int)})
-    if comp is not None:
-        d["c"] = comp.astype(int)
-    if np.isnan(risk).any():
-        raise CarotidkitError(
-            f"{what}: column 'risk' has {int(np.isnan(risk).sum())} missing values; drop or impute them first"
-        )
-    check_survival(d, "t", "e", competing_col="c" if comp is not None else None, what=what)
-    if ((risk <= 0) | (risk >= 1)).any():
-        bad = int(np.where((risk <= 0) | (risk >= 1))[0][0])
-        raise CarotidkitError(
-            f"{what}: predicted risk in row {bad} is {risk[bad]:g}; risks lie strictly between 0 and 1"
-        )
-    if not (event & (time <= horizon)).any():
-        raise CarotidkitError(f"{what}: no event by the horizon ({horizon:g}); calibration is undefined")
+    _check_calibration_inputs(risk, time, event, comp, horizon, what)
     constant = np.ptp(risk) == 0
     grid = np.quantile(risk, np.linspace(0.01, 0.99, 50)) if not constant else np.array([risk[0]])
-
-    def point_stats(idx, curve: bool):
-        rr, tt, ee = risk[idx], time[idx], event[idx]
-        cc = None if comp is None else comp[idx]
-        obs = _observed(tt, ee, cc, horizon)
-        y, w = _ipcw(tt, ee, cc, horizon)
-        k = w > 0
-        lp = np.log(rr / (1 - rr))
-        citl = _ipcw_logistic(lp[k], y[k], w[k], offset_only=True)[0]
-        slope = np.nan if np.ptp(rr) == 0 else _ipcw_logistic(lp[k], y[k], w[k])[1]
-        brier = np.sum(w * (y - rr) ** 2) / np.sum(w)
-        ow = np.sum(w * y) / np.sum(w)
-        out = {
-            "observed": obs,
-            "expected": float(rr.mean()),
-            "o_e": obs / float(rr.mean()),
-            "calibration_in_the_large": citl,
-            "calibration_slope": slope,
-            "brier": brier,
-            "ipa": 1 - brier / (ow * (1 - ow)) if 0 < ow < 1 else np.nan,
-        }
-        if curve:
-            try:
-                o_i, _ = _calibration_model(rr, tt, ee, horizon, cc, grid)
-                err = np.abs(rr - o_i)
-                out.update(ici=float(err.mean()), e50=float(np.median(err)), e90=float(np.quantile(err, 0.9)))
-            except CarotidkitError:
-                out.update(ici=np.nan, e50=np.nan, e90=np.nan)
-        return out
-
-    n = len(risk)
-    note = {}
-    point = point_stats(np.arange(n), curve=not constant)
+    note: dict = {}
     curve = pd.DataFrame({"predicted": grid, "observed": np.nan})
     if constant:
-        point.update(ici=np.nan, e50=np.nan, e90=np.nan)
-        for k in ("calibration_slope", "ici", "e50", "e90"):
-            note[k] = "predicted risk is constant: no slope or curve"
+        point, _ = _calibration_stats(risk, time, event, comp, horizon, grid, curve=False)
+        note = dict.fromkeys(
+            ("calibration_slope", "ici", "e50", "e90"), "predicted risk is constant: no slope or curve"
+        )
     else:
         try:
-            curve["observed"] = _calibration_model(risk, time, event, horizon, comp, grid)[1]
+            point, curve["observed"] = _calibration_stats(risk, time, event, comp, horizon, grid, curve=True)
         except CarotidkitError as exc:
-            for k in ("ici", "e50", "e90"):
-                note[k] = str(exc)
+            point, _ = _calibration_stats(risk, time, event, comp, horizon, grid, curve=False)
+            note = dict.fromkeys(("ici", "e50", "e90"), str(exc))
     rng = np.random.default_rng(seed)
-    n_curve = n_boot if n_boot_curve is None else min(n_boot, n_boot_curve)
+    n, n_curve = len(risk), n_boot if n_boot_curve is None else min(n_boot, n_boot_curve)
     boots = []
     for b in range(n_boot):
-        boots.append(point_stats(rng.integers(0, n, n), curve=(b < n_curve) and not constant))
-    boots = pd.DataFrame(boots, columns=list(point))
-    order = list(DEFINITIONS)
-    summary = pd.DataFrame(
-        {
-            "metric": order,
-            "estimate": [point[k] for k in order],
-            "ci_low": [boots[k].quantile(0.025) for k in order],
-            "ci_high": [boots[k].quantile(0.975) for k in order],
-            "definition": [DEFINITIONS[k] for k in order],
-            "note": [note.get(k, "") for k in order],
-        }
-    )
-    return {"summary": summary, "curve": curve}
+        i = rng.integers(0, n, n)
+        c = None if comp is None else comp[i]
+        fit_curve = b < n_curve and not constant and not note
+        try:
+            boots.append(_calibration_stats(risk[i], time[i], event[i], c, horizon, grid, fit_curve)[0])
+        except CarotidkitError:  # a resample the flexible model cannot fit: its other metrics count
+            boots.append(_calibration_stats(risk[i], time[i], event[i], c, horizon, grid, False)[0])
+    return {"summary": _tidy(point, boots, DEFINITIONS, note), "curve": curve}
 
 
 def net_benefit(risks: dict, case, w, thresholds=np.arange(0.01, 0.31, 0.01)) -> pd.DataFrame:
@@ -358,14 +371,4 @@ def reclassification(
     n = len(old)
     point = stats(np.arange(n))
     rng = np.random.default_rng(seed)
-    boots = pd.DataFrame([stats(rng.integers(0, n, n)) for _ in range(n_boot)], columns=list(point))
-    keys = [k for k in NRI_DEFINITIONS if k in point]
-    return pd.DataFrame(
-        {
-            "metric": keys,
-            "estimate": [point[k] for k in keys],
-            "ci_low": [boots[k].quantile(0.025) for k in keys],
-            "ci_high": [boots[k].quantile(0.975) for k in keys],
-            "definition": [NRI_DEFINITIONS[k] for k in keys],
-        }
-    )
+    return _tidy(point, [stats(rng.integers(0, n, n)) for _ in range(n_boot)], NRI_DEFINITIONS)

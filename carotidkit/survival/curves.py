@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..io import CarotidkitError
 from ._check import check_survival
-from ._km import StepKM, aalen_johansen, step_at
+from ._km import StepKM, aalen_johansen, risk_at
 
 
 def quantile_groups(x: pd.Series, q: int = 4, label: str = "Q") -> pd.Series:
@@ -127,6 +127,5 @@ def cif_at(df: pd.DataFrame, duration_col: str, event_col: str, competing_col: s
     check_survival(df, duration_col, event_col, competing_col=competing_col, what="cumulative incidence", min_events=0)
     t = df[duration_col].to_numpy(float)
     e = df[event_col].to_numpy(float) > 0
-    c = df[competing_col].to_numpy(float) > 0 if competing_col else np.zeros_like(e)
-    times, cif = aalen_johansen(t, e, c)
-    return step_at(times, cif, at)
+    c = df[competing_col].to_numpy(float) > 0 if competing_col else None
+    return risk_at(t, e, c, at)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
@@ -134,16 +134,8 @@ def _cv_risk(d, dur, ev, covs, horizon, k=5, seed=0):
     return lp, risk
 
 
-def _endpoint(d, ep, horizon, n_boot, groups, seed, notes, out, ph_transform="km"):
-    dur, ev = f"{ep}_years", f"{ep}_event"
-    comp = f"{ep}_competing" if f"{ep}_competing" in d else None
-    dd = d.dropna(subset=[dur, ev, "vd_z", "score2_risk"]).reset_index(drop=True)
-    n_ev = int(dd[ev].sum())
-    row = {"endpoint": ep, "n": len(dd), "events": n_ev}
-    if n_ev < 5:
-        notes.append(f"{ep}: {n_ev} events; survival models need at least 5, skipped")
-        return row
-    # Kaplan-Meier by VD quantile group and by SCORE2 category
+def _curves(dd, ep, dur, ev, comp, groups, horizon, out):
+    """Kaplan-Meier by VD quantile group and by SCORE2 category; Aalen-Johansen by VD group."""
     dd["vd_group"] = curves.quantile_groups(dd.vd_z, groups, "Q")
     for by, label in (
         ("vd_group", f"VD {'quartile' if groups == 4 else 'group'}"),
@@ -159,7 +151,11 @@ def _endpoint(d, ep, horizon, n_boot, groups, seed, notes, out, ph_transform="km
         out["km_tests"].append({"endpoint": ep, "by": label, **curves.group_tests(sub, dur, ev, by)})
     if comp:
         out["cif"].append(curves.cumulative_incidence(dd, dur, ev, comp, "vd_group").assign(endpoint=ep))
-    # Cox models: VD per SD with increasing adjustment; SCORE2 vs SCORE2 + VD
+
+
+def _hazard_models(dd, ep, dur, ev, comp, ph_transform, notes, out) -> dict:
+    """Cox models of VD per SD with increasing adjustment, SCORE2 vs SCORE2 + VD (LR and PH
+    tests), Fine-Gray beside cause-specific Cox; returns the fitted Cox models by name."""
     models = {
         "crude": ["vd_z"],
         "age + sex": ["vd_z", "age_years", "male"],
@@ -196,6 +192,20 @@ def _endpoint(d, ep, horizon, n_boot, groups, seed, notes, out, ph_transform="km
             out["fine_gray"].append(cs.rename(columns={"hr": "shr"}).assign(endpoint=ep))
         except Exception as exc:
             notes.append(f"{ep} / Fine-Gray: not fitted ({type(exc).__name__}: {str(exc)[:80]})")
+    return fitted
+
+
+def _endpoint(d, ep, horizon, n_boot, groups, seed, notes, out, ph_transform="km"):
+    dur, ev = f"{ep}_years", f"{ep}_event"
+    comp = f"{ep}_competing" if f"{ep}_competing" in d else None
+    dd = d.dropna(subset=[dur, ev, "vd_z", "score2_risk"]).reset_index(drop=True)
+    n_ev = int(dd[ev].sum())
+    row = {"endpoint": ep, "n": len(dd), "events": n_ev}
+    if n_ev < 5:
+        notes.append(f"{ep}: {n_ev} events; survival models need at least 5, skipped")
+        return row
+    _curves(dd, ep, dur, ev, comp, groups, horizon, out)
+    fitted = _hazard_models(dd, ep, dur, ev, comp, ph_transform, notes, out)
     # Cross-validated absolute risks and linear predictors
     try:
         lp_s, risk_s = _cv_risk(dd, dur, ev, ["score2_lp"], horizon, seed=seed)
@@ -284,6 +294,29 @@ def _absolute_risk(dd, dur, ev, comp, ep, horizon, n_boot, seed, risk_s, risk_b,
         row[k] = float(nri.get(k, np.nan))
 
 
+_NOT_TABLES = ("notes", "settings", "synthetic")
+
+
+def _write(lay, res: SurvivalResult, d: pd.DataFrame) -> None:
+    """The tables downstream readers use, under ``layout.survival``."""
+    s = lay.survival
+    s.ensure()
+    keep = [
+        c
+        for c in d.columns
+        if c in ("subject_id", "vd_z", "vd_true", "score2_risk", "score2_model", "score2_flag", "score2_lp")
+    ] + ["score2_category"]
+    an = d[keep].copy()
+    an["score2_category"] = an.score2_category.astype(str)
+    io.write_parquet(s.analysis, an)
+    io.write_parquet(s.headline, res.headline)
+    io.write_parquet(s.cox, res.cox)
+    io.write_parquet(s.fine_gray, res.fine_gray)
+    io.write_parquet(s.discrimination, res.discrimination)
+    io.write_parquet(s.calibration, res.calibration)
+    io.write_json(s.summary, {"settings": res.settings, "notes": res.notes, "headline": res.headline_text()})
+
+
 @stage_lock
 def run(
     run_dir=None,
@@ -327,26 +360,8 @@ def run(
     vd = io.read_parquet(lay.vd.vd) if lay.vd.vd.exists() else None
     t0 = time.perf_counter()
     d = build_analysis_table(cohort, vd, region, truth, vd_source)
-    out = {
-        k: []
-        for k in (
-            "km",
-            "at_risk",
-            "km_tests",
-            "cif",
-            "cox",
-            "ph",
-            "ph_residuals",
-            "lr",
-            "fine_gray",
-            "discrimination",
-            "td_auc",
-            "calibration",
-            "calibration_curves",
-            "reclassification",
-            "decision",
-        )
-    }
+    # one list per table of SurvivalResult, filled endpoint by endpoint
+    out = {f.name: [] for f in fields(SurvivalResult) if f.name not in ("headline", "analysis", *_NOT_TABLES)}
     notes, rows = [], []
     for ep in endpoints:
         if f"{ep}_event" not in d or f"{ep}_years" not in d:
@@ -377,20 +392,5 @@ def run(
     )
     res.settings["seconds"] = round(time.perf_counter() - t0, 1)
     if write:
-        s = lay.survival
-        s.ensure()
-        keep = [
-            c
-            for c in d.columns
-            if c in ("subject_id", "vd_z", "vd_true", "score2_risk", "score2_model", "score2_flag", "score2_lp")
-        ] + ["score2_category"]
-        an = d[keep].copy()
-        an["score2_category"] = an.score2_category.astype(str)
-        io.write_parquet(s.analysis, an)
-        io.write_parquet(s.headline, res.headline)
-        io.write_parquet(s.cox, res.cox)
-        io.write_parquet(s.fine_gray, res.fine_gray)
-        io.write_parquet(s.discrimination, res.discrimination)
-        io.write_parquet(s.calibration, res.calibration)
-        io.write_json(s.summary, {"settings": res.settings, "notes": notes, "headline": res.headline_text()})
+        _write(lay, res, d)
     return res

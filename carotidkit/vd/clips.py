@@ -229,16 +229,76 @@ def _run_pool(tasks, pending, n_jobs, timeout_s, state, bar):
             state.flush(force=True)
 
 
+def _keys(index: pd.DataFrame, size: int, fps: float, seconds: float, crop: bool):
+    """``(settings key, per-file keys, cache key)``: the one place the cache is keyed."""
+    n_frames = int(round(seconds * fps))
+    skey = io.stable_hash({"v": CACHE_VERSION, "size": size, "fps": fps, "T": n_frames, "crop": crop})
+    fkeys = [_file_key(p) for p in index.path]
+    return skey, fkeys, io.stable_hash({"settings": skey, "files": fkeys})
+
+
 def cache_files(
     index: pd.DataFrame, cache_dir, size: int = 64, fps: float = 25.0, seconds: float = 1.28, crop: bool = False
 ):
     """The finished cache's ``(data, table, errors)`` paths for these videos and settings (the
     table is written last: when it exists, the cache is complete)."""
-    n_frames = int(round(seconds * fps))
-    skey = io.stable_hash({"v": CACHE_VERSION, "size": size, "fps": fps, "T": n_frames, "crop": crop})
-    key = io.stable_hash({"settings": skey, "files": [_file_key(p) for p in index.path]})
+    key = _keys(index, size, fps, seconds, crop)[2]
     d = Path(cache_dir)
     return d / f"{key}.u8", d / f"{key}.parquet", d / f"{key}.errors.parquet"
+
+
+def _decode_pending(tasks, state, pending, n_jobs, timeout_s, progress) -> int:
+    """Decode the rows not done yet (in worker processes for more than 64); returns the workers."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(
+        total=len(tasks), initial=len(tasks) - len(pending), desc="decoding videos", disable=not progress, mininterval=2
+    )
+    workers = worker_count([tasks[i][0] for i in pending], n_jobs)
+    try:
+        if workers > 1 and len(pending) > 64:
+            _run_pool(tasks, pending, workers, timeout_s, state, bar)
+        else:
+            for i in pending:
+                state.put(i, *_decode_one(tasks[i]))
+                bar.update(1)
+                state.flush()
+    finally:
+        state.flush(force=True)
+        bar.close()
+    return workers
+
+
+def _publish(index, state: _State, fkeys, skey, files, shape):
+    """Compact the build to its readable clips and write the cache atomically (data, errors,
+    table last); returns ``(clips, errors)`` and removes the build state."""
+    data, table, errs = files
+    st = state.table
+    ok = np.where(st.done.to_numpy() & (st.error.to_numpy() == ""))[0]
+    clips = index.iloc[ok].reset_index(drop=True).assign(row=np.arange(len(ok)), file_key=[fkeys[i] for i in ok])
+    for c in INFO_COLUMNS:
+        clips[c] = st[c].to_numpy()[ok]
+    clips["skey"] = skey
+    bad = np.where(st.error.to_numpy() != "")[0]
+    errors = pd.DataFrame(
+        {
+            "clip_id": index.clip_id.to_numpy()[bad],
+            "path": index.path.to_numpy()[bad],
+            "error": st.error.to_numpy()[bad],
+        }
+    )
+    with io.atomic_path(data, suffix=".u8") as t2:
+        dst = np.memmap(t2, np.uint8, "w+", shape=(max(len(ok), 1), *shape))
+        for j in range(0, len(ok), 256):
+            dst[j : j + 256] = state.mm[ok[j : j + 256]]
+        dst.flush()
+        del dst
+    io.write_parquet(errs, errors)
+    io.write_parquet(table, clips)
+    del state.mm
+    state.data.unlink(missing_ok=True)
+    state.file.unlink(missing_ok=True)
+    return clips, errors
 
 
 def build_cache(
@@ -263,20 +323,16 @@ def build_cache(
     added to the cohort decodes only that file (rows of an earlier cache with the same settings
     are copied); a worker that dies or a file over ``timeout_s`` becomes an error row.
     """
-    from tqdm.auto import tqdm
-
     n_frames = int(round(seconds * fps))
     shape = (n_frames, size, size)
-    skey = io.stable_hash({"v": CACHE_VERSION, "size": size, "fps": fps, "T": n_frames, "crop": crop})
-    fkeys = [_file_key(p) for p in index.path]
-    key = io.stable_hash({"settings": skey, "files": fkeys})
+    skey, fkeys, key = _keys(index, size, fps, seconds, crop)
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    data, table, errs = cache_dir / f"{key}.u8", cache_dir / f"{key}.parquet", cache_dir / f"{key}.errors.parquet"
-    if data.exists() and table.exists() and errs.exists():
-        clips = io.read_parquet(table)
+    files = cache_dir / f"{key}.u8", cache_dir / f"{key}.parquet", cache_dir / f"{key}.errors.parquet"
+    if all(f.exists() for f in files):
+        clips = io.read_parquet(files[1])
         LAST_BUILD.update(decoded=0, reused=len(clips), resumed=0)
-        return np.memmap(data, np.uint8, "r", shape=(max(len(clips), 1), *shape)), clips, io.read_parquet(errs)
+        return np.memmap(files[0], np.uint8, "r", shape=(max(len(clips), 1), *shape)), clips, io.read_parquet(files[2])
     if must_exist:
         from ..io import CarotidkitError
 
@@ -289,52 +345,13 @@ def build_cache(
     resumed = int(state.table.done.sum())
     reused = _reuse(cache_dir, skey, fkeys, state)
     pending = np.where(~state.table.done.to_numpy())[0].tolist()
-    bar = tqdm(
-        total=len(tasks), initial=len(tasks) - len(pending), desc="decoding videos", disable=not progress, mininterval=2
-    )
-    workers = worker_count(index.path.iloc[pending] if pending else [], n_jobs)
-    try:
-        if workers > 1 and len(pending) > 64:
-            _run_pool(tasks, pending, workers, timeout_s, state, bar)
-        else:
-            for i in pending:
-                state.put(i, *_decode_one(tasks[i]))
-                bar.update(1)
-                state.flush()
-    finally:
-        state.flush(force=True)
-        bar.close()
+    workers = _decode_pending(tasks, state, pending, n_jobs, timeout_s, progress)
     LAST_BUILD.update(decoded=len(pending), reused=reused, resumed=resumed, workers=workers)
-    st = state.table
-    ok = np.where(st.done.to_numpy() & (st.error.to_numpy() == ""))[0]
-    clips = index.iloc[ok].reset_index(drop=True).assign(row=np.arange(len(ok)), file_key=[fkeys[i] for i in ok])
-    for c in INFO_COLUMNS:
-        clips[c] = st[c].to_numpy()[ok]
-    clips["skey"] = skey
-    bad = np.where(st.error.to_numpy() != "")[0]
-    errors = pd.DataFrame(
-        {
-            "clip_id": index.clip_id.to_numpy()[bad],
-            "path": index.path.to_numpy()[bad],
-            "error": st.error.to_numpy()[bad],
-        }
-    )
-    # compact to the readable clips, then publish atomically (data, errors, table last)
-    with io.atomic_path(data, suffix=".u8") as t2:
-        dst = np.memmap(t2, np.uint8, "w+", shape=(max(len(ok), 1), *shape))
-        for j in range(0, len(ok), 256):
-            dst[j : j + 256] = state.mm[ok[j : j + 256]]
-        dst.flush()
-        del dst
-    io.write_parquet(errs, errors)
-    io.write_parquet(table, clips)
-    del state.mm
-    state.data.unlink(missing_ok=True)
-    state.file.unlink(missing_ok=True)
+    clips, errors = _publish(index, state, fkeys, skey, files, shape)
     for old in cache_dir.glob("*"):  # earlier caches: their rows were reused above
         if not old.name.startswith((key, f".{key}")):
             old.unlink(missing_ok=True)
-    return np.memmap(data, np.uint8, "r", shape=(max(len(ok), 1), *shape)), clips, errors
+    return np.memmap(files[0], np.uint8, "r", shape=(max(len(clips), 1), *shape)), clips, errors
 
 
 def windows(n_total: int, frames: int, period: int) -> np.ndarray:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -205,6 +206,153 @@ def make_folds(subjects: pd.DataFrame, label: str, k: int, val_fraction: float, 
 # ----------------------------------------------------------------------------- one fold
 
 
+def _scheduler(opt, cfg: dict, steps_per_epoch: int):
+    """OneCycle (warm up over the first 20 % of steps, then cosine down) or none."""
+    import torch
+
+    if cfg["schedule"] == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=cfg["learning_rate"], total_steps=max(1, cfg["epochs"] * steps_per_epoch), pct_start=0.2
+        )
+    if cfg["schedule"] == "constant":
+        return None
+    raise ValueError(f"schedule={cfg['schedule']!r}: choose 'onecycle' or 'constant'")
+
+
+def _resume(ckpt, log_path, key: str, model, opt, sched, cfg: dict):
+    """``(start epoch, best, bad epochs, log)`` from a checkpoint with the same key (model,
+    optimizer, scheduler and torch RNG restored); a fold that stopped early trains no further."""
+    import torch
+
+    if not ckpt.exists():
+        return 0, (-np.inf, None), 0, []
+    st = torch.load(ckpt, map_location="cpu", weights_only=True)
+    if st.get("key") != key:
+        return 0, (-np.inf, None), 0, []
+    model.load_state_dict(st["model"])
+    opt.load_state_dict(st["optimizer"])
+    if sched is not None and "scheduler" in st:
+        sched.load_state_dict(st["scheduler"])
+    start, best, bad = int(st["epoch"]) + 1, (float(st["best"]), None), int(st["bad"])
+    if "torch_rng" in st:
+        torch.set_rng_state(st["torch_rng"])
+    if st.get("stopped") or bad >= cfg["patience"]:
+        start = cfg["epochs"]  # it stopped early: keep its best.pt
+    log = pd.read_csv(log_path).to_dict("records") if log_path.exists() else []
+    return start, best, bad, log
+
+
+def _save_checkpoint(path, key, model, opt, sched, epoch, best, bad, stopped) -> None:
+    import torch
+
+    with io.atomic_path(path) as tmp:
+        torch.save(
+            {
+                "key": key,
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict() if sched is not None else {},
+                "epoch": epoch,
+                "best": best,
+                "bad": bad,
+                "stopped": stopped,
+                "torch_rng": torch.get_rng_state(),
+            },
+            tmp,
+        )
+
+
+def _pretrain_mae(model, ds_tr, cfg: dict, seed: int, dist, device) -> None:
+    """VideoMAE pretraining of the transformer on this fold's training loops (no labels)."""
+    import torch
+
+    from .models import VideoMAE
+
+    B, W = cfg["batch_size"], dist.world
+    mae = VideoMAE(model).to(device)
+    popt = torch.optim.AdamW(mae.parameters(), lr=cfg["learning_rate"])
+    for ep in range(cfg["pretrain_epochs"]):
+        ds_tr.set_epoch(10_000 + ep)
+        for gb in global_batches(len(ds_tr), B, seed, 10_000 + ep):
+            xb, _ = ds_tr.get(gb[dist.rank :: W])
+            popt.zero_grad()
+            loss = mae(torch.from_numpy(xb).to(device))
+            loss.backward()
+            if dist.enabled:
+                for p in mae.parameters():
+                    if p.grad is not None:
+                        dist.dist.all_reduce(p.grad)
+                        p.grad /= W
+            popt.step()
+
+
+def _train_epoch(ddp, opt, sched, ds_tr, batches, dist, device, desc: str, show: bool) -> list:
+    """One epoch over the global ``batches`` (this rank's share of each); the step losses."""
+    import torch
+    from tqdm.auto import tqdm
+
+    cuda = device.type == "cuda"
+    losses = []
+    bar = tqdm(batches, desc=desc, leave=False, disable=not show, mininterval=5)
+    for gb in bar:
+        xb, yb = ds_tr.get(gb[dist.rank :: dist.world])
+        ctx = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else None
+        losses.append(train_step(ddp, opt, torch.from_numpy(xb).to(device), torch.from_numpy(yb).to(device), ctx))
+        if sched is not None:
+            sched.step()
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+    return losses
+
+
+def _peak_gpu_mb(device) -> float:
+    import torch
+
+    return round(torch.cuda.max_memory_allocated(device) / 2**20, 1) if device.type == "cuda" else float("nan")
+
+
+def _validate(model, ds_va, dist, device) -> tuple[float, float]:
+    """Inner-validation BCE loss and AUROC (NaN with one class)."""
+    from sklearn.metrics import roc_auc_score
+
+    pv = predict(model, ds_va, 64, dist, device)
+    yv = ds_va.labels[ds_va.item_video]
+    vloss = float(np.mean(np.logaddexp(0, pv) - yv * pv))
+    vauc = float(roc_auc_score(yv, pv)) if len(np.unique(yv)) == 2 else float("nan")
+    return vloss, vauc
+
+
+def _fold_key(cfg: dict, seed: int, f: int, data_key: str, folds: pd.DataFrame) -> str:
+    """A checkpoint's key: its settings, seed, fold, input data and subjects (changed inputs retrain)."""
+    return io.stable_hash(
+        {
+            "cfg": {k: cfg[k] for k in sorted(DEFAULTS) if k != "n_jobs"},
+            "seed": seed,
+            "fold": f,
+            "data": data_key,
+            "world_batch": cfg["batch_size"],
+            "subjects": folds[["subject_id", "fold", f"inner_{f}"]].to_numpy().tolist(),
+        }
+    )
+
+
+def _fold_datasets(cache, clips: pd.DataFrame, folds: pd.DataFrame, f: int, cfg: dict, seed: int):
+    """Fold ``f``'s training, inner-validation and held-out clip datasets, the held-out mask and
+    the intensity normalisation (from the training loops only)."""
+    from .clips import ClipDataset, intensity_stats
+
+    lab = folds.set_index("subject_id")
+    role = clips.subject_id.map(lab[f"inner_{f}"]).fillna("")
+    test = clips.subject_id.map(lab.fold).to_numpy() == f
+    tr, va = (role == "train").to_numpy(), (role == "val").to_numpy()
+    y = clips.subject_id.map(lab.label).to_numpy(np.float32)
+    mean, std = intensity_stats(cache, clips.row[tr].to_numpy(), seed=seed)
+    mk = dict(frames=cfg["frames"], period=cfg["period"], mean=mean, std=std, seed=seed)
+    ds_tr = ClipDataset(cache, clips.row[tr], y[tr], train=True, clips_per_video=cfg["clips_per_video"], **mk)
+    ds_va = ClipDataset(cache, clips.row[va], y[va], train=False, all_clips=False, **mk)
+    ds_te = ClipDataset(cache, clips.row[test], y[test], train=False, all_clips=True, **mk)
+    return (ds_tr, ds_va, ds_te), test, (mean, std)
+
+
 def train_fold(
     cache,
     clips: pd.DataFrame,
@@ -219,36 +367,16 @@ def train_fold(
 ) -> dict:
     """Train fold ``f`` (resumable, keyed on settings + data); return out-of-fold clip logits."""
     import torch
-    from tqdm.auto import tqdm
 
-    from .clips import ClipDataset, intensity_stats
-    from .models import VideoMAE, build_model
+    from .models import build_model
 
     dist = dist or Dist()
     device = dist.device
     torch.manual_seed(seed * 1000 + f)
-    fdir = out_dir
+    fdir = Path(out_dir)
     fdir.mkdir(parents=True, exist_ok=True)
-    lab = folds.set_index("subject_id")
-    role = clips.subject_id.map(lab[f"inner_{f}"]).fillna("")
-    test = clips.subject_id.map(lab.fold).to_numpy() == f
-    tr, va = (role == "train").to_numpy(), (role == "val").to_numpy()
-    y = clips.subject_id.map(lab.label).to_numpy(np.float32)
-    mean, std = intensity_stats(cache, clips.row[tr].to_numpy(), seed=seed)
-    mk = dict(frames=cfg["frames"], period=cfg["period"], mean=mean, std=std, seed=seed)
-    ds_tr = ClipDataset(cache, clips.row[tr], y[tr], train=True, clips_per_video=cfg["clips_per_video"], **mk)
-    ds_va = ClipDataset(cache, clips.row[va], y[va], train=False, all_clips=False, **mk)
-    ds_te = ClipDataset(cache, clips.row[test], y[test], train=False, all_clips=True, **mk)
-    key = io.stable_hash(
-        {
-            "cfg": {k: cfg[k] for k in sorted(DEFAULTS) if k != "n_jobs"},
-            "seed": seed,
-            "fold": f,
-            "data": data_key,
-            "world_batch": cfg["batch_size"],
-            "subjects": folds[["subject_id", "fold", f"inner_{f}"]].to_numpy().tolist(),
-        }
-    )
+    (ds_tr, ds_va, ds_te), test, (mean, std) = _fold_datasets(cache, clips, folds, f, cfg, seed)
+    key = _fold_key(cfg, seed, f, data_key, folds)
     model = build_model(
         cfg["architecture"], cfg["frames"], cache.shape[2], cfg["width"], cfg["depth"], dropout=cfg["dropout"]
     ).to(device)
@@ -259,73 +387,18 @@ def train_fold(
     B, W = cfg["batch_size"], dist.world
     if B % W:
         raise ValueError(f"batch_size={B} must be a multiple of the number of processes ({W})")
-    steps_per_epoch = len(global_batches(len(ds_tr), B, seed, 0))
-    if cfg["schedule"] == "onecycle":  # warm up over the first 20 % of steps, then cosine down
-        sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=cfg["learning_rate"], total_steps=max(1, cfg["epochs"] * steps_per_epoch), pct_start=0.2
-        )
-    elif cfg["schedule"] == "constant":
-        sched = None
-    else:
-        raise ValueError(f"schedule={cfg['schedule']!r}: choose 'onecycle' or 'constant'")
+    sched = _scheduler(opt, cfg, len(global_batches(len(ds_tr), B, seed, 0)))
     ckpt, best_path, log_path = fdir / "checkpoint.pt", fdir / "best.pt", fdir / "log.csv"
-    start, best, bad, log = 0, (-np.inf, None), 0, []
-    if ckpt.exists():
-        st = torch.load(ckpt, map_location="cpu", weights_only=True)
-        if st.get("key") == key:
-            model.load_state_dict(st["model"])
-            opt.load_state_dict(st["optimizer"])
-            if sched is not None and "scheduler" in st:
-                sched.load_state_dict(st["scheduler"])
-            start, best, bad = int(st["epoch"]) + 1, (float(st["best"]), None), int(st["bad"])
-            if "torch_rng" in st:
-                torch.set_rng_state(st["torch_rng"])
-            if st.get("stopped") or bad >= cfg["patience"]:
-                start = cfg["epochs"]  # it stopped early: train no further, keep its best.pt
-            log = pd.read_csv(log_path).to_dict("records") if log_path.exists() else []
-    # optional VideoMAE pretraining of the transformer on this fold's training loops (no labels)
+    start, best, bad, log = _resume(ckpt, log_path, key, model, opt, sched, cfg)
     if cfg["architecture"] == "vivit" and cfg.get("pretrain_epochs", 0) and start == 0:
-        mae = VideoMAE(model).to(device)
-        popt = torch.optim.AdamW(mae.parameters(), lr=cfg["learning_rate"])
-        for ep in range(cfg["pretrain_epochs"]):
-            ds_tr.set_epoch(10_000 + ep)
-            for gb in global_batches(len(ds_tr), B, seed, 10_000 + ep):
-                xb, _ = ds_tr.get(gb[dist.rank :: W])
-                popt.zero_grad()
-                loss = mae(torch.from_numpy(xb).to(device))
-                loss.backward()
-                if dist.enabled:
-                    for p in mae.parameters():
-                        if p.grad is not None:
-                            dist.dist.all_reduce(p.grad)
-                            p.grad /= W
-                popt.step()
-    cuda = device.type == "cuda"
+        _pretrain_mae(model, ds_tr, cfg, seed, dist, device)
     for epoch in range(start, cfg["epochs"]):
         t0 = time.perf_counter()
         ds_tr.set_epoch(epoch)
         batches = global_batches(len(ds_tr), B, seed, epoch)
-        bar = tqdm(
-            batches,
-            desc=f"fold {f} epoch {epoch + 1}/{cfg['epochs']}",
-            leave=False,
-            disable=not (progress and dist.main),
-            mininterval=5,
-        )
-        losses = []
-        for gb in bar:
-            xb, yb = ds_tr.get(gb[dist.rank :: W])
-            ctx = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else None
-            losses.append(train_step(ddp, opt, torch.from_numpy(xb).to(device), torch.from_numpy(yb).to(device), ctx))
-            if sched is not None:
-                sched.step()
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-        pv = predict(model, ds_va, 64, dist, device)
-        from sklearn.metrics import roc_auc_score
-
-        yv = ds_va.labels[ds_va.item_video]
-        vloss = float(np.mean(np.logaddexp(0, pv) - yv * pv))
-        vauc = float(roc_auc_score(yv, pv)) if len(np.unique(yv)) == 2 else float("nan")
+        desc = f"fold {f} epoch {epoch + 1}/{cfg['epochs']}"
+        losses = _train_epoch(ddp, opt, sched, ds_tr, batches, dist, device, desc, progress and dist.main)
+        vloss, vauc = _validate(model, ds_va, dist, device)
         score = vauc if np.isfinite(vauc) else -vloss
         log.append(
             {
@@ -336,71 +409,51 @@ def train_fold(
                 "val_auc": vauc,
                 "seconds": round(time.perf_counter() - t0, 2),
                 "train_clips": len(batches) * B,
-                "peak_gpu_mb": round(torch.cuda.max_memory_allocated(device) / 2**20, 1) if cuda else float("nan"),
+                "peak_gpu_mb": _peak_gpu_mb(device),
             }
         )
         improved = score > best[0]
         best, bad = ((score, None), 0) if improved else (best, bad + 1)
         if dist.main:
             if progress:
+                r = log[-1]
                 print(
-                    f"fold {f} epoch {epoch + 1}: train loss {np.mean(losses):.3f}, val loss {vloss:.3f}, "
-                    f"val AUC {vauc:.3f} ({log[-1]['seconds']:.0f} s)",
+                    f"fold {f} epoch {epoch + 1}: train loss {r['train_loss']:.3f}, val loss {vloss:.3f}, "
+                    f"val AUC {vauc:.3f} ({r['seconds']:.0f} s)",
                     flush=True,
                 )
             if improved:
                 with io.atomic_path(best_path) as tmp:
                     torch.save(model.state_dict(), tmp)
-            with io.atomic_path(ckpt) as tmp:
-                torch.save(
-                    {
-                        "key": key,
-                        "model": model.state_dict(),
-                        "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict() if sched is not None else {},
-                        "epoch": epoch,
-                        "best": best[0],
-                        "bad": bad,
-                        "stopped": bad >= cfg["patience"],
-                        "torch_rng": torch.get_rng_state(),
-                    },
-                    tmp,
-                )
+            _save_checkpoint(ckpt, key, model, opt, sched, epoch, best[0], bad, bad >= cfg["patience"])
             io.write_text(log_path, pd.DataFrame(log).to_csv(index=False))
-
         dist.barrier()
         if bad >= cfg["patience"]:
             break
     if dist.main:
-        io.write_json(
-            fdir / "model.json",
-            {
-                "architecture": cfg["architecture"],
-                "frames": cfg["frames"],
-                "period": cfg["period"],
-                "size": int(cache.shape[2]),
-                "width": cfg["width"],
-                "depth": cfg["depth"],
-                "mean": mean,
-                "std": std,
-                "key": key,
-            },
-        )
+        model_card = {k: cfg[k] for k in ("architecture", "frames", "period")}
+        model_card.update(size=int(cache.shape[2]), width=cfg["width"], depth=cfg["depth"], mean=mean, std=std, key=key)
+        io.write_json(fdir / "model.json", model_card)
     if best_path.exists():
         model.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=True))
-    pt = predict(model, ds_te, 64, dist, device)
-    per_clip = pd.DataFrame({"v": ds_te.item_video, "logit": pt}).groupby("v").logit.mean()
-    te_clips = clips[test].reset_index(drop=True)
     return {
-        "clips": te_clips.assign(
-            fold=f,
-            logit=per_clip.reindex(range(len(te_clips))).to_numpy(),
-            n_windows=pd.Series(ds_te.item_video).value_counts().sort_index().to_numpy(),
-        ),
+        "clips": _out_of_fold(model, ds_te, clips[test], f, dist, device),
         "log": pd.DataFrame(log),
         "mean": mean,
         "std": std,
     }
+
+
+def _out_of_fold(model, ds_te, te_clips: pd.DataFrame, f: int, dist, device) -> pd.DataFrame:
+    """Each held-out loop's logit: the mean over all its windows (EchoNet-Dynamic's practice)."""
+    pt = predict(model, ds_te, 64, dist, device)
+    per_clip = pd.DataFrame({"v": ds_te.item_video, "logit": pt}).groupby("v").logit.mean()
+    te_clips = te_clips.reset_index(drop=True)
+    return te_clips.assign(
+        fold=f,
+        logit=per_clip.reindex(range(len(te_clips))).to_numpy(),
+        n_windows=pd.Series(ds_te.item_video).value_counts().sort_index().to_numpy(),
+    )
 
 
 # ----------------------------------------------------------------------------- entry point
