@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         print("removed runs/, reports/*, .cache/, bench/results/ (raw data untouched)")
         return 0
     if args.command == "profiles":
-        names = [args.notebook] if args.notebook else list(profiles.DEFAULTS)
+        names = [args.notebook] if args.notebook else list(profiles.STAGES)
         if args.notebook:
             from .report import discover, select
 

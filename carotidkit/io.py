@@ -13,6 +13,7 @@ import json
 import os
 import tempfile
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -95,6 +96,8 @@ def _json_default(o):
         return o.tolist()
     if isinstance(o, Path):
         return str(o)
+    if isinstance(o, Mapping):  # a stage's settings object
+        return dict(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 

@@ -75,6 +75,11 @@ class Data(Section):
         return self.root / "truth" / "annotator_2"
 
     @property
+    def summary(self) -> Path:
+        """JSON: 00's headline, settings and ``synthetic`` (the stages' common summary file)."""
+        return self.root / "summary.json"
+
+    @property
     def manifest(self) -> Path:
         """JSON: synthetic flag, sources, ``paths`` (relative or absolute), counts, hashes; written last."""
         return self.root / "manifest.json"
@@ -138,7 +143,7 @@ class Clean(Section):
     @property
     def summary(self) -> Path:
         """JSON: cleaning settings and headline numbers."""
-        return self.root / "clean.json"
+        return self.root / "summary.json"
 
     @property
     def images(self) -> Path:
@@ -222,10 +227,10 @@ class Vd(Section):
         return self.root / "folds.parquet"
 
     @property
-    def metrics(self) -> Path:
+    def summary(self) -> Path:
         """JSON: ``auc, auc_ci, balanced_accuracy, balanced_accuracy_ci`` (+ ``spearman_vd_true``,
-        ``partial_spearman_vd_true`` on synthetic data), settings and timings."""
-        return self.root / "metrics.json"
+        ``partial_spearman_vd_true`` on synthetic data), ``headline``, settings and timings."""
+        return self.root / "summary.json"
 
     @property
     def log(self) -> Path:
@@ -286,9 +291,9 @@ class Survival(Section):
         return self.root / "analysis.parquet"
 
     @property
-    def headline(self) -> Path:
+    def key_results(self) -> Path:
         """Parquet: per endpoint: HR per SD of VD, C of SCORE2 / VD / both, delta C, NRI."""
-        return self.root / "headline.parquet"
+        return self.root / "key_results.parquet"
 
     @property
     def cox(self) -> Path:
@@ -366,15 +371,10 @@ class RunLayout:
         return self.run_dir / "_report" / "state.json"
 
     def stage_summary(self, notebook: str) -> Path:
-        """The JSON file in which a notebook's stage records its settings and its ``headline``."""
-        return {
-            "00_data": self.data.manifest,
-            "01_cleaning": self.clean.summary,
-            "02_unet_ensemble": self.unet.summary,
-            "03_vd_video": self.vd.metrics,
-            "04_xai": self.xai.summary,
-            "05_survival": self.survival.summary,
-        }[notebook]
+        """``<stage>/summary.json``: where a notebook's stage records its settings and ``headline``."""
+        from .profiles import STAGES
+
+        return getattr(self, STAGES[notebook]).summary
 
     def executed_notebook(self, name: str) -> Path:
         return self.run_dir / "_report" / f"{name}.ipynb"

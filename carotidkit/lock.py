@@ -100,23 +100,3 @@ def hold(run_dir, note=print):
         os.ftruncate(fd, 0)  # a clean exit leaves an empty file: no "ended without releasing" note
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
-
-
-def stage(fn):
-    """Decorator for a stage's ``run(run_dir=None, profile=..., ...)``: the whole call holds the
-    run folder's lock (a no-op inside a runner-held run)."""
-    import functools
-    import inspect
-
-    sig = inspect.signature(fn)
-
-    @functools.wraps(fn)
-    def inner(*args, **kwargs):
-        from .layout import RunLayout
-
-        bound = sig.bind_partial(*args, **kwargs).arguments
-        lay = RunLayout.for_profile(bound.get("profile", "workshop"), bound.get("run_dir"))
-        with hold(lay.run_dir):
-            return fn(*args, **kwargs)
-
-    return inner

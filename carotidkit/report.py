@@ -27,6 +27,7 @@ from typing import Any
 from . import io, profiles
 from . import lock as run_lock
 from .layout import RunLayout
+from .settings import SETTINGS
 
 STATE_NAME = "_report/state.json"
 VERSIONED_PACKAGES = (
@@ -115,12 +116,10 @@ def resolve_parameters(
     nb: Path, profile: str, run_dir: Path, seed: int | None, overrides: dict[str, Any]
 ) -> dict[str, Any]:
     name = nb.stem
-    if name in profiles.DEFAULTS:
-        mine = {k: v for k, v in overrides.items() if k in profiles.DEFAULTS[name]}
-        cfg = profiles.settings(name, profile, run_dir=run_dir, seed=seed, **mine)
-    else:
-        cfg = profiles.Settings(profile=profile, run_dir=str(run_dir), seed=seed or 0)
-    return dict(cfg)
+    if name in SETTINGS:
+        mine = {k: v for k, v in overrides.items() if k in SETTINGS[name].knobs()}
+        return dict(profiles.settings(name, profile, run_dir=run_dir, seed=seed, **mine))
+    return {"profile": profile, "run_dir": str(run_dir), "seed": seed or 0}
 
 
 def check_across_notebooks(params: dict[str, dict]) -> None:
@@ -338,7 +337,7 @@ def run_report(
     overrides = dict(overrides or {})
     all_nbs = discover(root)
     chosen = select(all_nbs, only)
-    known = set().union(*(profiles.DEFAULTS.get(nb.stem, {}).keys() for nb in chosen))
+    known = set().union(*(SETTINGS[nb.stem].knobs() for nb in chosen if nb.stem in SETTINGS))
     stray = sorted(set(overrides) - known - {"seed"})
     if stray:
         raise KeyError(f"parameter(s) {', '.join(stray)} are not used by {', '.join(nb.stem for nb in chosen)}")

@@ -17,7 +17,7 @@ def test_profile_values_then_overrides():
 def test_every_profile_overrides_only_known_knobs():
     for prof, per_nb in profiles.PROFILES.items():
         for nb, vals in per_nb.items():
-            assert set(vals) <= set(profiles.DEFAULTS[nb]), (prof, nb)
+            assert set(vals) <= set(profiles.knobs(nb)), (prof, nb)
 
 
 def test_unknown_profile_and_parameter_are_clear_errors():

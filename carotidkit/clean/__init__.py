@@ -26,11 +26,11 @@ from .core import (
 )
 
 
-def run(**settings):
-    """Notebook 01's stage: see :func:`carotidkit.clean.stage.run`."""
+def run(settings=None, /, **knobs):
+    """Notebook 01's stage: see :func:`carotidkit.clean.stage.run` (its settings object, or knobs as keywords)."""
     from .stage import run as _run
 
-    return _run(**settings)
+    return _run(settings, **knobs)
 
 
 __all__ = [

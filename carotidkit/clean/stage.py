@@ -1,6 +1,6 @@
 """Notebook 01's stage: clean the database, audit duplicates, write splits and QC.
 
-``run(run_dir=..., model_size_px=..., ...)`` writes ``layout.clean`` and returns a
+``run(settings)`` (or ``run(run_dir=..., model_size_px=..., ...)``) writes ``layout.clean`` and returns a
 :class:`CleanResult` (``res.qc``, ``res.splits``, ``res.leakage``, ``res.summary``), with the
 before/after gallery's data from ``res.before_after(n)``.
 """
@@ -8,69 +8,49 @@ before/after gallery's data from ``res.before_after(n)``.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pandas as pd
 
 from .. import io
 from ..data import load_plaque_db
 from ..layout import RunLayout
-from ..lock import stage as stage_lock
+from ..settings import CleanSettings
+from ..stages import Progress, StageResult, is_synthetic, stage
 from . import core as clean
 
 
 @dataclass
-class CleanResult:
+class CleanResult(StageResult):
     qc: pd.DataFrame  # one row per image: geometry, overlay share, QC flags, duplicate group, error
     splits: pd.DataFrame  # image_id, split (train/val/test, group-aware)
     leakage: pd.DataFrame  # duplicate groups that straddle the shipped splits
-    summary: dict = field(default_factory=dict)
-    run_dir: str = ""
-    seed: int = 0
-
-    def headline_text(self) -> str:
-        return self.summary["headline"]
 
     def before_after(self, n: int) -> dict[str, list]:
         """Up to ``n`` plaque images for a before/after gallery: the export cropped to its scan area
         (burned-in margins never shown) with its detected overlays, and the cleaned model input with
         its mask. Returns lists ``before, overlays, after, masks, ids``."""
-        return before_after({"run_dir": self.run_dir, "seed": self.seed}, self.qc, n)
+        return before_after(self.settings, self.qc, n)
 
 
-@stage_lock
-def run(
-    run_dir=None,
-    profile: str = "workshop",
-    seed: int = 0,
-    model_size_px: int = 96,
-    square: str = "pad",
-    undo_stretch: float | None = None,
-    inpaint_radius: int = 3,
-    near_dup_hamming: int = 4,
-    min_speck_px: int = 20,
-    val_fraction: float = 0.15,
-    n_jobs: int = 2,
-    gallery_n: int = 6,
-    second_reader_dir=None,
-    progress=print,
-) -> CleanResult:
+@stage(CleanSettings)
+def run(cfg: CleanSettings, lay: RunLayout, progress: Progress) -> CleanResult:
     """Clean the run's plaque database into ``layout.clean``.
 
     ``second_reader_dir``: a folder of a second annotator's masks named like the database's
     (on simulated data, annotator 2's from the truth); 02 scores them against the first.
 
     Outputs: ``images/``, ``masks/`` (model size), ``masks_second_reader/`` (if any), ``qc.parquet`` (one row per image),
-    ``splits.parquet`` (group-aware train/val/test), ``leakage.parquet`` and ``clean.json``.
+    ``splits.parquet`` (group-aware train/val/test), ``leakage.parquet`` and ``summary.json``.
 
     Example:
         res = run(run_dir="runs/smoke", model_size_px=64)
         res.qc.flag_error.sum()
     """
-    lay = RunLayout.for_profile(profile, run_dir)
     paths = lay.data.resolved()
     manifest = io.read_json(lay.data.manifest)
     out = lay.clean.ensure()
+    second_reader_dir = cfg.second_reader_dir
     # list and pair files only: clean_database decodes each image once and checks sizes itself
     db = load_plaque_db(paths["plaque_db"], check=False, errors="flag")
     truth_dir = lay.data.overlay_truth if manifest["sources"].get("plaque_db") == "synthetic" else None
@@ -80,13 +60,13 @@ def run(
     qc = clean.clean_database(
         db,
         out,
-        size=model_size_px,
-        square=square,
-        undo_stretch=undo_stretch,
-        inpaint_radius=inpaint_radius,
-        min_speck_px=min_speck_px,
-        near_dup_hamming=near_dup_hamming,
-        n_jobs=n_jobs,
+        size=cfg.model_size_px,
+        square=cfg.square,
+        undo_stretch=cfg.undo_stretch,
+        inpaint_radius=cfg.inpaint_radius,
+        min_speck_px=cfg.min_speck_px,
+        near_dup_hamming=cfg.near_dup_hamming,
+        n_jobs=cfg.n_jobs,
         truth_dir=truth_dir,
         second_reader_dir=second_reader_dir,
         progress=progress,
@@ -99,11 +79,11 @@ def run(
             ["image_id", "pixel_spacing_row_mm", "pixel_spacing_col_mm"]
         ]
         qc = qc.merge(sp, on="image_id", how="left")
-        stretch = float(undo_stretch or 1.0)  # a stretch back makes column pixels narrower
+        stretch = float(cfg.undo_stretch or 1.0)  # a stretch back makes column pixels narrower
         qc["model_px_area_mm2"] = (
             qc.pixel_spacing_row_mm * qc.scale_row * qc.pixel_spacing_col_mm / stretch * qc.scale_col
         )
-    splits = clean.make_splits(qc, val_fraction=val_fraction, seed=seed)
+    splits = clean.make_splits(qc, val_fraction=cfg.val_fraction, seed=cfg.seed)
     leakage = clean.leakage_table(qc.assign(split=qc.split_shipped))
     io.write_parquet(lay.clean.qc, qc)
     io.write_parquet(lay.clean.splits, splits)
@@ -112,10 +92,6 @@ def run(
         "images": int(len(qc)),
         "errors": int(qc.flag_error.sum()),
         "seconds": round(seconds, 2),
-        "model_size_px": model_size_px,
-        "square": square,
-        "undo_stretch": undo_stretch,
-        "inpaint_radius": inpaint_radius,
         "second_reader": int(qc.get("second_reader", pd.Series(dtype=bool)).eq(True).sum()),
         "flags": {f: int(qc[f].sum()) for f in clean.QC_FLAGS},
         "duplicate_groups": int(qc.dup_group.nunique()),
@@ -124,8 +100,9 @@ def run(
         "score": clean.cleaning_score(qc) if truth_dir is not None else None,
         "headline": f"{len(qc)} images cleaned, {int(qc.flag_error.sum())} with errors",
     }
-    io.write_json(lay.clean.summary, summary)
-    return CleanResult(qc=qc, splits=splits, leakage=leakage, summary=summary, run_dir=str(lay.run_dir), seed=seed)
+    res = CleanResult(qc=qc, splits=splits, leakage=leakage, summary=summary, settings=cfg, synthetic=is_synthetic(lay))
+    res.save(lay)
+    return res
 
 
 def before_after(cfg, qc: pd.DataFrame, n: int) -> dict[str, list]:

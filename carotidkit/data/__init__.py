@@ -27,8 +27,8 @@ __all__ = [
 from .prepare import cine_table, data_paths, prepare_data  # noqa: E402, F401
 
 
-def run(**settings):
-    """Notebook 00's stage: see :func:`carotidkit.data.stage.run`."""
+def run(settings=None, /, **knobs):
+    """Notebook 00's stage: see :func:`carotidkit.data.stage.run` (its settings object, or knobs as keywords)."""
     from .stage import run as _run
 
-    return _run(**settings)
+    return _run(settings, **knobs)

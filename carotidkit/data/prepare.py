@@ -84,6 +84,7 @@ def index_videos(video_dir) -> pd.DataFrame:
 def prepare_data(cfg, progress=print) -> dict:
     """Build ``<run_dir>/data`` from the 00_data settings ``cfg``; return the manifest."""
     from ..layout import RunLayout
+    from ..settings import DataSettings
     from ..synth.dataset import generate  # only when something is simulated: loaders stay simulator-free
 
     lay = RunLayout(cfg["run_dir"]).data
@@ -92,16 +93,9 @@ def prepare_data(cfg, progress=print) -> dict:
     manifest = (
         generate(
             out,
-            n_subjects=cfg["n_subjects"],
-            n_plaque_images=cfg["n_plaque_images"],
-            plaque_db_size_px=cfg["plaque_db_size_px"],
-            cine_size_px=cfg["cine_size_px"],
-            cine_seconds=cfg["cine_seconds"],
-            vd_hr_per_sd=cfg["vd_hr_per_sd"],
-            followup_years=cfg["followup_years"],
             seed=cfg["seed"],
-            n_jobs=cfg.get("n_jobs", 1),
             progress=progress,
+            **{k: cfg[k] for k in DataSettings.SIMULATOR},
         )
         if len(real) < 3
         else {"parameters": {}, "counts": {}, "data_hashes": {}, "timings": {}, "paths": {}, "sources": {}}

@@ -1,33 +1,29 @@
 """Notebook 00's stage: simulate what is not given, read what is, and describe it.
 
-``run(run_dir=..., n_subjects=..., cohort_path=..., ...)`` builds ``layout.data`` (see
+``run(settings)`` (or ``run(run_dir=..., n_subjects=..., cohort_path=..., ...)``) builds ``layout.data`` (see
 :func:`carotidkit.data.prepare.prepare_data`) and returns a :class:`DataResult`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from .. import io
 from ..layout import RunLayout
-from ..lock import stage as stage_lock
+from ..settings import DataSettings
+from ..stages import Progress, StageResult, is_synthetic, stage
 
 
 @dataclass
-class DataResult:
+class DataResult(StageResult):
     manifest: dict
     paths: dict  # component -> absolute Path (cohort, plaque_db, cine_index, truth)
     cohort: pd.DataFrame
     plaque_db: pd.DataFrame  # image_id, split, image_path, mask_path, has_plaque, ...
     clips: pd.DataFrame  # subject_id, clip_id, path (absolute), ...
-    settings: dict = field(default_factory=dict)
-
-    @property
-    def synthetic(self) -> bool:
-        return bool(self.manifest.get("synthetic", True))
 
     def gallery_images(self, n: int, seed: int = 0) -> dict:
         """Up to ``n`` images for a gallery, redacted to the scan area (burned-in names and ids
@@ -44,7 +40,7 @@ class DataResult:
         synthetic = self.manifest["sources"]["plaque_db"] == "synthetic"
         picks, labels = [], []
         if synthetic:
-            t = io.read_parquet(RunLayout(self.settings["run_dir"]).data.plaque_db_truth)
+            t = io.read_parquet(RunLayout(self.settings.run_dir).data.plaque_db_truth)
             t = t.assign(source_id=t.image_id.astype(str)).set_index("source_id")
             t = t.loc[t.index.intersection(db.source_id.astype(str))]
             kinds = t.plaque_kinds.fillna("")
@@ -67,7 +63,7 @@ class DataResult:
         extra = rest.sample(min(n - len(picks), len(rest)), random_state=seed)
         pick = pd.concat([by_source.loc[picks], extra])
         labels += [""] * len(extra)
-        truth = RunLayout(self.settings["run_dir"]).data.overlay_truth if synthetic else None
+        truth = RunLayout(self.settings.run_dir).data.overlay_truth if synthetic else None
         return {
             "images": [redact_for_display(read_image(p)) for p in pick.image_path],
             "masks": [read_mask(p) for p in pick.mask_path],
@@ -91,32 +87,9 @@ class DataResult:
         rows = [(k.replace("_", " "), ", ".join(v) if isinstance(v, list) else v) for k, v in j.items()]
         return pd.DataFrame(rows, columns=["what", "value"])
 
-    def headline_text(self) -> str:
-        return self.manifest.get("headline", "")
 
-
-@stage_lock
-def run(
-    run_dir=None,
-    profile: str = "workshop",
-    seed: int = 0,
-    n_subjects: int = 2000,
-    n_plaque_images: int = 541,
-    plaque_db_size_px: int = 800,
-    cine_size_px: int = 64,
-    cine_seconds: float = 1.4,
-    vd_hr_per_sd: float = 1.4,
-    followup_years: float = 12.0,
-    n_jobs: int = 2,
-    plaque_db_dir=None,
-    cohort_path=None,
-    column_map=None,
-    cohort_encoding=None,
-    cohort_sep=None,
-    video_dir=None,
-    gallery_n: int = 8,
-    progress=print,
-) -> DataResult:
+@stage(DataSettings)
+def run(cfg: DataSettings, lay: RunLayout, progress: Progress) -> DataResult:
     """Build the run's data folder and return its tables.
 
     Example:
@@ -126,35 +99,20 @@ def run(
     from .plaque_db import load_plaque_db
     from .prepare import cine_table, prepare_data
 
-    lay = RunLayout.for_profile(profile, run_dir)
-    settings = dict(
-        run_dir=str(lay.run_dir),
-        seed=seed,
-        n_subjects=n_subjects,
-        n_plaque_images=n_plaque_images,
-        plaque_db_size_px=plaque_db_size_px,
-        cine_size_px=cine_size_px,
-        cine_seconds=cine_seconds,
-        vd_hr_per_sd=vd_hr_per_sd,
-        followup_years=followup_years,
-        n_jobs=n_jobs,
-        plaque_db_dir=plaque_db_dir,
-        cohort_path=cohort_path,
-        column_map=column_map,
-        cohort_encoding=cohort_encoding,
-        cohort_sep=cohort_sep,
-        video_dir=video_dir,
-    )
-    manifest = prepare_data(settings, progress=progress or (lambda *_: None))
+    manifest = prepare_data(cfg, progress=progress)
     paths = lay.data.resolved()
-    return DataResult(
+    res = DataResult(
         manifest=manifest,
         paths=paths,
         cohort=io.read_parquet(paths["cohort"]),
         plaque_db=load_plaque_db(paths["plaque_db"], errors="flag"),
         clips=cine_table(lay.run_dir),
-        settings=settings,
+        settings=cfg,
+        synthetic=is_synthetic(lay),
+        summary={"headline": manifest.get("headline", ""), "counts": manifest.get("counts", {})},
     )
+    res.save(lay)
+    return res
 
 
 __all__ = ["DataResult", "run"]

@@ -47,8 +47,8 @@ def keras_quietly():
     return keras
 
 
-def run(**settings):
-    """Notebook 02's stage: see :func:`carotidkit.segment.stage.run`."""
+def run(settings=None, /, **knobs):
+    """Notebook 02's stage: see :func:`carotidkit.segment.stage.run` (its settings object, or knobs as keywords)."""
     from .stage import run as _run
 
-    return _run(**settings)
+    return _run(settings, **knobs)

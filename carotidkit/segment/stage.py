@@ -1,6 +1,6 @@
 """Notebook 02's stage: train each backbone, predict, vote, evaluate.
 
-``run(run_dir=..., backbones=..., epochs=...)`` writes ``layout.unet`` and returns a
+``run(settings)`` (or ``run(run_dir=..., backbones=..., epochs=...)``) writes ``layout.unet`` and returns a
 :class:`UnetResult` (``res.train``, ``res.metrics``, ``res.predictions``, ``res.logs``, and the test
 arrays via ``res.test_arrays()``).
 """
@@ -16,7 +16,8 @@ import pandas as pd
 
 from .. import io
 from ..layout import RunLayout, Unet
-from ..lock import stage as stage_lock
+from ..settings import UnetSettings
+from ..stages import Progress, StageResult, is_synthetic, stage
 from . import metrics
 
 #: the name a second annotator's masks carry in 02's tables
@@ -24,12 +25,11 @@ SECOND_READER = "annotator 2"
 
 
 @dataclass
-class UnetResult:
+class UnetResult(StageResult):
     train: pd.DataFrame  # one row per backbone: best epoch, val Dice, seconds, images/s
     metrics: pd.DataFrame  # model, subset, metric, estimate, ci_low, ci_high
     predictions: pd.DataFrame  # per test image and model: Dice, areas, false alarm
     logs: pd.DataFrame  # backbone, epoch, loss, val_loss, val_dice, ...
-    summary: dict = field(default_factory=dict)
     #: each model's Dice vs annotator 1 next to a second reader's, paired difference + CI
     #: (empty without second-reader masks)
     versus_reader: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -100,23 +100,120 @@ def training_logs(unet_dir, backbones) -> pd.DataFrame:
     return pd.concat(logs, ignore_index=True)
 
 
-@stage_lock
-def run(
-    run_dir=None,
-    profile: str = "workshop",
-    seed: int = 0,
-    backbones=("mobilenetv2", "efficientnetb0", "efficientnetv2b0"),
-    epochs: int = 8,
-    batch_size: int = 16,
-    learning_rate: float = 1e-3,
-    patience: int = 3,
-    vote: str = "majority",
-    n_boot: int = 1000,
-    weights_dir=None,
-    vflip: float = 0.5,
-    n_jobs: int = 0,
-    progress=print,
-) -> UnetResult:
+def _train(cfg: UnetSettings, lay: RunLayout, arrays: dict, progress: Progress) -> list[dict]:
+    """Train (or resume) every member; their summaries."""
+    from .members import train_members
+
+    (Xtr, Ytr), (Xva, Yva) = arrays["train"], arrays["val"]
+    bbs = cfg.backbones
+    summaries = train_members(
+        bbs,
+        Xtr,
+        Ytr,
+        Xva,
+        Yva,
+        lay.unet.root,
+        n_jobs=cfg.n_jobs,
+        progress=progress,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate,
+        patience=cfg.patience,
+        seed=cfg.seed,
+        vflip=cfg.vflip,
+        weights_paths={bb: str(Path(cfg.weights_dir) / f"{bb}.weights.h5") for bb in bbs} if cfg.weights_dir else None,
+    )
+    for s in summaries:
+        progress(
+            f"{s['backbone']}: best val Dice {s['best_val_dice']:.3f} at epoch {s['best_epoch']} ({s['seconds']} s)"
+        )
+    return summaries
+
+
+def _write_ensemble(cfg: UnetSettings, lay: RunLayout) -> None:
+    """``ensemble.json``: the members, the vote and 01's preprocessing (what PlaqueSegmenter loads)."""
+    cmeta = io.read_json(lay.clean.summary)
+    cset = cmeta.get("settings", cmeta)
+    meta = {
+        "backbones": list(cfg.backbones),
+        "vote": cfg.vote,
+        "threshold": 0.5,
+        "min_component_px": 0,
+        "preprocessing": {
+            "model_size_px": cset["model_size_px"],
+            "square": cset["square"],
+            "undo_stretch": cset["undo_stretch"],
+            "inpaint_radius": cset.get("inpaint_radius", 3),
+        },
+    }
+    io.write_json(lay.unet.ensemble, meta)
+
+
+def _evaluate(cfg: UnetSettings, lay: RunLayout, arrays: dict, ids: dict, splits: pd.DataFrame) -> dict:
+    """Predict test and validation images with the saved ensemble; per-image rows and the
+    summary table (bootstrap CIs), the second reader's paired comparison."""
+    from .ensemble import PlaqueSegmenter
+
+    qc = io.read_parquet(lay.clean.qc).set_index("image_id")
+    (Xte, Yte), (Xva, Yva) = arrays["test"], arrays["val"]
+    seg = PlaqueSegmenter.load(lay.unet.root)
+    t0 = time.perf_counter()
+    probs = seg.predict_probs(Xte)
+    infer_s = time.perf_counter() - t0
+    test = splits.set_index("image_id").loc[ids["test"]]
+    bbs, n_boot, seed = cfg.backbones, cfg.n_boot, cfg.seed
+    per_img, has_reader = _score(probs, Yte, ids["test"], bbs, qc, lay.clean, leak=test.test_leak.to_numpy())
+    tables = [
+        metrics.summarize(df, n_boot, seed).assign(model=name, subset=subset)
+        for name, pi in per_img.groupby("model", sort=False)
+        for subset, df in (("all test", pi), ("test without duplicates", pi[~pi.test_leak]))
+    ]
+    # the validation images (model selection used them, which flatters the single models): a
+    # second look at "is the ensemble better than its members" on more images
+    val_img, _ = _score(seg.predict_probs(Xva), Yva, ids["val"], bbs, qc, lay.clean)
+    tables += [
+        metrics.summarize(pi, n_boot, seed).assign(model=name, subset="validation")
+        for name, pi in val_img.groupby("model", sort=False)
+    ]
+    vs = metrics.paired_dice(per_img, SECOND_READER, n_boot, seed) if has_reader.any() else pd.DataFrame()
+    return dict(
+        probs=probs,
+        infer_s=infer_s,
+        per_img=per_img,
+        val_img=val_img,
+        table=pd.concat(tables, ignore_index=True),
+        versus_reader=vs,
+        has_reader=bool(has_reader.any()),
+    )
+
+
+def _summary(cfg: UnetSettings, summaries: list[dict], ev: dict, n_test: int) -> dict:
+    """What 02 records in ``summary.json``: training summaries, speed, headline."""
+    infer_s, table, vote = ev["infer_s"], ev["table"], cfg.vote
+    summary = {
+        "train": summaries,
+        "n_test": n_test,
+        "inference_images_per_s": round(n_test * len(cfg.backbones) / infer_s, 1) if infer_s > 0 else None,
+        "ensemble_images_per_s": round(n_test / infer_s, 1) if infer_s > 0 else None,
+    }
+    ens = table[(table.subset == "all test") & (table.model == f"ensemble ({vote})")].set_index("metric")
+    d, fa = ens.loc["dice_mean"], ens.loc["false_alarm_rate"]
+    summary["headline"] = (
+        f"ensemble ({vote}) Dice {d.estimate:.3f} [{d.ci_low:.3f}, {d.ci_high:.3f}], "
+        f"false alarms on {fa.estimate:.0%} of plaque-free test images"
+    )
+    if ev["has_reader"]:
+        r = table[(table.subset == "all test") & (table.model == SECOND_READER)].set_index("metric").loc["dice_mean"]
+        summary["inter_observer"] = (
+            f"{SECOND_READER} vs annotator 1: Dice {r.estimate:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] "
+            f"on {int(r.n_images)} plaque images"
+        )
+        summary["headline"] += f"; {SECOND_READER}: Dice {r.estimate:.3f}"
+    return summary
+
+
+@stage(UnetSettings)
+def run(cfg: UnetSettings, lay: RunLayout, progress: Progress) -> UnetResult:
     """Train the U-Nets on 01's splits, vote them, and score them on the test split.
 
     ``n_jobs``: U-Nets trained at the same time, each in its own process with a share of the
@@ -126,116 +223,46 @@ def run(
         res = run(run_dir="runs/smoke", epochs=1)
         res.metrics
     """
-    from .ensemble import PlaqueSegmenter
-    from .members import train_members
     from .train import load_arrays
 
-    lay = RunLayout.for_profile(profile, run_dir)
     cdir, out = lay.clean, lay.unet
     if not cdir.splits.exists():
         raise io.CarotidkitError(f"{cdir.splits}: missing; run notebook 01_cleaning first")
     out.ensure()
     splits = io.read_parquet(cdir.splits)
-    qc = io.read_parquet(cdir.qc).set_index("image_id")
-    cmeta = io.read_json(cdir.summary)
     ids = {k: splits[splits.split == k].image_id.tolist() for k in ("train", "val", "test")}
-    (Xtr, Ytr), (Xva, Yva), (Xte, Yte) = (load_arrays(cdir.root, ids[k]) for k in ("train", "val", "test"))
-    if progress:
-        progress(f"train {len(Xtr)}, val {len(Xva)}, test {len(Xte)} images at {Xtr.shape[1]} px")
-    summaries = train_members(
-        backbones,
-        Xtr,
-        Ytr,
-        Xva,
-        Yva,
-        out.root,
-        n_jobs=n_jobs,
-        progress=progress,
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        patience=patience,
-        seed=seed,
-        vflip=vflip,
-        weights_paths={bb: str(Path(weights_dir) / f"{bb}.weights.h5") for bb in backbones} if weights_dir else None,
+    arrays = {k: load_arrays(cdir.root, ids[k]) for k in ("train", "val", "test")}
+    Xtr = arrays["train"][0]
+    progress(
+        f"train {len(Xtr)}, val {len(arrays['val'][0])}, test {len(arrays['test'][0])} images at {Xtr.shape[1]} px"
     )
-    if progress:
-        for s in summaries:
-            progress(
-                f"{s['backbone']}: best val Dice {s['best_val_dice']:.3f} at epoch {s['best_epoch']} ({s['seconds']} s)"
-            )
-    meta = {
-        "backbones": list(backbones),
-        "vote": vote,
-        "threshold": 0.5,
-        "min_component_px": 0,
-        "preprocessing": {
-            "model_size_px": cmeta["model_size_px"],
-            "square": cmeta["square"],
-            "undo_stretch": cmeta["undo_stretch"],
-            "inpaint_radius": cmeta.get("inpaint_radius", 3),
-        },
-    }
-    io.write_json(out.ensemble, meta)
-    seg = PlaqueSegmenter.load(out.root)
-    t0 = time.perf_counter()
-    probs = seg.predict_probs(Xte)
-    infer_s = time.perf_counter() - t0
-    test = splits.set_index("image_id").loc[ids["test"]]
-    per_img, has_reader = _score(probs, Yte, ids["test"], backbones, qc, cdir, leak=test.test_leak.to_numpy())
-    tables = [
-        metrics.summarize(df, n_boot, seed).assign(model=name, subset=subset)
-        for name, pi in per_img.groupby("model", sort=False)
-        for subset, df in (("all test", pi), ("test without duplicates", pi[~pi.test_leak]))
-    ]
-    # the validation images (model selection used them, which flatters the single models): a
-    # second look at "is the ensemble better than its members" with three times the images
-    val_img, _ = _score(seg.predict_probs(Xva), Yva, ids["val"], backbones, qc, cdir)
-    tables += [
-        metrics.summarize(pi, n_boot, seed).assign(model=name, subset="validation")
-        for name, pi in val_img.groupby("model", sort=False)
-    ]
-    table = pd.concat(tables, ignore_index=True)
-    vs = metrics.paired_dice(per_img, SECOND_READER, n_boot, seed) if has_reader.any() else pd.DataFrame()
-    io.write_parquet(out.test_predictions, per_img)
-    io.write_parquet(out.validation_predictions, val_img)
-    io.write_parquet(out.metrics, table)
-    io.write_parquet(out.versus_reader, vs)
+    summaries = _train(cfg, lay, arrays, progress)
+    _write_ensemble(cfg, lay)
+    ev = _evaluate(cfg, lay, arrays, ids, splits)
+    (Xte, Yte) = arrays["test"]
+    io.write_parquet(out.test_predictions, ev["per_img"])
+    io.write_parquet(out.validation_predictions, ev["val_img"])
+    io.write_parquet(out.metrics, ev["table"])
+    io.write_parquet(out.versus_reader, ev["versus_reader"])
     io.write_npz(
         out.test_probs,
-        probs=(probs * 255).round().astype(np.uint8),
+        probs=(ev["probs"] * 255).round().astype(np.uint8),
         image_ids=np.array(ids["test"]),
         masks=Yte[..., 0].astype(bool),
         images=Xte[..., 0],
     )
-    summary = {
-        "train": summaries,
-        "n_test": len(ids["test"]),
-        "inference_images_per_s": round(len(Xte) * len(backbones) / infer_s, 1) if infer_s > 0 else None,
-        "ensemble_images_per_s": round(len(Xte) / infer_s, 1) if infer_s > 0 else None,
-    }
-    ens = table[(table.subset == "all test") & (table.model == f"ensemble ({vote})")].set_index("metric")
-    d, fa = ens.loc["dice_mean"], ens.loc["false_alarm_rate"]
-    summary["headline"] = (
-        f"ensemble ({vote}) Dice {d.estimate:.3f} [{d.ci_low:.3f}, {d.ci_high:.3f}], "
-        f"false alarms on {fa.estimate:.0%} of plaque-free test images"
-    )
-    if has_reader.any():
-        r = table[(table.subset == "all test") & (table.model == SECOND_READER)].set_index("metric").loc["dice_mean"]
-        summary["inter_observer"] = (
-            f"{SECOND_READER} vs annotator 1: Dice {r.estimate:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] "
-            f"on {int(r.n_images)} plaque images"
-        )
-        summary["headline"] += f"; {SECOND_READER}: Dice {r.estimate:.3f}"
-    io.write_json(out.summary, summary)
-    return UnetResult(
+    res = UnetResult(
         train=pd.DataFrame(summaries),
-        metrics=table,
-        predictions=per_img,
-        logs=training_logs(out.root, backbones),
-        summary=summary,
-        versus_reader=vs,
-        validation_predictions=val_img,
+        metrics=ev["table"],
+        predictions=ev["per_img"],
+        logs=training_logs(out.root, cfg.backbones),
+        summary=_summary(cfg, summaries, ev, len(ids["test"])),
+        versus_reader=ev["versus_reader"],
+        validation_predictions=ev["val_img"],
         unet_dir=str(out.root),
-        vote=vote,
+        vote=cfg.vote,
+        settings=cfg,
+        synthetic=is_synthetic(lay),
     )
+    res.save(lay)
+    return res

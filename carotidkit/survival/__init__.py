@@ -50,8 +50,8 @@ def definitions(res=None):
     return out
 
 
-def run(**settings):
-    """Notebook 05's stage: see :func:`carotidkit.survival.stage.run`."""
+def run(settings=None, /, **knobs):
+    """Notebook 05's stage: see :func:`carotidkit.survival.stage.run` (its settings object, or knobs as keywords)."""
     from .stage import run as _run
 
-    return _run(**settings)
+    return _run(settings, **knobs)

@@ -18,7 +18,8 @@ import pandas as pd
 from .. import io
 from ..io import CarotidkitError
 from ..layout import RunLayout
-from ..lock import stage as stage_lock
+from ..settings import SurvivalSettings
+from ..stages import Progress, StageResult, is_synthetic, stage
 from . import calibration as cal
 from . import cox as coxm
 from . import curves
@@ -40,10 +41,10 @@ FULL_ADJUST = [
 
 
 @dataclass
-class SurvivalResult:
+class SurvivalResult(StageResult):
     """Tables of notebook 05 (lifelines style: each attribute is a tidy DataFrame)."""
 
-    headline: pd.DataFrame
+    key_results: pd.DataFrame  # one row per endpoint: VD's adjusted HR, C of SCORE2 and SCORE2 + VD, ΔC, ...
     analysis: pd.DataFrame
     cox: pd.DataFrame
     ph: pd.DataFrame
@@ -61,8 +62,6 @@ class SurvivalResult:
     reclassification: pd.DataFrame
     decision: pd.DataFrame
     notes: list = field(default_factory=list)
-    settings: dict = field(default_factory=dict)
-    synthetic: bool = True
 
     def calibration_table(self) -> pd.DataFrame:
         """Calibration metrics as one row per endpoint and model (estimates only)."""
@@ -70,17 +69,18 @@ class SurvivalResult:
             return pd.DataFrame()
         return self.calibration.pivot_table(index=["endpoint", "model"], columns="metric", values="estimate")
 
-    def headline_text(self) -> str:
-        """One line for the report index."""
-        parts = []
-        for r in self.headline.itertuples():
-            if pd.notna(getattr(r, "hr_vd_per_sd_adj_score2", np.nan)):
-                parts.append(
-                    f"{r.endpoint}: HR/SD {r.hr_vd_per_sd_adj_score2:.2f} | C SCORE2 "
-                    f"{r.c_score2:.3f}, +VD {r.c_score2_vd:.3f} (ΔC {r.delta_c:+.3f} "
-                    f"[{r.delta_ci_low:+.3f}, {r.delta_ci_high:+.3f}])"
-                )
-        return "; ".join(parts) or "too few events for survival models"
+
+def headline(key_results: pd.DataFrame) -> str:
+    """One line of what 05 found (for the report index)."""
+    parts = []
+    for r in key_results.itertuples():
+        if pd.notna(getattr(r, "hr_vd_per_sd_adj_score2", np.nan)):
+            parts.append(
+                f"{r.endpoint}: HR/SD {r.hr_vd_per_sd_adj_score2:.2f} | C SCORE2 "
+                f"{r.c_score2:.3f}, +VD {r.c_score2_vd:.3f} (ΔC {r.delta_c:+.3f} "
+                f"[{r.delta_ci_low:+.3f}, {r.delta_ci_high:+.3f}])"
+            )
+    return "; ".join(parts) or "too few events for survival models"
 
 
 def cloglog(p):
@@ -294,7 +294,7 @@ def _absolute_risk(dd, dur, ev, comp, ep, horizon, n_boot, seed, risk_s, risk_b,
         row[k] = float(nri.get(k, np.nan))
 
 
-_NOT_TABLES = ("notes", "settings", "synthetic")
+_NOT_TABLES = ("notes", "settings", "synthetic", "summary")
 
 
 def _write(lay, res: SurvivalResult, d: pd.DataFrame) -> None:
@@ -309,88 +309,63 @@ def _write(lay, res: SurvivalResult, d: pd.DataFrame) -> None:
     an = d[keep].copy()
     an["score2_category"] = an.score2_category.astype(str)
     io.write_parquet(s.analysis, an)
-    io.write_parquet(s.headline, res.headline)
+    io.write_parquet(s.key_results, res.key_results)
     io.write_parquet(s.cox, res.cox)
     io.write_parquet(s.fine_gray, res.fine_gray)
     io.write_parquet(s.discrimination, res.discrimination)
     io.write_parquet(s.calibration, res.calibration)
-    io.write_json(s.summary, {"settings": res.settings, "notes": res.notes, "headline": res.headline_text()})
 
 
-@stage_lock
-def run(
-    run_dir=None,
-    profile: str = "workshop",
-    seed: int = 0,
-    region: str = "moderate",
-    horizon_years: float = 10.0,
-    groups: int = 4,
-    n_boot: int = 1000,
-    vd_source: str = "vd",
-    endpoints=("mi", "cardiac_death", "death"),
-    ph_transform: str = "km",
-    write: bool = True,
-    progress=print,
-) -> SurvivalResult:
+#: the endpoints 05 compares VD and SCORE2 on (a cohort lacking one's columns skips it, with a note)
+ENDPOINTS = ("mi", "cardiac_death", "death")
+
+
+@stage(SurvivalSettings)
+def run(cfg: SurvivalSettings, lay: RunLayout, progress: Progress) -> SurvivalResult:
     """Compare VD with SCORE2 for each endpoint; return a :class:`SurvivalResult`.
 
-    Args:
-        run_dir: the run folder (default ``runs/<profile>``).
-        region: SCORE2 risk region (Germany/GHS: ``"moderate"``).
-        horizon_years: horizon of absolute risks, calibration, NRI (SCORE2's is 10 years).
-        groups: VD groups for Kaplan-Meier (4 = quartiles, 3 = tertiles).
-        n_boot: bootstrap replicates for C-index CIs (calibration/NRI use up to 200).
-        vd_source: ``"vd"`` (03's out-of-fold score) or ``"truth"`` (the simulator's ``vd_true``).
-        ph_transform: g(t) of the PH test (``cox.zph``): ``"km"`` (R's default), ``"rank"``,
-            ``"identity"`` or ``"log"``.
+    Settings (:class:`carotidkit.settings.SurvivalSettings`): ``region`` (SCORE2 risk region;
+    Germany/GHS: ``"moderate"``), ``horizon_years`` (of absolute risks, calibration, NRI; SCORE2's
+    is 10 years), ``groups`` (VD groups for Kaplan-Meier), ``n_boot`` (bootstrap replicates for
+    C-index CIs; calibration/NRI use up to 200), ``vd_source`` (``"vd"``: 03's out-of-fold score,
+    or ``"truth"``: the simulator's ``vd_true``), ``ph_transform`` (g(t) of the PH test).
 
     Example:
         res = run(run_dir="runs/smoke", n_boot=100)
-        res.headline
+        res.key_results
     """
-    if vd_source not in ("vd", "truth"):
-        raise CarotidkitError(f"vd_source={vd_source!r}: choose 'vd' or 'truth'")
-    if groups not in (3, 4, 5):
-        raise CarotidkitError(f"groups={groups}: choose 3 (tertiles), 4 (quartiles) or 5")
-    lay = RunLayout.for_profile(profile, run_dir)
     paths = lay.data.resolved()
-    manifest = io.read_json(lay.data.manifest)
     cohort = io.read_parquet(paths["cohort"])
     truth = io.read_parquet(lay.data.cohort_truth) if lay.data.cohort_truth.exists() else None
     vd = io.read_parquet(lay.vd.vd) if lay.vd.vd.exists() else None
     t0 = time.perf_counter()
-    d = build_analysis_table(cohort, vd, region, truth, vd_source)
+    d = build_analysis_table(cohort, vd, cfg.region, truth, cfg.vd_source)
     # one list per table of SurvivalResult, filled endpoint by endpoint
-    out = {f.name: [] for f in fields(SurvivalResult) if f.name not in ("headline", "analysis", *_NOT_TABLES)}
+    out = {f.name: [] for f in fields(SurvivalResult) if f.name not in ("key_results", "analysis", *_NOT_TABLES)}
     notes, rows = [], []
-    for ep in endpoints:
+    for ep in ENDPOINTS:
         if f"{ep}_event" not in d or f"{ep}_years" not in d:
             notes.append(f"{ep}: no {ep}_event/{ep}_years columns in the cohort, skipped")
             continue
-        if progress:
-            progress(f"05_survival: {ep} ...")
-        rows.append(_endpoint(d, ep, horizon_years, n_boot, groups, seed, notes, out, ph_transform))
+        progress(f"05_survival: {ep} ...")
+        rows.append(_endpoint(d, ep, cfg.horizon_years, cfg.n_boot, cfg.groups, cfg.seed, notes, out, cfg.ph_transform))
     frames = {
         k: (pd.concat(v, ignore_index=True) if v and isinstance(v[0], pd.DataFrame) else pd.DataFrame(v))
         for k, v in out.items()
     }
     res = SurvivalResult(
-        headline=pd.DataFrame(rows),
+        key_results=pd.DataFrame(rows),
         analysis=d,
         notes=notes,
-        settings=dict(
-            region=region,
-            horizon_years=horizon_years,
-            groups=groups,
-            n_boot=n_boot,
-            vd_source=vd_source,
-            seed=seed,
-            ph_transform=ph_transform,
-        ),
-        synthetic=bool(manifest.get("synthetic", True)),
+        settings=cfg,
+        synthetic=is_synthetic(lay),
         **frames,
     )
-    res.settings["seconds"] = round(time.perf_counter() - t0, 1)
-    if write:
-        _write(lay, res, d)
+    res.summary = {
+        "headline": headline(res.key_results),
+        "notes": notes,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    _write(lay, res, d)
+    res.save(lay)
     return res

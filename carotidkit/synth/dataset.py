@@ -282,23 +282,12 @@ def write_cine(
 # ----------------------------------------------------------------------------- everything
 
 
-def generate(
-    out_dir,
-    *,
-    n_subjects: int = 2000,
-    n_plaque_images: int = 541,
-    plaque_db_size_px: int = 800,
-    cine_size_px: int = 64,
-    cine_seconds: float = 1.4,
-    vd_hr_per_sd: float = 1.4,
-    followup_years: float = 12.0,
-    seed: int = 0,
-    n_jobs: int = 2,
-    force: bool = False,
-    progress=None,
-) -> dict:
+def generate(out_dir, *, seed: int = 0, force: bool = False, progress=None, **knobs) -> dict:
     """Simulate cohort, plaque database and cine loops into ``out_dir``; return the manifest.
 
+    ``knobs``: any of :data:`carotidkit.settings.DataSettings.SIMULATOR` (``n_subjects``,
+    ``n_plaque_images``, ``plaque_db_size_px``, ``cine_size_px``, ``cine_seconds``,
+    ``vd_hr_per_sd``, ``followup_years``, ``n_jobs``); the rest take 00's declared defaults.
     Cached: if ``out_dir/manifest.json`` has the same key (seed + parameters), nothing is redone.
 
     Example:
@@ -306,6 +295,16 @@ def generate(
         m["counts"]["plaque_images"]
         40
     """
+    from ..settings import DataSettings
+
+    unknown = sorted(set(knobs) - set(DataSettings.SIMULATOR))
+    if unknown:
+        raise TypeError(f"generate: unknown setting(s) {', '.join(unknown)}")
+    declared = DataSettings.knobs()
+    k = {n: knobs.get(n, declared[n].default) for n in DataSettings.SIMULATOR}
+    n_subjects, n_plaque_images, plaque_db_size_px = k["n_subjects"], k["n_plaque_images"], k["plaque_db_size_px"]
+    cine_size_px, cine_seconds, n_jobs = k["cine_size_px"], k["cine_seconds"], k["n_jobs"]
+    vd_hr_per_sd, followup_years = k["vd_hr_per_sd"], k["followup_years"]
     out_dir = Path(out_dir)
     params = dict(
         n_subjects=n_subjects,

@@ -4,11 +4,11 @@ notebook 03's stage (:func:`run`). torch is imported only when these are used.
 """
 
 
-def run(**settings):
-    """Notebook 03's stage: see :func:`carotidkit.vd.stage.run`."""
+def run(settings=None, /, **knobs):
+    """Notebook 03's stage: see :func:`carotidkit.vd.stage.run` (its settings object, or knobs as keywords)."""
     from .stage import run as _run
 
-    return _run(**settings)
+    return _run(settings, **knobs)
 
 
 __all__ = ["run"]

@@ -1,25 +1,26 @@
 """Notebook 03's stage: cross-fitted VD and its evaluation against the label (and the truth).
 
-``run(run_dir=..., architecture=..., folds=..., epochs=...)`` trains (or resumes) the K fold
+``run(settings)`` (or ``run(run_dir=..., architecture=..., folds=..., epochs=...)``) trains (or resumes) the K fold
 models, writes ``layout.vd`` and returns a :class:`VdResult` of tidy tables.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from .. import io
 from ..layout import RunLayout
-from ..lock import stage as stage_lock
-from .train import DEFAULTS, cross_fit
+from ..settings import VdSettings
+from ..stages import Progress, StageResult, is_synthetic, stage
+from .train import cross_fit
 
 
 @dataclass
-class VdResult:
+class VdResult(StageResult):
     vd: pd.DataFrame  # subject_id, vd_logit, vd_z, vd_percentile, fold, n_clips (+ label, truth)
     metrics: pd.DataFrame  # metric, estimate, ci_low, ci_high
     log: pd.DataFrame  # fold, epoch, train_loss, val_loss, val_auc, seconds
@@ -28,11 +29,6 @@ class VdResult:
     roc: pd.DataFrame  # fpr, tpr
     calibration: pd.DataFrame  # decile: predicted, observed
     errors: pd.DataFrame
-    settings: dict = field(default_factory=dict)
-    synthetic: bool = True
-
-    def headline_text(self) -> str:
-        return headline(self.metrics)
 
     def example_subjects(self) -> pd.DataFrame:
         """Subjects at the low end, the median and the high end of VD (one clip each)."""
@@ -105,7 +101,7 @@ class VdResult:
 
 
 def headline(metrics: pd.DataFrame) -> str:
-    """One line of what 03 found (also written to ``metrics.json`` for the report index)."""
+    """One line of what 03 found (also written to ``summary.json`` for the report index)."""
     m = metrics.set_index("metric")
     s = (
         f"hypertension AUROC {m.estimate['auc']:.3f} [{m.ci_low['auc']:.3f}, {m.ci_high['auc']:.3f}], "
@@ -170,48 +166,14 @@ def evaluate(
     return pd.DataFrame(rows)
 
 
-@stage_lock
-def run(
-    run_dir=None, profile: str = "workshop", seed: int = 0, n_boot: int = 1000, progress: bool = True, **settings
-) -> VdResult:
-    """Train (or resume) the cross-fitted video model and evaluate its out-of-fold VD.
-
-    Args: every key of :data:`carotidkit.vd.train.DEFAULTS` (``architecture``, ``folds``,
-    ``epochs``, ``batch_size``, ``learning_rate``, ``frames``, ``period``, ``input_size_px``,
-    ``clip_seconds``, ``clips_per_video``, ``width``, ``depth``, ``patience``, ``pretrain_epochs``,
-    ``weights_path``, ...), plus ``n_boot`` for the CIs.
-
-    Example:
-        res = run(run_dir="runs/smoke", epochs=1, folds=2)
-        res.metrics
-    """
-    from sklearn.metrics import roc_curve
-
-    lay = RunLayout.for_profile(profile, run_dir)
-    t0 = time.perf_counter()
-    out = cross_fit(lay.run_dir, seed=seed, progress=progress, **settings)
-    seconds = time.perf_counter() - t0
-    cohort = out["cohort"]
-    manifest = io.read_json(lay.data.manifest)
-    truth = io.read_parquet(lay.data.cohort_truth) if lay.data.cohort_truth.exists() else None
-    vd = out["vd"].merge(out["folds"][["subject_id", "label"]], on="subject_id")
-    metrics = evaluate(vd, n_boot=n_boot, seed=seed, truth=truth, cohort=cohort)
-    fpr, tpr, _ = roc_curve(vd.label, vd.vd_logit)
-    p = 1 / (1 + np.exp(-vd.vd_logit))
-    dec = pd.qcut(p.rank(method="first"), 10, labels=False)
-    calib = pd.DataFrame({"predicted": p, "observed": vd.label, "decile": dec}).groupby("decile").mean()
-    vd = vd.merge(cohort[["subject_id", "age_years", "sex", "sbp_mmhg"]], on="subject_id", how="left")
-    if truth is not None:
-        vd = vd.merge(truth[["subject_id", "vd_true"]], on="subject_id", how="left")
-    cfg = {**DEFAULTS, **{k: v for k, v in settings.items() if v is not None}}
+def _summary(metrics: pd.DataFrame, out: dict, vd: pd.DataFrame, seconds: float) -> dict:
+    """What 03 records in ``summary.json``."""
     m = metrics.set_index("metric")
     summary = {
         "auc": m.estimate["auc"],
         "auc_ci": [m.ci_low["auc"], m.ci_high["auc"]],
         "balanced_accuracy": m.estimate["balanced_accuracy"],
         "balanced_accuracy_ci": [m.ci_low["balanced_accuracy"], m.ci_high["balanced_accuracy"]],
-        "settings": cfg,
-        "seed": seed,
         "seconds": round(seconds, 1),
         "n_subjects": int(len(vd)),
         "n_clips": int(len(out["clips"])),
@@ -221,8 +183,38 @@ def run(
         if k in m.index:
             summary[k] = m.estimate[k]
     summary["headline"] = headline(metrics)
-    io.write_json(lay.vd.metrics, summary)
-    return VdResult(
+    return summary
+
+
+@stage(VdSettings)
+def run(cfg: VdSettings, lay: RunLayout, progress: Progress) -> VdResult:
+    """Train (or resume) the cross-fitted video model and evaluate its out-of-fold VD.
+
+    Settings: :class:`carotidkit.settings.VdSettings` (``architecture``, ``folds``, ``epochs``,
+    ``batch_size``, ``learning_rate``, ``frames``, ``period``, ``input_size_px``, ``clip_seconds``,
+    ``width``, ``depth``, ``patience``, ``pretrain_epochs``, ``weights_path``, ``n_boot``, ...).
+
+    Example:
+        res = run(run_dir="runs/smoke", epochs=1, folds=2)
+        res.metrics
+    """
+    from sklearn.metrics import roc_curve
+
+    t0 = time.perf_counter()
+    out = cross_fit(cfg, progress=progress)
+    seconds = time.perf_counter() - t0
+    cohort = out["cohort"]
+    truth = io.read_parquet(lay.data.cohort_truth) if lay.data.cohort_truth.exists() else None
+    vd = out["vd"].merge(out["folds"][["subject_id", "label"]], on="subject_id")
+    metrics = evaluate(vd, n_boot=cfg.n_boot, seed=cfg.seed, truth=truth, cohort=cohort)
+    fpr, tpr, _ = roc_curve(vd.label, vd.vd_logit)
+    p = 1 / (1 + np.exp(-vd.vd_logit))
+    dec = pd.qcut(p.rank(method="first"), 10, labels=False)
+    calib = pd.DataFrame({"predicted": p, "observed": vd.label, "decile": dec}).groupby("decile").mean()
+    vd = vd.merge(cohort[["subject_id", "age_years", "sex", "sbp_mmhg"]], on="subject_id", how="left")
+    if truth is not None:
+        vd = vd.merge(truth[["subject_id", "vd_true"]], on="subject_id", how="left")
+    res = VdResult(
         vd=vd,
         metrics=metrics,
         log=out["log"],
@@ -231,6 +223,9 @@ def run(
         roc=pd.DataFrame({"fpr": fpr, "tpr": tpr}),
         calibration=calib.reset_index(),
         errors=out["errors"],
-        settings={**cfg, "seconds": round(seconds, 1)},
-        synthetic=bool(manifest.get("synthetic", True)),
+        settings=cfg,
+        synthetic=is_synthetic(lay),
+        summary=_summary(metrics, out, vd, seconds),
     )
+    res.save(lay)
+    return res

@@ -20,54 +20,13 @@ import pandas as pd
 
 from .. import io
 
-DEFAULTS = dict(
-    architecture="r2plus1d",
-    folds=3,
-    epochs=6,
-    batch_size=16,
-    learning_rate=2e-3,
-    weight_decay=1e-4,
-    frames=8,
-    period=4,
-    input_size_px=48,
-    clip_seconds=1.28,
-    clips_per_video=1,
-    width=16,
-    depth=1,
-    patience=3,
-    schedule="onecycle",
-    dropout=0.2,
-    val_fraction=0.15,
-    pretrain_epochs=0,
-    weights_path=None,
-    label="hypertension",
-    n_jobs=1,
-)
-
 
 def check_settings(cfg) -> None:
-    """Refuse, in one line, combinations of knobs whose model cannot be built (each range alone
-    allows them): R(2+1)D groups its channels in eights (``width`` a multiple of 4); the video
-    transformer's 4 attention heads must divide its width (``6 * width`` from width 6 up: even)
-    and its tubelets span 2 frames (``frames`` even, also for VideoMAE)."""
-    from ..io import CarotidkitError
+    """Refuse, in one line, knob combinations no model can be built for (see
+    :meth:`carotidkit.settings.VdSettings.check`; the settings object runs it when made)."""
+    from ..settings import VdSettings
 
-    arch, width, frames = cfg.get("architecture"), cfg.get("width"), cfg.get("frames")
-    if arch == "r2plus1d" and width is not None and width % 4:
-        raise CarotidkitError(
-            f"03_vd_video: width = {width} cannot be built for r2plus1d (channels are normalised in groups of "
-            f"8: use a multiple of 4, e.g. {max(4, round(width / 4) * 4)})"
-        )
-    if arch == "vivit":
-        if width is not None and max(32, 6 * width) % 4:
-            raise CarotidkitError(
-                f"03_vd_video: width = {width} cannot be built for vivit (4 attention heads must divide "
-                f"the embedding of {6 * width}: use an even width)"
-            )
-        if frames is not None and frames % 2:
-            raise CarotidkitError(
-                f"03_vd_video: frames = {frames} cannot be built for vivit (tubelets span 2 frames: use an even number)"
-            )
+    VdSettings(**{k: cfg[k] for k in cfg if k in VdSettings._names()})
 
 
 # ----------------------------------------------------------------------------- distributed helpers
@@ -325,7 +284,7 @@ def _fold_key(cfg: dict, seed: int, f: int, data_key: str, folds: pd.DataFrame) 
     """A checkpoint's key: its settings, seed, fold, input data and subjects (changed inputs retrain)."""
     return io.stable_hash(
         {
-            "cfg": {k: cfg[k] for k in sorted(DEFAULTS) if k != "n_jobs"},
+            "cfg": cfg.training(),
             "seed": seed,
             "fold": f,
             "data": data_key,
@@ -497,22 +456,25 @@ def prepare_cache(run_dir, cfg: dict, progress: bool = True, wait: bool = False,
     return None
 
 
-def cross_fit(run_dir, seed: int = 0, progress: bool = True, **settings) -> dict:
-    """All folds: returns ``{"clips", "folds", "log", "errors", "cache_key"}`` (rank 0 writes).
+def cross_fit(cfg, progress: bool = True, **knobs) -> dict:
+    """All folds: returns ``{"clips", "folds", "log", "errors", "settings", "cohort", "vd"}`` (rank 0 writes).
 
-    Under torchrun every rank opens the finished clip cache (:func:`main` builds it before the
-    process group starts); a missing cache there is an error, never a build behind a barrier.
+    ``cfg``: 03's settings (:class:`~carotidkit.settings.VdSettings`), or a run folder plus knobs
+    as keywords (the declared workshop values for the rest). Under torchrun every rank opens the
+    finished clip cache (:func:`main` builds it before the process group starts); a missing cache
+    there is an error, never a build behind a barrier.
     """
     import torch
 
     from ..layout import RunLayout
+    from ..settings import VdSettings
     from .clips import build_cache
 
-    cfg = {**DEFAULTS, **{k: v for k, v in settings.items() if v is not None}}
-    unknown = set(settings) - set(DEFAULTS)
-    if unknown:
-        raise TypeError(f"unknown setting(s): {', '.join(sorted(unknown))}")
-    check_settings(cfg)
+    if isinstance(cfg, VdSettings):
+        cfg = cfg.replace(**knobs) if knobs else cfg
+    else:
+        cfg = VdSettings(run_dir=str(cfg), **knobs)
+    run_dir, seed = cfg.run_dir, cfg.seed
     torch.set_num_threads(max(1, (os.cpu_count() or 2) // int(os.environ.get("WORLD_SIZE", "1"))))
     lay = RunLayout(run_dir)
     cohort, index, kw = _clip_index(run_dir, cfg)
@@ -571,24 +533,15 @@ def write_outputs(lay, res: dict, cohort: pd.DataFrame) -> pd.DataFrame:
     return vd
 
 
-def settings_for(profile: str, run_dir, seed: int = 0, **cli) -> dict:
-    """03's training settings exactly as notebook 03 resolves them for ``profile`` (its knobs from
-    :mod:`carotidkit.profiles`, the rest from :data:`DEFAULTS`), with ``cli`` overrides."""
-    from .. import profiles
+def settings_for(profile: str, run_dir, seed: int = 0, **cli):
+    """03's settings exactly as notebook 03 resolves them for ``profile``, with ``cli`` overrides."""
+    from ..settings import VdSettings
 
-    nb_keys = set(profiles.knobs("03_vd_video"))
-    cfg = dict(
-        profiles.settings(
-            "03_vd_video", profile, run_dir=run_dir, seed=seed, **{k: v for k, v in cli.items() if k in nb_keys}
-        )
-    )
-    out = {k: cfg[k] for k in DEFAULTS if k in cfg}
-    out.update({k: v for k, v in cli.items() if k not in nb_keys and v is not None})
-    return out
+    return VdSettings.for_profile(profile, run_dir=run_dir, seed=seed, **cli)
 
 
 def main(argv=None):
-    from .. import profiles
+    from ..settings import PROFILE_NAMES, VdSettings, add_arguments
 
     p = argparse.ArgumentParser(
         prog="python -m carotidkit.vd.train",
@@ -596,19 +549,15 @@ def main(argv=None):
         "(one process, or under torchrun --nproc_per_node=N). Settings are notebook 03's for --profile.",
     )
     p.add_argument("--run-dir", required=True, help="run folder with 00's data (e.g. runs/smoke)")
-    p.add_argument("--profile", default="workshop", choices=list(profiles.PROFILE_NAMES), help="default: workshop")
+    p.add_argument("--profile", default="workshop", choices=list(PROFILE_NAMES), help="default: workshop")
     p.add_argument("--seed", type=int, default=0)
-    for k, v in DEFAULTS.items():
-        typ = type(v) if v is not None and not isinstance(v, bool) else str
-        p.add_argument(f"--{k.replace('_', '-')}", type=typ, default=None, help="default: the profile's value")
+    add_arguments(p, VdSettings)
     a = p.parse_args(argv)
-    settings = settings_for(a.profile, a.run_dir, a.seed, **{k: getattr(a, k) for k in DEFAULTS})
-    cfg = {**DEFAULTS, **settings}
-    check_settings(cfg)
+    cfg = settings_for(a.profile, a.run_dir, a.seed, **{k: getattr(a, k) for k in VdSettings.knobs()})
     world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
     # the cache first, as its own step: only then does the process group start
     prepare_cache(a.run_dir, cfg, progress=rank == 0, wait=world > 1 and rank != 0)
-    cross_fit(a.run_dir, seed=a.seed, progress=rank == 0, **settings)
+    cross_fit(cfg, progress=rank == 0)
     d = Dist()
     if d.enabled:
         d.dist.destroy_process_group()

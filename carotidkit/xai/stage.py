@@ -1,5 +1,5 @@
 """Notebook 04's stage: explain the video model (regions, sanity, faithfulness) and VD's
-associations with risk factors. ``run(run_dir=..., n_explain=..., methods=...)`` -> :class:`XaiResult`."""
+associations with risk factors. ``run(settings)`` (or ``run(run_dir=..., n_explain=..., methods=...)``) -> :class:`XaiResult`."""
 
 from __future__ import annotations
 
@@ -12,14 +12,15 @@ import pandas as pd
 from .. import io
 from ..io import CarotidkitError
 from ..layout import RunLayout
-from ..lock import stage as stage_lock
+from ..settings import XaiSettings
+from ..stages import Progress, StageResult, is_synthetic, stage
 from ..vd.clips import frame_indices
 from . import associations as assoc
 from . import video as V
 
 
 @dataclass
-class XaiResult:
+class XaiResult(StageResult):
     enrichment: pd.DataFrame  # method, phase, region, enrichment, ci_low, ci_high
     per_clip: pd.DataFrame  # subject_id, method, phase, region, enrichment
     sanity: pd.DataFrame  # method, randomised_through, spearman (signed), spearman_abs, ssim
@@ -31,7 +32,6 @@ class XaiResult:
     unet_cam: dict | None = None  # Grad-CAM of each U-Net backbone and the ensemble (see unet_cam.py)
     movies: dict = field(default_factory=dict)  # title -> (clip uint8 [T,H,W], attribution uint8 [T,H,W])
     notes: list = field(default_factory=list)
-    settings: dict = field(default_factory=dict)
 
     def deletion_summary(self) -> pd.DataFrame:
         """Mean deletion AUC by order with a clip-bootstrap CI (attribution order should be lower),
@@ -65,16 +65,6 @@ class XaiResult:
             .mean()
             .reset_index()
         )
-
-    def headline_text(self) -> str:
-        e = self.enrichment[
-            (self.enrichment.phase == "whole cycle") & (self.enrichment.method == "integrated_gradients")
-        ].set_index("region")
-        parts = [
-            f"{r} {e.enrichment[r]:.2f}" for r in ("far_wall", "near_wall", "perivascular", "lumen") if r in e.index
-        ]
-        top = self.associations.sort_values("rank_shap").term.head(3).tolist()
-        return f"IG enrichment: {', '.join(parts)}; SHAP top drivers of VD: {', '.join(top)}"
 
 
 def _attribute(model, X5, method, seed, ref):
@@ -112,49 +102,12 @@ def load_fold_model(lay: RunLayout, fold: int = 0):
     return model.eval(), meta
 
 
-@stage_lock
-def run(
-    run_dir=None,
-    profile: str = "workshop",
-    seed: int = 0,
-    n_explain: int = 24,
-    n_sanity: int = 4,
-    methods=("integrated_gradients", "occlusion", "grad_cam"),
-    n_boot: int = 1000,
-    baseline: str = "anechoic",
-    progress=print,
-) -> XaiResult:
-    """Explain fold 0's video model on its own out-of-fold subjects, and VD's associations.
-
-    Args:
-        n_explain: subjects explained (spread over the VD range); n_sanity: clips in the
-            randomisation test; methods: captum methods; n_boot: subject-bootstrap replicates;
-            baseline: the reference input of Integrated Gradients, Occlusion and the deletion
-            curve, ``"anechoic"`` (a black frame: no echo) or ``"mean"`` (the clips' mean grey);
-            see :func:`carotidkit.xai.video.baseline_value`. Integrated Gradients' region
-            enrichment is also computed under the other baseline (``baseline_sensitivity``).
-
-    Example:
-        res = run(run_dir="runs/smoke", n_explain=4)
-        res.enrichment
-    """
+def _explained_clips(lay: RunLayout, vd: pd.DataFrame, n_explain: int, meta: dict, notes: list) -> dict:
+    """Fold 0's held-out subjects spread over the VD range: the frames the model saw (first
+    window, normalised), their region labels and lumen sizes (simulated loops only)."""
     import cv2
-    import torch
 
-    torch.manual_seed(seed)
-    lay = RunLayout.for_profile(profile, run_dir)
     paths = lay.data.resolved()
-    cohort = io.read_parquet(paths["cohort"])
-    vd = io.read_parquet(lay.vd.vd)
-    notes = []
-    t0 = time.perf_counter()
-    # 1. associations (all subjects)
-    X, y = assoc.design(cohort, vd)
-    reg = assoc.regression_table(X, y)
-    imp, sv, Xs = assoc.shap_table(X, y, seed=seed)
-    table = reg.merge(imp, on="term").sort_values("rank_shap").reset_index(drop=True)
-    # 2. video attributions on fold 0's held-out subjects
-    model, meta = load_fold_model(lay, 0)
     index = io.read_parquet(paths["cine_index"])
     base = paths["cine_index"].parent
     held = vd[vd.fold == 0].sort_values("vd_logit").reset_index(drop=True)
@@ -169,8 +122,7 @@ def run(
             continue
         z = np.load(p)
         fr = z["frames"]
-        fps = float(z["fps"])
-        idx = frame_indices(len(fr), fps, T * P)[::P]  # the frames the model saw (first window)
+        idx = frame_indices(len(fr), float(z["fps"]), T * P)[::P]  # the frames the model saw (first window)
         x = np.stack([cv2.resize(fr[i], (S, S), interpolation=cv2.INTER_AREA) for i in idx]).astype(np.float32)
         xs.append((x - meta["mean"]) / meta["std"])
         labs.append(V.resize_labels(z["labels"], idx, S))
@@ -178,60 +130,114 @@ def run(
         sids.append(sid)
     if not xs:
         raise CarotidkitError("no simulated loops with region labels among the explained subjects")
-    X5 = np.stack(xs)[:, None]
-    ref = V.baseline_value(baseline, meta["mean"], meta["std"])
+    return dict(X5=np.stack(xs)[:, None], labs=labs, lumens=lumens, sids=sids)
+
+
+def _attributions(cfg: XaiSettings, model, clips: dict, meta: dict, progress: Progress):
+    """Each method's attribution maps, per-clip region enrichment and its bootstrap summary;
+    Integrated Gradients' whole-cycle enrichment under the other baseline too."""
+    X5, labs, lumens, sids = clips["X5"], clips["labs"], clips["lumens"], clips["sids"]
+    ref = V.baseline_value(cfg.baseline, meta["mean"], meta["std"])
     per_clip, maps = [], {}
-    for m in methods:
-        if progress:
-            progress(f"04_xai: {m} on {len(X5)} clips ...")
-        maps[m] = _attribute(model, X5, m, seed, ref)
+    for m in cfg.methods:
+        progress(f"04_xai: {m} on {len(X5)} clips ...")
+        maps[m] = _attribute(model, X5, m, cfg.seed, ref)
         per_clip += _clip_enrichment(maps[m], labs, sids, m, lumens)
     per_clip = pd.DataFrame(per_clip)
-    enr = V.bootstrap_enrichment(per_clip, n_boot=n_boot, seed=seed)
+    enr = V.bootstrap_enrichment(per_clip, n_boot=cfg.n_boot, seed=cfg.seed)
     sensitivity = pd.DataFrame()
-    if "integrated_gradients" in methods:  # IG's whole-cycle enrichment under the other reference too
-        other = next(b for b in V.BASELINES if b != baseline)
+    if "integrated_gradients" in cfg.methods:
+        other = next(b for b in V.BASELINES if b != cfg.baseline)
         ig = "integrated_gradients"
         alt_ref = V.baseline_value(other, meta["mean"], meta["std"])
         rows = {
-            baseline: per_clip[(per_clip.method == ig) & (per_clip.phase == "whole cycle")],
+            cfg.baseline: per_clip[(per_clip.method == ig) & (per_clip.phase == "whole cycle")],
             other: pd.DataFrame(
-                _clip_enrichment(_attribute(model, X5, ig, seed, alt_ref), labs, sids, ig, lumens, ("whole cycle",))
+                _clip_enrichment(_attribute(model, X5, ig, cfg.seed, alt_ref), labs, sids, ig, lumens, ("whole cycle",))
             ),
         }
         sensitivity = pd.concat(
-            [V.bootstrap_enrichment(d, n_boot=n_boot, seed=seed).assign(baseline=b) for b, d in rows.items()],
+            [V.bootstrap_enrichment(d, n_boot=cfg.n_boot, seed=cfg.seed).assign(baseline=b) for b, d in rows.items()],
             ignore_index=True,
         ).drop(columns=["phase"])
-    # 3. sanity and faithfulness
-    sanity = pd.concat(
-        [
-            V.cascading_randomisation(model, X5[:n_sanity], m, seed=seed, baseline=ref)
-            for m in ("integrated_gradients", "grad_cam")
-            if m in methods
-        ],
-        ignore_index=True,
-    )
-    deletion = V.deletion_curve(
-        model, X5, maps.get("integrated_gradients", next(iter(maps.values()))), seed=seed, baseline=ref
-    )
-    # 4. movies for low / median / high VD
+    return maps, per_clip, enr, sensitivity, ref
+
+
+def _movies(X5, maps: dict, sids: list, meta: dict) -> dict:
+    """Clip and attribution movies for the lowest, median and highest VD explained."""
     movies = {}
     a = maps.get("integrated_gradients", next(iter(maps.values())))
     for label, i in (("low VD", 0), ("median VD", len(sids) // 2), ("high VD", len(sids) - 1)):
         clip = np.clip(X5[i, 0] * meta["std"] + meta["mean"], 0, 255).astype(np.uint8)
         heat = (255 * a[i] / (np.percentile(a[i], 99.5) + 1e-12)).clip(0, 255).astype(np.uint8)
         movies[f"{label} ({sids[i]})"] = (clip, heat)
-    # 5. Grad-CAM of the U-Nets (02), when they exist
-    unet_cam = None
-    if lay.unet.ensemble.exists() and lay.unet.test_probs.exists():
-        if progress:
-            progress("04_xai: Grad-CAM of the U-Nets ...")
-        from .unet_cam import unet_gradcam
+    return movies
 
-        unet_cam = unet_gradcam(lay.unet.root)
-    else:
+
+def _unet_cam(lay: RunLayout, progress: Progress, notes: list):
+    """Grad-CAM of 02's U-Nets, when they exist."""
+    if not (lay.unet.ensemble.exists() and lay.unet.test_probs.exists()):
         notes.append("no U-Net ensemble in this run (02 not run): U-Net Grad-CAM skipped")
+        return None
+    progress("04_xai: Grad-CAM of the U-Nets ...")
+    from .unet_cam import unet_gradcam
+
+    return unet_gradcam(lay.unet.root)
+
+
+def headline(enrichment: pd.DataFrame, associations: pd.DataFrame) -> str:
+    """One line of what 04 found."""
+    e = enrichment[(enrichment.phase == "whole cycle") & (enrichment.method == "integrated_gradients")].set_index(
+        "region"
+    )
+    parts = [f"{r} {e.enrichment[r]:.2f}" for r in ("far_wall", "near_wall", "perivascular", "lumen") if r in e.index]
+    top = associations.sort_values("rank_shap").term.head(3).tolist()
+    return f"IG enrichment: {', '.join(parts)}; SHAP top drivers of VD: {', '.join(top)}"
+
+
+@stage(XaiSettings)
+def run(cfg: XaiSettings, lay: RunLayout, progress: Progress) -> XaiResult:
+    """Explain fold 0's video model on its own out-of-fold subjects, and VD's associations.
+
+    Settings (:class:`carotidkit.settings.XaiSettings`): ``n_explain`` subjects explained (spread
+    over the VD range); ``n_sanity`` clips in the randomisation test; ``methods``; ``n_boot``
+    subject-bootstrap replicates; ``baseline``: the reference input of Integrated Gradients,
+    Occlusion and the deletion curve, ``"anechoic"`` (a black frame: no echo) or ``"mean"`` (the
+    clips' mean grey); see :func:`carotidkit.xai.video.baseline_value`. Integrated Gradients'
+    region enrichment is also computed under the other baseline (``baseline_sensitivity``).
+
+    Example:
+        res = run(run_dir="runs/smoke", n_explain=4)
+        res.enrichment
+    """
+    import torch
+
+    torch.manual_seed(cfg.seed)
+    cohort = io.read_parquet(lay.data.resolved()["cohort"])
+    vd = io.read_parquet(lay.vd.vd)
+    notes = []
+    t0 = time.perf_counter()
+    # 1. associations (all subjects)
+    X, y = assoc.design(cohort, vd)
+    reg = assoc.regression_table(X, y)
+    imp, sv, Xs = assoc.shap_table(X, y, seed=cfg.seed)
+    table = reg.merge(imp, on="term").sort_values("rank_shap").reset_index(drop=True)
+    # 2. video attributions on fold 0's held-out subjects
+    model, meta = load_fold_model(lay, 0)
+    clips = _explained_clips(lay, vd, cfg.n_explain, meta, notes)
+    X5 = clips["X5"]
+    maps, per_clip, enr, sensitivity, ref = _attributions(cfg, model, clips, meta, progress)
+    # 3. sanity and faithfulness
+    sanity = pd.concat(
+        [
+            V.cascading_randomisation(model, X5[: cfg.n_sanity], m, seed=cfg.seed, baseline=ref)
+            for m in ("integrated_gradients", "grad_cam")
+            if m in cfg.methods
+        ],
+        ignore_index=True,
+    )
+    first = maps.get("integrated_gradients", next(iter(maps.values())))
+    deletion = V.deletion_curve(model, X5, first, seed=cfg.seed, baseline=ref)
     res = XaiResult(
         enrichment=enr,
         per_clip=per_clip,
@@ -240,19 +246,19 @@ def run(
         associations=table,
         shap_values=sv,
         shap_data=Xs,
-        movies=movies,
+        movies=_movies(X5, maps, clips["sids"], meta),  # 4. low / median / high VD
         baseline_sensitivity=sensitivity,
-        unet_cam=unet_cam,
+        unet_cam=_unet_cam(lay, progress, notes),  # 5. the U-Nets of 02
         notes=notes,
-        settings=dict(
-            n_explain=len(sids),
-            methods=list(methods),
-            n_boot=n_boot,
-            baseline=baseline,
-            seed=seed,
-            seconds=round(time.perf_counter() - t0, 1),
-        ),
+        settings=cfg,
+        synthetic=is_synthetic(lay),
     )
+    res.summary = {
+        "headline": headline(enr, table),
+        "n_explained": len(clips["sids"]),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "notes": notes,
+    }
     x = lay.xai
     x.ensure()
     io.write_parquet(x.enrichment, enr)
@@ -260,5 +266,5 @@ def run(
     io.write_parquet(x.sanity, sanity)
     io.write_parquet(x.faithfulness, res.deletion_summary())
     io.write_parquet(x.associations, table)
-    io.write_json(x.summary, {"headline": res.headline_text(), "settings": res.settings, "notes": notes})
+    res.save(lay)
     return res

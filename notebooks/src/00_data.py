@@ -13,23 +13,23 @@
 
 # %% tags=["parameters"]
 profile = "workshop"  # smoke | workshop | full
-run_dir = None  # default: runs/<profile>
+run_dir = None  # default: runs/<profile> (or $CAROTIDKIT_RUNS/<profile>)
 seed = 0
-n_subjects = None  # None: the profile's value
-n_plaque_images = None
-plaque_db_size_px = None
-cine_size_px = None
-cine_seconds = None
-vd_hr_per_sd = None
-followup_years = None
-n_jobs = None
+n_subjects = None  # simulated subjects (both sides filmed); 5..1e+06
+n_plaque_images = None  # simulated plaque-database images; 4..100000
+plaque_db_size_px = None  # side of the simulated database images [px]; 64..4096
+cine_size_px = None  # side of the simulated cine loops [px]; 16..1024
+cine_seconds = None  # length of each simulated loop [s]; 0.2..60
+vd_hr_per_sd = None  # planted hazard ratio of the latent damage per SD; 0.1..10
+followup_years = None  # administrative end of simulated follow-up [years]; 0.5..60
+n_jobs = None  # processes simulating (0: all cores) [processes]; 0..64
 plaque_db_dir = None  # your Ar-PlaqSegm1-style folder (train/ test/)
 cohort_path = None  # your cohort table (CSV, Parquet, Stata, SAS, Excel)
 column_map = None  # YAML mapping your column names/units onto carotidkit's
-cohort_encoding = None  # a CSV cohort that is not UTF-8: "latin-1", "cp1252"
-cohort_sep = None  # a CSV cohort that is not comma-separated: ";", "\t", "|"
+cohort_encoding = None  # text encoding of a CSV cohort that is not UTF-8; utf-8 | latin-1 | cp1252 | utf-16
+cohort_sep = None  # separator of a CSV cohort that is not comma-separated; , | ; | 	 | |
 video_dir = None  # your cine loops (DICOM, AVI/MP4, NPY/NPZ, frame folders)
-gallery_n = None
+gallery_n = None  # images in the gallery; 0..100
 
 # %% [markdown]
 # ## Setup
@@ -50,7 +50,7 @@ cfg
 # Simulated parts are cached by (seed, parameters): rerunning with the same settings reuses them.
 
 # %%
-res = data.run(**cfg)
+res = data.run(cfg)
 manifest, paths = res.manifest, res.paths
 display(pd.Series(manifest["sources"], name="source").to_frame())
 pd.Series(manifest["counts"], name="count").to_frame()

@@ -12,18 +12,18 @@
 # with everything outside the scan area blacked out.
 
 # %% tags=["parameters"]
-profile = "workshop"
-run_dir = None
+profile = "workshop"  # smoke | workshop | full
+run_dir = None  # default: runs/<profile> (or $CAROTIDKIT_RUNS/<profile>)
 seed = 0
-model_size_px = None  # side of the square images the U-Nets see
-square = None  # "pad" (keep aspect, black bars) or "resize" (stretch)
-undo_stretch = None  # e.g. 1.3333 to undo a 4:3 -> square export stretch
-inpaint_radius = None
-near_dup_hamming = None  # dHash bits that may differ for two images to count as near duplicates
-min_speck_px = None  # mask components smaller than this are flagged as specks
-val_fraction = None  # validation share (drawn whole duplicate groups at a time)
-n_jobs = None
-gallery_n = None
+model_size_px = None  # side of the square images the U-Nets see (five 2x poolings) [px]; 32..1024, multiple of 32
+square = None  # pad (keep aspect, black bars) or resize (stretch); pad | resize
+undo_stretch = None  # undo an export stretch, e.g. 1.3333 for 4:3 -> square; 0.2..5
+inpaint_radius = None  # radius of the inpainting of burned-in marks [px]; 1..50
+near_dup_hamming = None  # dHash bits two near-duplicate images may differ in [bits]; 0..64
+min_speck_px = None  # mask components smaller than this are flagged as specks [px]; 0..10000
+val_fraction = None  # validation share (whole duplicate groups at a time); 0.01..0.9
+n_jobs = None  # processes cleaning (0: all cores) [processes]; 0..64
+gallery_n = None  # images in the before/after gallery; 0..100
 second_reader_dir = None  # a second annotator's masks, named like the database's (simulated: annotator 2)
 
 # %% [markdown]
@@ -44,7 +44,7 @@ cfg
 # (`square` policy) → resize to `model_size_px`, the mask through the same steps.
 
 # %%
-res = clean.run(**cfg)
+res = clean.run(cfg)
 qc, splits = res.qc, res.splits
 pd.Series({k: v for k, v in res.summary.items() if not isinstance(v, dict)}, name="value").to_frame()
 

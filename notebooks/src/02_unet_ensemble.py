@@ -11,19 +11,19 @@
 #   images that duplicate training images.
 
 # %% tags=["parameters"]
-profile = "workshop"
-run_dir = None
+profile = "workshop"  # smoke | workshop | full
+run_dir = None  # default: runs/<profile> (or $CAROTIDKIT_RUNS/<profile>)
 seed = 0
-backbones = None  # e.g. ["mobilenetv2", "efficientnetb0", "resnet50"]
-epochs = None
-batch_size = None
-learning_rate = None
-patience = None  # early stopping on validation Dice
-vote = None  # "majority" or "mean"
-n_boot = None  # bootstrap resamples for confidence intervals
-weights_dir = None  # optional: local folder with <backbone>.weights.h5 encoder weights
-vflip = None  # share of training images also flipped upside down (0: left-right flips only)
-n_jobs = None  # U-Nets trained at the same time, one process each (0: all; 1: one after another)
+backbones = None  # encoders; mobilenetv2 | efficientnetb0 | efficientnetv2b0 | resnet50 | vgg16 | densenet121
+epochs = None  # training epochs (at most); 1..100000
+batch_size = None  # images per batch; 1..4096
+learning_rate = None  # Adam learning rate; 1e-07..1
+patience = None  # early stopping on validation Dice [epochs]; 1..100000
+vote = None  # pixel-wise vote of the members; majority | mean
+n_boot = None  # bootstrap resamples for confidence intervals; 0..100000
+weights_dir = None  # local folder with <backbone>.weights.h5 encoder weights (never downloaded)
+vflip = None  # share of training images also flipped upside down (0: left-right only); 0..1
+n_jobs = None  # U-Nets trained at once, one process each (0: all; 1: one after another) [processes]; 0..64
 
 # %% [markdown]
 # ## Setup
@@ -54,7 +54,7 @@ cfg
 # trainings at once finish sooner than three two-thread trainings in a row (`make bench` times both).
 
 # %%
-res = segment.run(**cfg)
+res = segment.run(cfg)
 res.train.set_index("backbone")
 
 # %% [markdown]

@@ -15,25 +15,31 @@
 # --run-dir runs/full` (see the README).
 
 # %% tags=["parameters"]
-profile = "workshop"
-run_dir = None
+profile = "workshop"  # smoke | workshop | full
+run_dir = None  # default: runs/<profile> (or $CAROTIDKIT_RUNS/<profile>)
 seed = 0
-architecture = None  # "r2plus1d" or "vivit"
-folds = None  # K of the cross-fitting
-epochs = None
-batch_size = None
-learning_rate = None
-frames = None  # frames per clip
-period = None  # take every period-th frame (8 x 4 at 25 fps covers one heart beat)
-input_size_px = None  # clips are resized to input_size_px x input_size_px
-clip_seconds = None  # seconds of each loop cached; all its windows are scored and averaged
-width = None  # channels of the first stage
-depth = None  # residual blocks per stage
-patience = None  # early stopping on inner-validation AUROC
-pretrain_epochs = None  # VideoMAE pretraining epochs (vivit only)
-weights_path = None  # optional local state_dict to start from (never downloaded)
-n_boot = None  # bootstrap resamples for CIs
-n_jobs = None  # processes decoding videos into the cache
+architecture = None  # video network; r2plus1d | vivit
+folds = None  # K of the cross-fitting; 2..50
+epochs = None  # training epochs per fold (at most); 1..100000
+batch_size = None  # clips per batch; 1..4096
+learning_rate = None  # peak AdamW learning rate; 1e-07..1
+weight_decay = None  # AdamW weight decay; 0..1
+frames = None  # frames per clip; 2..512
+period = None  # take every period-th frame (8 x 4 at 25 fps covers one heart beat); 1..64
+input_size_px = None  # clips are resized to this square [px]; 16..1024, multiple of 8
+clip_seconds = None  # seconds of each loop cached; all its windows are scored [s]; 0.2..120
+clips_per_video = None  # random windows drawn from each loop per epoch; 1..64
+width = None  # channels of the first stage; 2..1024
+depth = None  # residual blocks per stage; 1..16
+dropout = None  # dropout before the head; 0..0.9
+schedule = None  # learning-rate schedule; onecycle | constant
+patience = None  # early stopping on inner-validation AUROC [epochs]; 1..100000
+val_fraction = None  # inner validation share of each training fold; 0.05..0.5
+pretrain_epochs = None  # VideoMAE pretraining epochs (vivit only); 0..10000
+weights_path = None  # local state_dict to start from (never downloaded)
+label = None  # the weak proxy label: a 0/1 column of the cohort
+n_boot = None  # bootstrap resamples for CIs; 0..100000
+n_jobs = None  # processes decoding videos into the cache (0: all cores) [processes]; 0..64
 
 # %% [markdown]
 # ## Setup
@@ -53,7 +59,7 @@ cfg
 # resumes, changing anything retrains.
 
 # %%
-res = vd.run(**cfg, progress=True)
+res = vd.run(cfg)
 res.metrics.round(3)
 
 # %% [markdown]
@@ -121,7 +127,7 @@ res.geometry()
 # ## What we found
 
 # %%
-print(res.headline_text())
+print(res.headline)
 
 # %% [markdown]
 # Out of fold, VD separates hypertensive from normotensive people moderately well, as a weak

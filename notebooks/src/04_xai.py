@@ -15,14 +15,14 @@
 # Explanations use fold 0's model on fold 0's own held-out subjects, so the model never saw them.
 
 # %% tags=["parameters"]
-profile = "workshop"
-run_dir = None
+profile = "workshop"  # smoke | workshop | full
+run_dir = None  # default: runs/<profile> (or $CAROTIDKIT_RUNS/<profile>)
 seed = 0
-n_explain = None  # held-out subjects explained, spread over the VD range
-n_sanity = None  # clips in the cascading-randomisation test
-methods = None  # captum methods: integrated_gradients, occlusion, grad_cam
-n_boot = None  # subject-bootstrap replicates
-baseline = None  # reference input of IG and Occlusion: "anechoic" (a black frame) or "mean"
+n_explain = None  # out-of-fold subjects explained, spread over the VD range; 2..100000
+n_sanity = None  # clips in the cascading-randomisation test; 1..10000
+methods = None  # captum attribution methods; integrated_gradients | occlusion | grad_cam
+n_boot = None  # subject-bootstrap replicates; 0..100000
+baseline = None  # reference input of IG and Occlusion: a black (anechoic) or mean frame; anechoic | mean
 
 # %% [markdown]
 # ## Setup
@@ -38,7 +38,7 @@ cfg
 # ## Compute attributions, checks and associations
 
 # %%
-res = xai.run(**cfg)
+res = xai.run(cfg)
 res.notes
 
 # %% [markdown]
@@ -138,7 +138,7 @@ fig = plots.shap_beeswarm(res)
 # ## What we found
 
 # %%
-print(res.headline_text())
+print(res.headline)
 
 # %% [markdown]
 # The enrichment table says, with CIs, which anatomical regions carry the model's evidence; the

@@ -17,15 +17,15 @@
 # Cox model, against SCORE2 + VD fitted the same way.
 
 # %% tags=["parameters"]
-profile = "workshop"
-run_dir = None
+profile = "workshop"  # smoke | workshop | full
+run_dir = None  # default: runs/<profile> (or $CAROTIDKIT_RUNS/<profile>)
 seed = 0
-region = None  # SCORE2 risk region: low | moderate | high | very high (Germany: moderate)
-horizon_years = None  # horizon for absolute risks, calibration and NRI
-groups = None  # VD groups for Kaplan–Meier: 4 (quartiles) or 3 (tertiles)
-n_boot = None  # bootstrap replicates for C-index CIs
-ph_transform = None  # g(t) of the proportional-hazards test: km (R's default), rank, identity, log
-vd_source = None  # "vd" (03's out-of-fold score) or "truth" (simulator's vd_true)
+region = None  # SCORE2 risk region (Germany: moderate); low | moderate | high | very high
+horizon_years = None  # horizon of absolute risks, calibration and NRI [years]; 0.5..40
+groups = None  # VD groups for Kaplan–Meier (4: quartiles, 3: tertiles); 3..5
+n_boot = None  # bootstrap replicates for CIs; 0..100000
+vd_source = None  # 03's out-of-fold score, or the simulator's vd_true; vd | truth
+ph_transform = None  # g(t) of the proportional-hazards test (R's cox.zph default: km); km | rank | identity | log
 
 # %% [markdown]
 # ## Setup
@@ -44,7 +44,7 @@ cfg
 # and every table below is computed and written to the run folder.
 
 # %%
-res = survival.run(**cfg)
+res = survival.run(cfg)
 res.notes
 
 # %% [markdown]
@@ -53,10 +53,10 @@ res.notes
 # VD and of both, the paired-bootstrap ΔC, and reclassification (NRI) at the horizon.
 
 # %%
-res.headline.round(3)
+res.key_results.round(3)
 
 # %%
-print(res.headline_text())
+print(res.headline)
 
 # %% [markdown]
 # ## Risk scores in this cohort
