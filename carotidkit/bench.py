@@ -185,7 +185,7 @@ def workshop_unet_arrays(tmp: Path) -> Path:
     c = profiles.settings("01_cleaning", "workshop", run_dir=tmp)
     keep = ("n_plaque_images", "plaque_db_size_px", "n_jobs")
     data.run(run_dir=tmp, n_subjects=20, cine_seconds=0.5, progress=None, **{k: d[k] for k in keep})
-    clean.run(**{k: v for k, v in c.items() if k != "profile"}, progress=None)
+    clean.run(c, progress=None)
     lay = RunLayout(tmp)
     splits = io.read_parquet(lay.clean.splits)
     arrays = {}

@@ -642,7 +642,7 @@ def duplicate_pairs(res, n_groups: int = 2):
     show = show or groups.head(n_groups).tolist()
     if not show:
         return _nothing("no duplicate images found")
-    images = RunLayout(res.run_dir).clean.images
+    images = RunLayout(res.settings.run_dir).clean.images
     ids = [i for g in show for i in g[:2]]
     return gallery([read_image(images / f"{i}.png") for i in ids], titles=[f"id {i}" for i in ids], ncols=4)
 

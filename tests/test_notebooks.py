@@ -39,6 +39,10 @@ def test_notebook_has_one_parameters_cell_declaring_every_knob(nb):
     assert {"profile", "run_dir", "seed"} <= names
     # the knobs a profile can set are exactly the ones the notebook declares
     assert names - {"profile", "run_dir", "seed"} == set(profiles.knobs(nb.stem))
+    # and the cell is the one its settings class generates (``python tools/nb2py.py --params``)
+    from carotidkit.settings import parameters_cell
+
+    assert "".join(tagged[0]["source"]) == parameters_cell(nb.stem), f"{nb.name}: run tools/nb2py.py --params"
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)

@@ -89,7 +89,7 @@ def cloglog(p):
 
 
 def build_analysis_table(
-    cohort: pd.DataFrame, vd: pd.DataFrame | None, region: str, truth: pd.DataFrame | None = None, vd_source: str = "vd"
+    cohort: pd.DataFrame, vd: pd.DataFrame | None, region: str, truth: pd.DataFrame | None, vd_source: str
 ) -> pd.DataFrame:
     """Cohort + VD (``vd_z``) + SCORE2 columns; one row per subject with a VD."""
     d = cohort.copy()
@@ -195,7 +195,7 @@ def _hazard_models(dd, ep, dur, ev, comp, ph_transform, notes, out) -> dict:
     return fitted
 
 
-def _endpoint(d, ep, horizon, n_boot, groups, seed, notes, out, ph_transform="km"):
+def _endpoint(d, ep, horizon, n_boot, groups, seed, notes, out, ph_transform):
     dur, ev = f"{ep}_years", f"{ep}_event"
     comp = f"{ep}_competing" if f"{ep}_competing" in d else None
     dd = d.dropna(subset=[dur, ev, "vd_z", "score2_risk"]).reset_index(drop=True)
