@@ -78,7 +78,7 @@ def animate_clips(clips, titles=None, fps: float = 25.0, size: float = 2.4, reda
     from IPython.display import HTML
     from matplotlib import animation
 
-    from .clean.core import redact_clip
+    from .imaging import redact_clip
 
     flags = [redact] * len(clips) if isinstance(redact, bool) else list(redact)
     clips = [redact_clip(c) if f else c for c, f in zip(clips, flags)]

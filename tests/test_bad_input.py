@@ -291,7 +291,7 @@ def test_cine_shown_in_reports_is_redacted(monkeypatch):
     red = redact_clip(clip)
     assert red[:, :8].max() == 0 and np.array_equal(red[:, 10:60, 15:75], clip[:, 10:60, 15:75])
     seen = []
-    monkeypatch.setattr("carotidkit.clean.core.redact_clip", lambda c: seen.append(c) or c)
+    monkeypatch.setattr("carotidkit.imaging.redact_clip", lambda c: seen.append(c) or c)
     plots.animate_clips([clip, clip], redact=[True, False])
     assert len(seen) == 1
 

@@ -87,3 +87,25 @@ def test_license_is_an_spdx_string():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert isinstance(project["project"]["license"], str)
     assert any(r.startswith("setuptools>=77") for r in project["build-system"]["requires"])
+
+
+def test_data_and_clean_do_not_import_each_other():
+    """Generic image helpers live in carotidkit.imaging: the loaders (data) never import the
+    cleaning stage, and imaging imports neither (the import cycle issue 20 found is gone)."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1] / "carotidkit"
+
+    def imported(path):
+        mods = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                mods.add(("." * node.level) + (node.module or ""))
+            elif isinstance(node, ast.Import):
+                mods.update(a.name for a in node.names)
+        return mods
+
+    for f in (root / "data").glob("*.py"):
+        assert not any(m.lstrip(".").startswith("clean") or "carotidkit.clean" in m for m in imported(f)), f.name
+    img = imported(root / "imaging.py")
+    assert not any(m.lstrip(".").split(".")[0] in ("data", "clean") for m in img), img

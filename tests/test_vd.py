@@ -296,3 +296,28 @@ def test_gpu_check_runs_on_cpu_with_gloo():
     assert r["backend"] == "gloo" and [x["processes"] for x in r["runs"]] == [1, 2]
     assert all(x["clips_per_s"] > 0 for x in r["runs"]) and 0 < r["scaling_efficiency"] < 2
     assert set(r["projected_hours_31019_videos_5_folds"]) == {"1 process(es)", "2 process(es)"}
+
+
+@pytest.mark.parametrize("arch", ["r2plus1d", "vivit"])
+def test_bf16_autocast_trains_and_predicts_like_fp32(arch):
+    """The GPU path's bf16 autocast, run on CPU: a step lowers nothing to NaN, keeps the weights
+    in fp32 and moves them; bf16 logits agree with fp32 ones to bf16 precision."""
+    from carotidkit.vd.train import autocast, train_step
+
+    torch.manual_seed(0)
+    m = build_model(arch, frames=8, size=32, width=8)
+    x = torch.randn(4, 1, 8, 32, 32)
+    y = torch.tensor([0.0, 1.0, 0.0, 1.0])
+    m.eval()
+    with torch.no_grad():
+        ref = m(x)
+        with autocast("cpu"):
+            low = m(x)
+    assert low.dtype == torch.bfloat16
+    assert torch.allclose(low.float(), ref, atol=0.05 + 0.05 * ref.abs().max().item())
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
+    loss = train_step(m, opt, x, y, autocast("cpu"))
+    assert np.isfinite(loss)
+    assert all(p.dtype == torch.float32 for p in m.parameters())
+    assert sum(not torch.equal(v, before[k]) for k, v in m.state_dict().items()) > 5

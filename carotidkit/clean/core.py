@@ -21,32 +21,13 @@ import numpy as np
 import pandas as pd
 
 from .. import io
-from ..data.plaque_db import read_image, read_mask
+from ..imaging import read_image, read_mask, redact_clip, redact_for_display, scan_box  # noqa: F401
 from ..layout import Clean
 
 K3 = np.ones((3, 3), np.uint8)
 
 
 # ----------------------------------------------------------------------------- scan area
-
-
-def scan_box(img: np.ndarray, thr: int = 4, col_frac: float = 0.3, row_frac: float = 0.6):
-    """Bounding box ``(x0, y0, x1, y1)`` of the scan area inside black margins.
-
-    Columns count as scan area when > ``col_frac`` of their pixels are brighter than ``thr``;
-    rows likewise within those columns with ``row_frac`` (high enough that margin text rows do
-    not count, low enough that the dark lumen does not split the area).
-    """
-    g = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
-    b = g > thr
-    xs = np.where(b.mean(0) > col_frac)[0]
-    if xs.size == 0:
-        return 0, 0, g.shape[1], g.shape[0]
-    x0, x1 = int(xs.min()), int(xs.max()) + 1
-    ys = np.where(b[:, x0:x1].mean(1) > row_frac)[0]
-    if ys.size == 0:
-        return x0, 0, x1, g.shape[0]
-    return x0, int(ys.min()), x1, int(ys.max()) + 1
 
 
 # ----------------------------------------------------------------------------- overlays
@@ -107,22 +88,6 @@ def inpaint(img: np.ndarray, mask: np.ndarray, radius: int = 3) -> np.ndarray:
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
-
-
-def redact_for_display(img: np.ndarray, box=None) -> np.ndarray:
-    """Black out everything outside the scan area (burned-in names, ids, dates) before showing."""
-    x0, y0, x1, y1 = box or scan_box(img)
-    out = np.zeros_like(img)
-    out[y0:y1, x0:x1] = img[y0:y1, x0:x1]
-    return out
-
-
-def redact_clip(frames: np.ndarray) -> np.ndarray:
-    """:func:`redact_for_display` for a cine loop ``[T, H, W]``: one scan box, found on the
-    loop's brightest-pixel projection (burned-in text is static, speckle moves), for all frames."""
-    frames = np.asarray(frames)
-    box = scan_box(frames.max(axis=0))
-    return np.stack([redact_for_display(f, box) for f in frames])
 
 
 def cine_overlays(frames: np.ndarray, box=None, static_sd: float = 2.0) -> np.ndarray:

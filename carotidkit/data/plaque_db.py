@@ -7,12 +7,9 @@ stored as RGB, mask values that are not only 0/255 (thresholded, never compared 
 
 from __future__ import annotations
 
-import errno
-import os
 import re
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 
@@ -35,113 +32,17 @@ SPLIT_ALIASES = {
 
 #: Largest image decoded (pixels). Ultrasound exports are ~1 MP; a corrupt or hostile header can
 #: claim 60000x60000 and make the decoder allocate gigabytes. Override per call (``max_pixels=``).
-MAX_PIXELS = 40_000_000
+from ..imaging import (  # noqa: E402,F401  (generic image helpers live in carotidkit.imaging)
+    MAX_PIXELS,
+    _bit_depth,
+    _decode,
+    image_size,
+    mask_values,
+    read_image,
+    read_mask,
+)
+
 ERRORS = ("raise", "flag")
-
-
-def _bit_depth(max_value: int) -> int:
-    """Significant bits of integer data from its largest value: 8-bit data in a 16-bit PNG stays
-    8-bit; 10-, 12- and 14-bit scanner data are recognised instead of being read as near-black."""
-    for bits in (8, 10, 12, 14):
-        if max_value < (1 << bits):
-            return bits
-    return 16
-
-
-def image_size(path) -> tuple[int, int]:
-    """``(width, height)`` from the file header, without decoding the pixels."""
-    import warnings
-
-    from PIL import Image
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(path) as im:
-                return im.size
-    except Image.DecompressionBombError as exc:
-        raise CarotidkitError(f"{path}: image header claims an implausible size ({exc}); re-export it") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise CarotidkitError(
-            f"{path}: not a readable image ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
-            "re-export or remove it"
-        ) from None
-
-
-def _decode(path, max_pixels: int | None) -> np.ndarray:
-    path = Path(path)
-    if path.is_symlink():
-        try:
-            path.stat()
-        except OSError as exc:
-            what = "a link loop" if exc.errno == errno.ELOOP else f"a broken link (to {os.readlink(path)!r})"
-            raise CarotidkitError(f"{path}: is {what}, not an image file; fix or remove it") from None
-    if not path.is_file():
-        kind = "a folder" if path.is_dir() else "not a regular file (link loop, device or socket?)"
-        raise CarotidkitError(f"{path}: is {kind}, not an image file; rename or remove it")
-    w, h = image_size(path)
-    limit = MAX_PIXELS if max_pixels is None else max_pixels
-    if w * h > limit:
-        raise CarotidkitError(
-            f"{path}: {w}x{h} pixels is over the {limit:,}-pixel limit (max_pixels=); downscale it or raise the limit"
-        )
-    try:
-        data = np.fromfile(str(path), np.uint8)
-        img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    except (OSError, cv2.error) as exc:
-        raise CarotidkitError(f"{path}: could not be decoded ({type(exc).__name__}); re-export it") from None
-    if img is None:
-        raise CarotidkitError(f"{path}: not a readable image (truncated or corrupt?); re-export or remove it")
-    if img.dtype not in (np.uint8, np.uint16):
-        raise CarotidkitError(f"{path}: {img.dtype} pixels; carotidkit reads 8- or 16-bit images")
-    if img.ndim == 3 and img.shape[2] == 4:
-        img = img[..., :3]
-    if img.ndim == 3 and img.shape[2] == 1:
-        img = img[..., 0]
-    return img
-
-
-def read_image(path, color: bool = False, max_pixels: int | None = None) -> np.ndarray:
-    """Decode an image to uint8 (grayscale unless ``color``); a clear one-line error otherwise.
-
-    16-bit files are scaled by their significant bits (8-bit data stored in 16 bits stays as is;
-    10/12/14-bit data is shifted down, not divided by 256). Files larger than ``max_pixels``
-    (default :data:`MAX_PIXELS`) are refused before decoding.
-    """
-    img = _decode(path, max_pixels)
-    if img.dtype == np.uint16:
-        bits = _bit_depth(int(img.max()))
-        img = (img >> (bits - 8)).astype(np.uint8) if bits > 8 else img.astype(np.uint8)
-    if not color and img.ndim == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
-    return img
-
-
-def mask_values(path, max_pixels: int | None = None) -> tuple[np.ndarray, int, bool]:
-    """A mask's raw values (RGB collapsed by max over channels), its full-scale value, and
-    whether the file was colour.
-
-    Conventions understood: 0/255 (8-bit, anti-aliased edges allowed), 0/1, 0/65535 and 0/255
-    stored in a 16-bit file. Values that top out between 2 and 127 look like class labels or a
-    dim export and are refused rather than guessed.
-    """
-    raw = _decode(path, max_pixels)
-    flat = raw.max(axis=2) if raw.ndim == 3 else raw
-    top = int(flat.max())
-    if top <= 1:
-        return flat, 1, raw.ndim == 3
-    if top < 128:
-        raise CarotidkitError(
-            f"{path}: mask values top out at {top}; carotidkit expects binary masks (0/255 or 0/1). "
-            "Class-label masks: export the plaque class as 255"
-        )
-    return flat, (1 << _bit_depth(top)) - 1, raw.ndim == 3
-
-
-def read_mask(path, max_pixels: int | None = None) -> np.ndarray:
-    """Binary plaque mask (bool): values above half of the mask's full scale (see :func:`mask_values`)."""
-    flat, full, _ = mask_values(path, max_pixels)
-    return flat > full // 2 if full > 1 else flat > 0
 
 
 def _split_name(folder: Path, root: Path) -> str:

@@ -33,8 +33,7 @@ class DataResult(StageResult):
         isoechoic, an irregular (ulcerated) and a calcified plaque, a plaque-free wall with
         diffuse thickening (no mask), and near-wall reverberation; real data get plaque images
         at random. Keyword arguments of :func:`carotidkit.plots.gallery`."""
-        from ..clean import redact_for_display
-        from .plaque_db import read_image, read_mask
+        from ..imaging import read_image, read_mask, redact_for_display
 
         db = self.plaque_db[self.plaque_db.error.isna()]
         synthetic = self.manifest["sources"]["plaque_db"] == "synthetic"

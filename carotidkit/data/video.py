@@ -66,7 +66,7 @@ def _scale_to_uint8(arr: np.ndarray, path) -> np.ndarray:
         lo, hi = int(arr.min()), int(arr.max())
         if lo < 0:
             raise CarotidkitError(f"{path}: negative pixel values ({lo}); save unsigned grey levels")
-        from .plaque_db import _bit_depth
+        from ..imaging import _bit_depth
 
         bits = _bit_depth(hi)
         return (arr >> (bits - 8)).astype(np.uint8) if bits > 8 else arr.astype(np.uint8)
@@ -174,7 +174,7 @@ def load_video(path, fps: float | None = None, pixel_spacing_mm: float | None = 
     suffix = path.suffix.lower()
     if path.is_dir():
         files = sorted((p for p in path.iterdir() if p.suffix.lower() in FRAME_EXT), key=natural_key)
-        from .plaque_db import read_image
+        from ..imaging import read_image
 
         frames = [read_image(p) for p in files]
         if len({f.shape for f in frames}) > 1:

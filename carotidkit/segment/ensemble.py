@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .. import clean, io
-from ..data.plaque_db import read_image
+from ..imaging import read_image
 from ..layout import Unet
 from . import metrics
 

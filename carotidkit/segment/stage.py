@@ -67,7 +67,7 @@ class UnetResult(StageResult):
 def _score(probs, Y, image_ids, backbones, qc, cdir, leak=None):
     """Per-image rows (``metrics.per_image``) of each model, both votes and, where its masks exist,
     the second reader, all against the shipped masks ``Y``; also which images have a reader."""
-    from ..data.plaque_db import read_mask
+    from ..imaging import read_mask
 
     area = qc.loc[image_ids, "model_px_area_mm2"].to_numpy() if "model_px_area_mm2" in qc else None
     preds = {bb: probs[k] > 0.5 for k, bb in enumerate(backbones)}

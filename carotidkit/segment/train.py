@@ -22,7 +22,7 @@ keras = keras_quietly()
 
 def load_arrays(clean_dir, image_ids) -> tuple[np.ndarray, np.ndarray]:
     """Cleaned images and masks (written by 01_cleaning) as ``[N, S, S, 1]`` uint8 / float32."""
-    from ..data.plaque_db import read_image, read_mask
+    from ..imaging import read_image, read_mask
 
     clean_dir = Path(clean_dir)
     X = np.stack([read_image(clean_dir / "images" / f"{i}.png") for i in image_ids])[..., None]

@@ -83,6 +83,12 @@ def headline(key_results: pd.DataFrame) -> str:
     return "; ".join(parts) or "too few events for survival models"
 
 
+#: what a model fit on small or degenerate data raises (ValueError includes CarotidkitError and
+#: lifelines' ConvergenceError; LinAlgError a singular information matrix; ArithmeticError an
+#: overflow): recorded as a note, the endpoint's other tables still made. Anything else is a bug.
+FIT_ERRORS = (ValueError, ArithmeticError, np.linalg.LinAlgError)
+
+
 def cloglog(p):
     p = np.clip(np.asarray(p, float), 1e-6, 1 - 1e-6)
     return np.log(-np.log(1 - p))
@@ -166,7 +172,7 @@ def _hazard_models(dd, ep, dur, ev, comp, ph_transform, notes, out) -> dict:
     for name, covs in models.items():
         try:
             tab, cph = coxm.cox_table(dd, dur, ev, covs, label=name)
-        except Exception as exc:  # lifelines convergence on tiny data
+        except FIT_ERRORS as exc:  # no convergence, a singular design on tiny data
             notes.append(f"{ep} / Cox {name}: not fitted ({type(exc).__name__}: {str(exc)[:80]})")
             continue
         fitted[name] = cph
@@ -182,7 +188,7 @@ def _hazard_models(dd, ep, dur, ev, comp, ph_transform, notes, out) -> dict:
             )
             out["ph"].append(ph.assign(endpoint=ep))
             out["ph_residuals"].append(phr.assign(endpoint=ep))
-    except Exception as exc:
+    except FIT_ERRORS as exc:
         notes.append(f"{ep} / Cox SCORE2 alone: not fitted ({type(exc).__name__})")
     if comp:
         try:
@@ -190,7 +196,7 @@ def _hazard_models(dd, ep, dur, ev, comp, ph_transform, notes, out) -> dict:
             out["fine_gray"].append(fg.assign(endpoint=ep))
             cs, _ = coxm.cox_table(dd, dur, ev, ["vd_z", "score2_lp"], label="cause-specific, SCORE2-adjusted")
             out["fine_gray"].append(cs.rename(columns={"hr": "shr"}).assign(endpoint=ep))
-        except Exception as exc:
+        except FIT_ERRORS as exc:
             notes.append(f"{ep} / Fine-Gray: not fitted ({type(exc).__name__}: {str(exc)[:80]})")
     return fitted
 
@@ -210,7 +216,7 @@ def _endpoint(d, ep, horizon, n_boot, groups, seed, notes, out, ph_transform):
     try:
         lp_s, risk_s = _cv_risk(dd, dur, ev, ["score2_lp"], horizon, seed=seed)
         lp_b, risk_b = _cv_risk(dd, dur, ev, ["score2_lp", "vd_z"], horizon, seed=seed)
-    except Exception as exc:
+    except FIT_ERRORS as exc:
         notes.append(f"{ep}: cross-validated Cox failed ({type(exc).__name__}); discrimination only")
         lp_b = risk_s = risk_b = None
     dd["score2_vd_lp"] = lp_b if lp_b is not None else np.nan

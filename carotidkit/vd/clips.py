@@ -54,7 +54,8 @@ def _decode_one(args):
         frames = v.frames
         overlay = None
         if crop:  # real loops: crop to the scan area, mask burned-in overlays as 01 cleans stills
-            from ..clean.core import cine_overlays, scan_box
+            from ..clean.core import cine_overlays
+            from ..imaging import scan_box
 
             x0, y0, x1, y1 = v.scan_box if v.scan_box is not None else scan_box(frames.max(0))
             overlay = cine_overlays(frames, (x0, y0, x1, y1))[y0:y1, x0:x1]

@@ -76,8 +76,9 @@ class VdResult(StageResult):
     def redaction_example(self):
         """``(frame, overlay mask, title)`` of the loop with the most burned-in overlay (real
         loops are masked before caching), or None when no loop had any."""
-        from ..clean.core import cine_overlays, scan_box
+        from ..clean.core import cine_overlays
         from ..data.video import load_video
+        from ..imaging import scan_box
 
         c = self.clips
         if "overlay_fraction" not in c or not (c.overlay_fraction > 0).any():

@@ -103,6 +103,14 @@ def global_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[np.nd
     return [perm[k * batch_size : (k + 1) * batch_size] for k in range(nb)]
 
 
+def autocast(device_type: str, enabled: bool = True):
+    """bf16 autocast of the forward pass (on CUDA in training; bf16 needs no loss scaling).
+    Also works on CPU, which is how the tests check it without a GPU."""
+    import torch
+
+    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=enabled)
+
+
 def train_step(model, opt, xb, yb, scaler_ctx=None):
     """One optimisation step on a (local) batch; mean BCE-with-logits loss."""
     import torch
@@ -255,7 +263,7 @@ def _train_epoch(ddp, opt, sched, ds_tr, batches, dist, device, desc: str, show:
     bar = tqdm(batches, desc=desc, leave=False, disable=not show, mininterval=5)
     for gb in bar:
         xb, yb = ds_tr.get(gb[dist.rank :: dist.world])
-        ctx = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else None
+        ctx = autocast("cuda") if cuda else None
         losses.append(train_step(ddp, opt, torch.from_numpy(xb).to(device), torch.from_numpy(yb).to(device), ctx))
         if sched is not None:
             sched.step()
