@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     bp = sub.add_parser("bench", help="run the benchmarks and write bench/results/")
     bp.add_argument("--only", help="benchmark name(s), comma separated")
     sub.add_parser("clean", help="remove generated outputs (runs/, reports/, caches); never raw data")
-    pp = sub.add_parser("profiles", help="show the resolved parameters of a notebook per profile")
+    pp = sub.add_parser("profiles", help="every knob of a notebook: meaning, unit, range and its value per profile")
     pp.add_argument("notebook", nargs="?", default=None)
     return ap
 
@@ -115,13 +115,15 @@ def main(argv: list[str] | None = None) -> int:
             except (ValueError, FileNotFoundError) as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
+        from .settings import for_notebook
+
         for nb in names:
-            print(f"== {nb}")
-            for prof in profiles.PROFILE_NAMES:
-                cfg = profiles.settings(nb, prof, run_dir=Path("runs") / prof)
-                print(
-                    f"  [{prof}] " + ", ".join(f"{k}={v!r}" for k, v in cfg.items() if k not in ("profile", "run_dir"))
-                )
+            cls = for_notebook(nb)
+            print(f"== {nb}  ({cls.__name__}; declared in carotidkit/settings.py)")
+            per = {prof: profiles.settings(nb, prof, run_dir=Path("runs") / prof) for prof in profiles.PROFILE_NAMES}
+            for name, k in cls.knobs().items():
+                vals = "  ".join(f"{prof}={per[prof][name]!r}" for prof in profiles.PROFILE_NAMES)
+                print(f"  {name}: {k.describe()}\n      {vals}")
         return 0
     return 2
 

@@ -621,3 +621,14 @@ def test_semicolon_csv_gets_a_separator_hint_and_reads_with_it(tmp_path):
     with pytest.raises(CarotidkitError, match="separator looks like a semicolon.*sep=';'"):
         load_cohort(tmp_path / "s.csv")
     assert load_cohort(tmp_path / "s.csv", sep=";").age_years.tolist() == [55.0, 61.0]
+
+
+def test_cli_profiles_lists_every_knob_with_its_meaning_and_values(capsys):
+    from carotidkit.cli import main
+    from carotidkit.settings import VdSettings
+
+    assert main(["profiles", "03"]) == 0
+    out = capsys.readouterr().out
+    for name, k in VdSettings.knobs().items():
+        assert f"  {name}: {k.describe()}" in out
+    assert "smoke=2  workshop=3  full=5" in out  # folds per profile
