@@ -142,6 +142,85 @@ class EpochCheckpoints(keras.callbacks.Callback):
         io.write_text(log_path, pd.DataFrame(self.rows).to_csv(index=False))
 
 
+def _checkpoint_key(backbone, size, batch_size, learning_rate, seed, weights_path, vflip, arrays) -> str:
+    """A checkpoint belongs to its settings and its input data: anything else retrains."""
+    return io.stable_hash(
+        {
+            "backbone": backbone,
+            "batch_size": batch_size,
+            "learning_rate": learning_rate,
+            "seed": seed,
+            "weights_path": str(weights_path),
+            "size": int(size),
+            **({"vflip": float(vflip)} if vflip else {}),  # absent at 0: older checkpoints stay valid
+            "data": [io.sha256_bytes(np.ascontiguousarray(a).tobytes())[:16] for a in arrays],
+        }
+    )
+
+
+def _resume_or_build(out: Path, key: str, backbone, size, epochs, learning_rate, weights_path, resume):
+    """``(model, initial_epoch, finished_summary)``: the last checkpoint of a run with the same
+    key, the finished summary when it is complete, or a freshly compiled U-Net."""
+    log_path, last_path, best_path = out / "log.csv", out / "last.keras", out / "best.keras"
+    key_path, done_path = out / "key.json", out / "train.json"
+    same = key_path.exists() and io.read_json(key_path).get("key") == key
+    if not same:
+        for p in (log_path, last_path, best_path, done_path):
+            p.unlink(missing_ok=True)
+    if resume and same and last_path.exists() and log_path.exists():
+        done = max(0, sum(1 for _ in open(log_path)) - 1)
+        if 0 < done < epochs:
+            io.write_json(key_path, {"key": key})
+            return keras.models.load_model(last_path, custom_objects=CUSTOM_OBJECTS), done, None
+        if done == epochs and best_path.exists() and done_path.exists():
+            return None, done, json.loads(done_path.read_text())
+    io.write_json(key_path, {"key": key})
+    model = build_unet(backbone, size, weights_path=weights_path)
+    # no XLA: on CPU it triples the first epoch and slows the steady state (measured)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=dice_bce_loss,
+        metrics=[dice_metric, iou_coefficient],
+        jit_compile=False,
+    )
+    log_path.unlink(missing_ok=True)
+    return model, 0, None
+
+
+def _fit_epochs(model, backbone, X_train, Y_train, val_data, ckpt, plateau, stop, epochs, initial_epoch, cfg, log):
+    """Train epoch by epoch (one ``fit`` call each on that epoch's augmented arrays); the
+    per-epoch logs. ``cfg``: batch_size, seed, vflip, verbose."""
+    history = []
+    for epoch in range(initial_epoch, epochs):
+        if stop:
+            break
+        model.optimizer.learning_rate.assign(plateau.lr)
+        xa, ya = epoch_arrays(X_train, Y_train, cfg["seed"], epoch, vflip=cfg["vflip"])
+        te = time.perf_counter()
+        h = model.fit(
+            xa,
+            ya,
+            batch_size=cfg["batch_size"],
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            shuffle=False,
+            validation_data=val_data,
+            callbacks=[ckpt],
+            verbose=0,
+        )
+        logs = {k: float(v[-1]) for k, v in h.history.items()}
+        history.append(logs)
+        stop = plateau.update(logs["val_dice"])
+        if cfg["verbose"]:
+            secs = time.perf_counter() - te
+            log(
+                f"{backbone} epoch {epoch + 1}/{epochs}: loss {logs['loss']:.3f}, val Dice {logs['val_dice']:.3f}, "
+                f"lr {plateau.lr:.1e}, {secs:.0f} s ({len(X_train) / secs:.1f} img/s)"
+                + (" - early stop" if stop else "")
+            )
+    return history
+
+
 def train_unet(
     backbone: str,
     X_train,
@@ -174,81 +253,27 @@ def train_unet(
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(seed)
     size = X_train.shape[1]
-    initial_epoch = 0
-    log_path, last_path, best_path = out / "log.csv", out / "last.keras", out / "best.keras"
-    key_path = out / "key.json"
-    # a checkpoint belongs to its settings and its input data: anything else retrains
-    key = io.stable_hash(
-        {
-            "backbone": backbone,
-            "batch_size": batch_size,
-            "learning_rate": learning_rate,
-            "seed": seed,
-            "weights_path": str(weights_path),
-            "size": int(size),
-            **({"vflip": float(vflip)} if vflip else {}),  # absent at 0: older checkpoints stay valid
-            "data": [io.sha256_bytes(np.ascontiguousarray(a).tobytes())[:16] for a in (X_train, Y_train, X_val, Y_val)],
-        }
+    arrays = (X_train, Y_train, X_val, Y_val)
+    key = _checkpoint_key(backbone, size, batch_size, learning_rate, seed, weights_path, vflip, arrays)
+    model, initial_epoch, finished = _resume_or_build(
+        out, key, backbone, size, epochs, learning_rate, weights_path, resume
     )
-    same = key_path.exists() and io.read_json(key_path).get("key") == key
-    if not same:
-        for p in (log_path, last_path, best_path, out / "train.json"):
-            p.unlink(missing_ok=True)
-    if resume and same and last_path.exists() and log_path.exists():
-        done = max(0, sum(1 for _ in open(log_path)) - 1)
-        if 0 < done < epochs:
-            model = keras.models.load_model(last_path, custom_objects=CUSTOM_OBJECTS)
-            initial_epoch = done
-        elif done == epochs and best_path.exists() and (out / "train.json").exists():
-            return json.loads((out / "train.json").read_text())
-    io.write_json(key_path, {"key": key})
-    if initial_epoch == 0:
-        model = build_unet(backbone, size, weights_path=weights_path)
-        # no XLA: on CPU it triples the first epoch and slows the steady state (measured)
-        model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate),
-            loss=dice_bce_loss,
-            metrics=[dice_metric, iou_coefficient],
-            jit_compile=False,
-        )
-        log_path.unlink(missing_ok=True)
-    ckpt = EpochCheckpoints(log_path, last_path, best_path, append=initial_epoch > 0)
+    if finished is not None:
+        return finished
+    best_path = out / "best.keras"
+    ckpt = EpochCheckpoints(out / "log.csv", out / "last.keras", best_path, append=initial_epoch > 0)
     plateau = Plateau(learning_rate, patience)
     stop = False
     for row in ckpt.rows:  # a resumed run replays its history
         stop = plateau.update(row["val_dice"])
     if stop and (out / "train.json").exists():  # it had stopped early: nothing left to do
         return json.loads((out / "train.json").read_text())
-    val_data = (X_val.astype(np.float32), Y_val)
     t0 = time.perf_counter()
-    history = []
-    for epoch in range(initial_epoch, epochs):
-        if stop:
-            break
-        model.optimizer.learning_rate.assign(plateau.lr)
-        xa, ya = epoch_arrays(X_train, Y_train, seed, epoch, vflip=vflip)
-        te = time.perf_counter()
-        h = model.fit(
-            xa,
-            ya,
-            batch_size=batch_size,
-            epochs=epoch + 1,
-            initial_epoch=epoch,
-            shuffle=False,
-            validation_data=val_data,
-            callbacks=[ckpt],
-            verbose=0,
-        )
-        logs = {k: float(v[-1]) for k, v in h.history.items()}
-        history.append(logs)
-        stop = plateau.update(logs["val_dice"])
-        if verbose:
-            secs = time.perf_counter() - te
-            log(
-                f"{backbone} epoch {epoch + 1}/{epochs}: loss {logs['loss']:.3f}, val Dice {logs['val_dice']:.3f}, "
-                f"lr {plateau.lr:.1e}, {secs:.0f} s ({len(X_train) / secs:.1f} img/s)"
-                + (" - early stop" if stop else "")
-            )
+    cfg = dict(batch_size=batch_size, seed=seed, vflip=vflip, verbose=verbose)
+    val_data = (X_val.astype(np.float32), Y_val)
+    history = _fit_epochs(
+        model, backbone, X_train, Y_train, val_data, ckpt, plateau, stop, epochs, initial_epoch, cfg, log
+    )
     seconds = time.perf_counter() - t0
     n_epochs = len(history)
     val = [r["val_dice"] for r in ckpt.rows]
