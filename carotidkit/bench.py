@@ -98,19 +98,7 @@ def bench_synth(out_dir: Path) -> dict:
     res = {"numpy_reference_s": round(ref, 3)}
     for prof in ("smoke", "workshop"):
         cfg = profiles.settings("00_data", prof)
-        kw = {
-            k: cfg[k]
-            for k in (
-                "n_subjects",
-                "n_plaque_images",
-                "plaque_db_size_px",
-                "cine_size_px",
-                "cine_seconds",
-                "vd_hr_per_sd",
-                "followup_years",
-                "n_jobs",
-            )
-        }
+        kw = {k: cfg[k] for k in cfg.SIMULATOR}  # the simulator's own knobs, declared in DataSettings
         with tempfile.TemporaryDirectory() as tmp:
             t, m = timed(generate, tmp, seed=0, **kw)
             cached, _ = timed(generate, tmp, seed=0, **kw)
