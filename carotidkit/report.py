@@ -372,9 +372,7 @@ def _run_locked(profile, only, overrides, force, root, run_dir, reports_dir, ech
     results: list[NotebookResult] = []
     failed = None
     for nb in all_nbs:
-        name = nb.stem
-        params = all_params[nb]
-        prev = state.get(name)
+        name, params, prev = nb.stem, all_params[nb], state.get(nb.stem)
         if failed is not None:
             if nb in chosen or prev is None:
                 results.append(NotebookResult(name, "not run", parameters=params, error=f"stopped: {failed} failed"))
@@ -382,55 +380,14 @@ def _run_locked(profile, only, overrides, force, root, run_dir, reports_dir, ech
         upstream = [stage_outputs_digest(run_dir, n.stem) for n in all_nbs if n.stem < name]
         fp = fingerprint(nb, params, pkg, upstream)
         html_path = reports_dir / profile / f"{name}.html"
-        executed = RunLayout(run_dir).executed_notebook(name)
-        explicit = only is not None and nb in chosen
-        up_to_date = (
-            prev
-            and prev.get("fingerprint") == fp
-            and prev.get("status") == "ok"
-            and prev.get("outputs") == stage_outputs_digest(run_dir, name)
-            and executed.exists()
-            and html_path.exists()
-        )
-        if nb not in chosen or (up_to_date and not force and not explicit):
-            if prev:
-                prev_res = NotebookResult(**{**prev, "status": prev["status"] if nb not in chosen else "up-to-date"})
-                results.append(prev_res)
-                if nb not in chosen and prev["status"] == "ok" and not up_to_date:
-                    # not re-run now, but what it was computed from has changed: say so on the index
-                    prev_res.status = "out of date"
-                    prev_res.error = "upstream outputs, parameters or code changed since this run"
-                    state[name] = asdict(prev_res)
-                    io.write_json(state_path, state)
-            else:
-                results.append(NotebookResult(name, "not run", parameters=params))
+        up_to_date = _up_to_date(prev, fp, run_dir, name, html_path)
+        if nb not in chosen or (up_to_date and not force and not (only is not None and nb in chosen)):
+            results.append(_skipped(nb, params, prev, nb in chosen, up_to_date, state, state_path))
             if up_to_date and nb in chosen:
                 echo(f"[{profile}] {name}: up to date, skipped")
             continue
-        echo(f"[{profile}] {name}: executing ...")
-        t0 = time.time()
-        res = NotebookResult(
-            name, "ok", parameters=params, fingerprint=fp, executed_at=time.strftime("%Y-%m-%d %H:%M:%S")
-        )
-        try:
-            _execute(nb, executed, params, cwd=nb.parent, echo=echo)
-        except Exception as exc:  # papermill's PapermillExecutionError, kernel death, ...
-            res.status, res.error = "failed", _describe_failure(exc)
-            failed = name
-            echo(f"[{profile}] {name}: FAILED: {res.error}")
-        res.duration_s = round(time.time() - t0, 1)
-        if executed.exists():
-            render_notebook(
-                executed,
-                html_path,
-                title=f"{name} ({profile})",
-                banner=synthetic_banner(run_dir),
-                index_href="../index.html",
-            )
-            res.html = f"{profile}/{name}.html"
-        if res.status == "ok":
-            res.outputs = stage_outputs_digest(run_dir, name)
-            echo(f"[{profile}] {name}: ok in {res.duration_s:.1f} s -> {html_path}")
+        res = _execute_one(nb, params, fp, profile, run_dir, html_path, echo)
+        failed = name if res.status == "failed" else None
         state[name] = asdict(res)
         io.write_json(state_path, state)
         results.append(res)
@@ -438,6 +395,60 @@ def _run_locked(profile, only, overrides, force, root, run_dir, reports_dir, ech
     if failed is not None:
         raise NotebookFailed(f"{failed} failed: {next(r.error for r in results if r.notebook == failed)}")
     return results
+
+
+def _up_to_date(prev: dict | None, fp: str, run_dir: Path, name: str, html_path: Path) -> bool:
+    """Whether notebook ``name``'s last run is still current: same inputs, outputs intact, page there."""
+    return bool(
+        prev
+        and prev.get("fingerprint") == fp
+        and prev.get("status") == "ok"
+        and prev.get("outputs") == stage_outputs_digest(run_dir, name)
+        and RunLayout(run_dir).executed_notebook(name).exists()
+        and html_path.exists()
+    )
+
+
+def _skipped(nb: Path, params, prev, chosen: bool, up_to_date: bool, state: dict, state_path: Path):
+    """The result row of a notebook not executed now (unchosen, or chosen and up to date)."""
+    if not prev:
+        return NotebookResult(nb.stem, "not run", parameters=params)
+    res = NotebookResult(**{**prev, "status": prev["status"] if not chosen else "up-to-date"})
+    if not chosen and prev["status"] == "ok" and not up_to_date:
+        # not re-run now, but what it was computed from has changed: say so on the index
+        res.status = "out of date"
+        res.error = "upstream outputs, parameters or code changed since this run"
+        state[nb.stem] = asdict(res)
+        io.write_json(state_path, state)
+    return res
+
+
+def _execute_one(nb: Path, params, fp: str, profile: str, run_dir: Path, html_path: Path, echo) -> NotebookResult:
+    """Execute one notebook, render its page and return its result row (status ``failed`` on error)."""
+    name = nb.stem
+    executed = RunLayout(run_dir).executed_notebook(name)
+    echo(f"[{profile}] {name}: executing ...")
+    t0 = time.time()
+    res = NotebookResult(name, "ok", parameters=params, fingerprint=fp, executed_at=time.strftime("%Y-%m-%d %H:%M:%S"))
+    try:
+        _execute(nb, executed, params, cwd=nb.parent, echo=echo)
+    except Exception as exc:  # papermill's PapermillExecutionError, kernel death, ...
+        res.status, res.error = "failed", _describe_failure(exc)
+        echo(f"[{profile}] {name}: FAILED: {res.error}")
+    res.duration_s = round(time.time() - t0, 1)
+    if executed.exists():
+        render_notebook(
+            executed,
+            html_path,
+            title=f"{name} ({profile})",
+            banner=synthetic_banner(run_dir),
+            index_href="../index.html",
+        )
+        res.html = f"{profile}/{name}.html"
+    if res.status == "ok":
+        res.outputs = stage_outputs_digest(run_dir, name)
+        echo(f"[{profile}] {name}: ok in {res.duration_s:.1f} s -> {html_path}")
+    return res
 
 
 # ----------------------------------------------------------------------------- rendering

@@ -35,7 +35,7 @@ def synth_db(tmp_path_factory):
 def cleaned(synth_db, tmp_path_factory):
     db = data.load_plaque_db(Data.at(synth_db).plaque_db)
     out = tmp_path_factory.mktemp("cleaned")
-    qc = clean.clean_database(db, out, size=96, n_jobs=2, truth_dir=Data.at(synth_db).overlay_truth)
+    qc = clean.clean_database(db, out, model_size_px=96, n_jobs=2, truth_dir=Data.at(synth_db).overlay_truth)
     return db, qc, out
 
 
@@ -172,7 +172,7 @@ def test_bad_images_are_flagged_not_fatal(synth_db, tmp_path):
     imgs[0].write_bytes(imgs[0].read_bytes()[:100])  # truncated
     cv2.imwrite(str(imgs[1].with_name(imgs[1].stem + "_labeled.png")), np.zeros((10, 10), np.uint8))  # wrong size
     db = data.load_plaque_db(root, errors="flag")
-    qc = clean.clean_database(db, tmp_path / "out", size=64)
+    qc = clean.clean_database(db, tmp_path / "out", model_size_px=64, n_jobs=1)
     bad = qc[qc.flag_error]
     assert len(bad) == 2 and len(qc) == len(db)
     assert bad.error.str.contains("not a readable image").any() and bad.error.str.contains("mask is").any()
@@ -229,7 +229,7 @@ def test_image_without_mask_stays_flagged_through_cleaning(synth_db, tmp_path):
     mask = sorted((root / "train").glob("*_labeled.png"))[0]
     mask.unlink()
     db = data.load_plaque_db(root, check=False, errors="flag")
-    qc = clean.clean_database(db, tmp_path / "out", size=64).set_index("image_id")
+    qc = clean.clean_database(db, tmp_path / "out", model_size_px=64, n_jobs=1).set_index("image_id")
     stem = mask.name.replace("_labeled.png", "")
     assert qc.loc[stem, "flag_error"] and "image without a mask" in qc.loc[stem, "error"]
     assert not (tmp_path / "out" / "images" / f"{stem}.png").exists()
@@ -242,7 +242,7 @@ def test_second_reader_masks_follow_the_same_geometry(synth_db, tmp_path):
 
     lay = Data.at(synth_db)
     db = data.load_plaque_db(lay.plaque_db)
-    qc = clean.clean_database(db, tmp_path, size=96, n_jobs=1, second_reader_dir=lay.second_reader)
+    qc = clean.clean_database(db, tmp_path, model_size_px=96, n_jobs=1, second_reader_dir=lay.second_reader)
     assert qc.second_reader.all()
     truth = read_parquet(lay.plaque_db_truth).assign(image_id=lambda d: d.image_id.astype(str))
     pl = truth[truth.has_plaque & truth.image_id.isin(qc.image_id)]
@@ -258,7 +258,9 @@ def test_second_reader_masks_follow_the_same_geometry(synth_db, tmp_path):
     bad.mkdir()
     one = db.iloc[0]
     cv2.imwrite(str(bad / f"{one.image_id}_labeled.png"), np.zeros((10, 10), np.uint8))
-    qc2 = clean.clean_database(db.iloc[:1], tmp_path / "o2", size=64, second_reader_dir=bad)
+    qc2 = clean.clean_database(db.iloc[:1], tmp_path / "o2", model_size_px=64, n_jobs=1, second_reader_dir=bad)
     assert "second reader's mask is 10x10" in qc2.error.iloc[0]
     with pytest.raises(Exception, match="second reader's mask folder not found"):
-        clean.clean_database(db.iloc[:1], tmp_path / "o3", size=64, second_reader_dir=tmp_path / "nope")
+        clean.clean_database(
+            db.iloc[:1], tmp_path / "o3", model_size_px=64, n_jobs=1, second_reader_dir=tmp_path / "nope"
+        )

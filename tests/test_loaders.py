@@ -377,7 +377,7 @@ def test_same_id_in_train_and_test_gives_two_distinct_cleaned_images(tmp_path):
     assert set(db.image_id) == {"train_5", "test_5", "6"}
     assert db.set_index("image_id").source_id.to_dict() == {"train_5": "5", "test_5": "5", "6": "6"}
     clean_dir = RunLayout(tmp_path).clean
-    qc = clean_database(db, clean_dir.root, size=64)
+    qc = clean_database(db, clean_dir.root, model_size_px=64, n_jobs=1)
     assert qc.image_id.is_unique
     ia = cv2.imread(str(clean_dir.images / "train_5.png"), cv2.IMREAD_GRAYSCALE)
     ib = cv2.imread(str(clean_dir.images / "test_5.png"), cv2.IMREAD_GRAYSCALE)

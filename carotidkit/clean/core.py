@@ -11,6 +11,7 @@ group-aware splits so one duplicate group never sits on both sides.
 from __future__ import annotations
 
 import hashlib
+import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -23,6 +24,7 @@ import pandas as pd
 from .. import io
 from ..imaging import read_image, read_mask, redact_clip, redact_for_display, scan_box  # noqa: F401
 from ..layout import Clean
+from ..settings import CleanSettings
 
 K3 = np.ones((3, 3), np.uint8)
 
@@ -360,7 +362,8 @@ def _second_reader_mask(second_dir, rec, shape) -> np.ndarray | None:
 
 
 def _clean_one(args) -> dict:
-    rec, out_dir, size, square, undo_stretch, radius, min_speck, truth_dir, second_dir = args
+    rec, out_dir, cfg, truth_dir, second_dir = args
+    size, square, undo_stretch = cfg.model_size_px, cfg.square, cfg.undo_stretch
     row = {"image_id": rec["image_id"], "split_shipped": rec["split"]}
     try:
         if rec.get("error"):  # e.g. an image without a mask, found when listing
@@ -372,7 +375,7 @@ def _clean_one(args) -> dict:
             raise io.CarotidkitError(
                 f"{rec['mask_path']}: mask is {mask.shape[1]}x{mask.shape[0]} but the image is {shape[1]}x{shape[0]}"
             )
-        ce = clean_export(raw, size, square, undo_stretch, radius, mask)
+        ce = clean_export(raw, size, square, undo_stretch, cfg.inpaint_radius, mask)
         gray, cleaned, overlay, im, m, geom = ce.gray, ce.cleaned, ce.overlay, ce.image, ce.mask, ce.geom
         box = geom.box
         x0, y0, x1, y1 = box
@@ -412,7 +415,7 @@ def _clean_one(args) -> dict:
                 "error": None,
             }
         )
-        row.update(mask_qc(mask, box, min_speck, rec.get("labelled_plaque")))
+        row.update(mask_qc(mask, box, cfg.min_speck_px, rec.get("labelled_plaque")))
         iou, shift = alignment(mask, m, geom) if mask.sum() >= 30 else (None, None)
         row.update(align_iou=iou, align_shift_model_px=shift, flag_misaligned=bool(shift is not None and shift > 2.5))
         if truth_dir is not None:
@@ -447,21 +450,19 @@ QC_FLAGS = ("flag_mask_outside_scan", "flag_tiny_specks", "flag_empty_but_labell
 def clean_database(
     db: pd.DataFrame,
     out_dir,
-    size: int = 128,
-    square: str = "pad",
-    undo_stretch: float | None = None,
-    inpaint_radius: int = 3,
-    min_speck_px: int = 20,
-    near_dup_hamming: int = 4,
-    n_jobs: int = 1,
+    settings: CleanSettings | None = None,
+    /,
+    *,
     truth_dir=None,
     second_reader_dir=None,
     progress=None,
+    **knobs,
 ) -> pd.DataFrame:
     """Clean every image of ``db`` (from :func:`carotidkit.data.load_plaque_db`) into ``out_dir``.
 
-    Writes ``images/<id>.png`` and ``masks/<id>.png`` at ``size`` and returns the per-image QC
-    table. ``second_reader_dir``: a folder with a second annotator's masks, named like the
+    ``settings`` (a :class:`~carotidkit.settings.CleanSettings`; its defaults when omitted) and
+    ``knobs`` (its field names, e.g. ``model_size_px=64``) say how. Writes ``images/<id>.png`` and
+    ``masks/<id>.png`` at ``model_size_px`` and returns the per-image QC table. ``second_reader_dir``: a folder with a second annotator's masks, named like the
     database's masks; they go through the same geometry into ``masks_second_reader/<id>.png``.
 
     Returns the per-image QC
@@ -469,8 +470,9 @@ def clean_database(
     get an ``error`` and ``flag_error`` instead of stopping the run.
 
     Example:
-        qc = clean_database(load_plaque_db(root), "runs/smoke/clean", size=64)
+        qc = clean_database(load_plaque_db(root), "runs/smoke/clean", model_size_px=64)
     """
+    cfg = (settings or CleanSettings()).replace(**knobs)
     out_dir = Path(out_dir)
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
     (out_dir / "masks").mkdir(parents=True, exist_ok=True)
@@ -479,21 +481,11 @@ def clean_database(
             raise io.CarotidkitError(f"{second_reader_dir}: second reader's mask folder not found")
         (out_dir / SECOND_READER).mkdir(parents=True, exist_ok=True)
     recs = db.to_dict("records")
-    tasks = [
-        (
-            r,
-            str(out_dir),
-            size,
-            square,
-            undo_stretch,
-            inpaint_radius,
-            min_speck_px,
-            str(truth_dir) if truth_dir else None,
-            str(second_reader_dir) if second_reader_dir else None,
-        )
-        for r in recs
-    ]
-    if n_jobs and n_jobs > 1:
+    truth = str(truth_dir) if truth_dir else None
+    second = str(second_reader_dir) if second_reader_dir else None
+    tasks = [(r, str(out_dir), cfg, truth, second) for r in recs]
+    n_jobs = cfg.n_jobs or os.cpu_count() or 1
+    if n_jobs > 1:
         with ProcessPoolExecutor(n_jobs, mp_context=get_context("spawn")) as pool:
             rows = list(pool.map(_clean_one, tasks, chunksize=8))
     else:
@@ -506,7 +498,7 @@ def clean_database(
     qc["flag_error"] = qc["error"].notna()
     ok = qc[~qc.flag_error].copy()
     if len(ok):
-        ok = duplicate_groups(ok, near_dup_hamming)
+        ok = duplicate_groups(ok, cfg.near_dup_hamming)
         qc = qc.merge(ok[["image_id", "dup_group", "dup_kind", "group_size"]], on="image_id", how="left")
     else:  # every image failed: the errors are the result
         qc = qc.assign(dup_group=np.nan, dup_kind=None, group_size=np.nan)

@@ -57,20 +57,7 @@ def run(cfg: CleanSettings, lay: RunLayout, progress: Progress) -> CleanResult:
     if second_reader_dir is None and truth_dir is not None and lay.data.second_reader.is_dir():
         second_reader_dir = lay.data.second_reader
     t0 = time.perf_counter()
-    qc = clean.clean_database(
-        db,
-        out,
-        size=cfg.model_size_px,
-        square=cfg.square,
-        undo_stretch=cfg.undo_stretch,
-        inpaint_radius=cfg.inpaint_radius,
-        min_speck_px=cfg.min_speck_px,
-        near_dup_hamming=cfg.near_dup_hamming,
-        n_jobs=cfg.n_jobs,
-        truth_dir=truth_dir,
-        second_reader_dir=second_reader_dir,
-        progress=progress,
-    )
+    qc = clean.clean_database(db, out, cfg, truth_dir=truth_dir, second_reader_dir=second_reader_dir, progress=progress)
     seconds = time.perf_counter() - t0
     qc = qc.merge(db[["image_id", "file_name"]], on="image_id", how="left")
     if truth_dir is not None:  # pixel spacing is known for simulated exports

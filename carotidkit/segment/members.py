@@ -20,6 +20,8 @@ import queue as queue_mod
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 
+from ..settings import UnetSettings
+
 _LOG = None  # the worker's queue to the parent (set by _init)
 
 
@@ -62,10 +64,10 @@ def _init(threads: int, log_queue) -> None:
         torch.set_num_interop_threads(1)
 
 
-def _train_one(backbone: str, arrays: tuple, out_dir: str, kwargs: dict) -> dict:
+def _train_one(backbone: str, arrays: tuple, out_dir: str, cfg, kwargs: dict) -> dict:
     from .train import train_unet
 
-    return train_unet(backbone, *arrays, out_dir, log=_LOG.put, **kwargs)
+    return train_unet(backbone, *arrays, out_dir, cfg, log=_LOG.put, **kwargs)
 
 
 def _drain(log_queue, progress) -> None:
@@ -85,15 +87,17 @@ def train_members(
     X_val,
     Y_val,
     out_dir,
+    settings: UnetSettings | None = None,
+    /,
     *,
-    n_jobs: int = 0,
     weights_paths: dict | None = None,
     progress=print,
     **kwargs,
 ):
-    """Train one U-Net per backbone (keyword arguments as :func:`~carotidkit.segment.train.train_unet`;
-    ``weights_paths``: backbone -> local encoder weights file); return their summaries in
-    ``backbones`` order, each with ``processes`` and ``threads`` added.
+    """Train one U-Net per backbone (``settings`` and keyword arguments as
+    :func:`~carotidkit.segment.train.train_unet`, ``n_jobs`` from them; ``weights_paths``:
+    backbone -> local encoder weights file); return their summaries in ``backbones`` order,
+    each with ``processes`` and ``threads`` added.
 
     Example:
         summaries = train_members(["mobilenetv2", "efficientnetb0"], Xtr, Ytr, Xva, Yva, "runs/x/unet", epochs=2)
@@ -101,8 +105,10 @@ def train_members(
     backbones = list(backbones)
     if len(set(backbones)) != len(backbones):  # two members would share one checkpoint folder
         raise ValueError(f"each backbone at most once, got {backbones}")
+    names = set(UnetSettings.knobs()) | {"seed"}
+    cfg = (settings or UnetSettings()).replace(**{k: kwargs.pop(k) for k in list(kwargs) if k in names})
     kwargs.setdefault("verbose", 2 if progress else 0)
-    procs, threads = plan(len(backbones), n_jobs)
+    procs, threads = plan(len(backbones), cfg.n_jobs)
 
     def own(bb):
         return {"weights_path": weights_paths[bb]} if weights_paths else {}
@@ -112,7 +118,7 @@ def train_members(
 
         return [
             {
-                **train_unet(bb, X_train, Y_train, X_val, Y_val, out_dir, log=progress, **kwargs, **own(bb)),
+                **train_unet(bb, X_train, Y_train, X_val, Y_val, out_dir, cfg, log=progress, **kwargs, **own(bb)),
                 "processes": 1,
                 "threads": threads,
             }
@@ -122,7 +128,7 @@ def train_members(
     log_queue = ctx.Queue()
     arrays = (X_train, Y_train, X_val, Y_val)
     with ProcessPoolExecutor(procs, mp_context=ctx, initializer=_init, initargs=(threads, log_queue)) as pool:
-        futures = [pool.submit(_train_one, bb, arrays, str(out_dir), {**kwargs, **own(bb)}) for bb in backbones]
+        futures = [pool.submit(_train_one, bb, arrays, str(out_dir), cfg, {**kwargs, **own(bb)}) for bb in backbones]
         pending = set(futures)
         while pending:
             _, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)

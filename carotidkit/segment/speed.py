@@ -18,6 +18,8 @@ import time
 
 import numpy as np
 
+from ..settings import UnetSettings
+
 
 def _cpu() -> tuple[float, float]:
     """User and system CPU seconds of this process and of its finished children (the side-by-side
@@ -47,16 +49,24 @@ def _val_dice(probs: np.ndarray, Y: np.ndarray) -> float:
     return float(np.mean((2 * (p & t).sum(1) + 1) / (p.sum(1) + t.sum(1) + 1)))
 
 
+def _settings(spec: dict) -> UnetSettings:
+    """02's settings (its defaults) with the spec's training knobs."""
+    return UnetSettings().replace(
+        **{k: spec[k] for k in ("epochs", "batch_size", "learning_rate", "vflip", "seed") if k in spec}
+    )
+
+
 def measure(spec: dict) -> dict:
     """One measurement (see the module docstring); ``spec``: mode, backbone, data (npz), epochs,
     batch_size, learning_rate, seed."""
     d = np.load(spec["data"])
     Xtr, Ytr, Xva, Yva, Xte, Yte = (d[k] for k in ("Xtr", "Ytr", "Xva", "Yva", "Xte", "Yte"))
-    bs, ep, lr = spec.get("batch_size", 16), spec.get("epochs", 8), spec.get("learning_rate", 1e-3)
+    cfg = _settings(spec)
+    bs, ep, lr = cfg.batch_size, cfg.epochs, cfg.learning_rate
     if spec["mode"] == "members":
         return _members(spec, Xtr, Ytr, Xva, Yva, Xte, Yte)
     if spec["mode"] == "monai":
-        return _monai(Xtr, Ytr, Xva, Yva, Xte, Yte, bs, ep, lr, spec.get("seed", 0), spec.get("vflip", 0.0))
+        return _monai(Xtr, Ytr, Xva, Yva, Xte, Yte, bs, ep, lr, cfg.seed, cfg.vflip)
     from . import keras_quietly
 
     keras = keras_quietly()
@@ -92,7 +102,7 @@ def measure(spec: dict) -> dict:
     }
 
 
-def _train(spec, backbones, arrays, out_dir, n_jobs: int, patience: int) -> list[dict]:
+def _train(spec, backbones, arrays, out_dir, n_jobs: int, patience: int | None) -> list[dict]:
     """The notebook's training path (:func:`~carotidkit.segment.members.train_members`) with the
     spec's settings; ``n_jobs=1`` with one backbone is ``train_unet`` in this process."""
     from .members import train_members
@@ -101,13 +111,10 @@ def _train(spec, backbones, arrays, out_dir, n_jobs: int, patience: int) -> list
         backbones,
         *arrays,
         out_dir,
+        _settings(spec),
         n_jobs=n_jobs,
         progress=None,
-        epochs=spec.get("epochs", 8),
-        batch_size=spec.get("batch_size", 16),
-        learning_rate=spec.get("learning_rate", 1e-3),
         patience=patience,
-        vflip=spec.get("vflip", 0.0),
     )
 
 
@@ -131,7 +138,7 @@ def _members(spec, Xtr, Ytr, Xva, Yva, Xte, Yte) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         t0, c0 = time.perf_counter(), _cpu()
         summaries = _train(
-            spec, spec["backbones"], (Xtr, Ytr, Xva, Yva), tmp, n_jobs=spec["n_jobs"], patience=spec.get("patience", 3)
+            spec, spec["backbones"], (Xtr, Ytr, Xva, Yva), tmp, n_jobs=spec["n_jobs"], patience=spec.get("patience")
         )
         wall = time.perf_counter() - t0
         share = _cpu_share(c0, wall)

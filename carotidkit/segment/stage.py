@@ -106,23 +106,8 @@ def _train(cfg: UnetSettings, lay: RunLayout, arrays: dict, progress: Progress) 
 
     (Xtr, Ytr), (Xva, Yva) = arrays["train"], arrays["val"]
     bbs = cfg.backbones
-    summaries = train_members(
-        bbs,
-        Xtr,
-        Ytr,
-        Xva,
-        Yva,
-        lay.unet.root,
-        n_jobs=cfg.n_jobs,
-        progress=progress,
-        epochs=cfg.epochs,
-        batch_size=cfg.batch_size,
-        learning_rate=cfg.learning_rate,
-        patience=cfg.patience,
-        seed=cfg.seed,
-        vflip=cfg.vflip,
-        weights_paths={bb: str(Path(cfg.weights_dir) / f"{bb}.weights.h5") for bb in bbs} if cfg.weights_dir else None,
-    )
+    weights = {bb: str(Path(cfg.weights_dir) / f"{bb}.weights.h5") for bb in bbs} if cfg.weights_dir else None
+    summaries = train_members(bbs, Xtr, Ytr, Xva, Yva, lay.unet.root, cfg, progress=progress, weights_paths=weights)
     for s in summaries:
         progress(
             f"{s['backbone']}: best val Dice {s['best_val_dice']:.3f} at epoch {s['best_epoch']} ({s['seconds']} s)"

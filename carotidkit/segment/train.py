@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import io
+from ..settings import UnetSettings
 from . import keras_quietly
 from .unet import CUSTOM_OBJECTS, build_unet, dice_bce_loss, dice_metric, iou_coefficient
 
@@ -228,26 +229,26 @@ def train_unet(
     X_val,
     Y_val,
     out_dir,
+    settings: UnetSettings | None = None,
+    /,
     *,
-    epochs: int = 12,
-    batch_size: int = 16,
-    learning_rate: float = 1e-3,
-    patience: int = 4,
-    seed: int = 0,
     weights_path: str | None = None,
     resume: bool = True,
     verbose: int = 2,
-    vflip: float = 0.0,
     log=None,
+    **knobs,
 ) -> dict:
     """Train one U-Net; return a summary (best epoch, validation Dice, seconds, images/s).
 
-    ``vflip``: share of training images also flipped upside down (see :func:`augment_batch`);
-    ``log``: where the one line per epoch goes (``verbose``).
+    ``settings`` (a :class:`~carotidkit.settings.UnetSettings`, its defaults when omitted) and
+    ``knobs`` (its field names: ``epochs``, ``batch_size``, ``learning_rate``, ``patience``,
+    ``seed``, ``vflip``) say how; ``log``: where the one line per epoch goes (``verbose``).
 
     Example:
         res = train_unet("mobilenetv2", Xtr, Ytr, Xva, Yva, "runs/smoke/unet", epochs=1)
     """
+    cfg = (settings or UnetSettings()).replace(**knobs)
+    epochs, batch_size, learning_rate, seed, vflip = cfg.epochs, cfg.batch_size, cfg.learning_rate, cfg.seed, cfg.vflip
     log = log or (lambda line: print(line, flush=True))
     out = Path(out_dir) / backbone
     out.mkdir(parents=True, exist_ok=True)
@@ -262,17 +263,17 @@ def train_unet(
         return finished
     best_path = out / "best.keras"
     ckpt = EpochCheckpoints(out / "log.csv", out / "last.keras", best_path, append=initial_epoch > 0)
-    plateau = Plateau(learning_rate, patience)
+    plateau = Plateau(learning_rate, cfg.patience)
     stop = False
     for row in ckpt.rows:  # a resumed run replays its history
         stop = plateau.update(row["val_dice"])
     if stop and (out / "train.json").exists():  # it had stopped early: nothing left to do
         return json.loads((out / "train.json").read_text())
     t0 = time.perf_counter()
-    cfg = dict(batch_size=batch_size, seed=seed, vflip=vflip, verbose=verbose)
+    fit_cfg = dict(batch_size=batch_size, seed=seed, vflip=vflip, verbose=verbose)
     val_data = (X_val.astype(np.float32), Y_val)
     history = _fit_epochs(
-        model, backbone, X_train, Y_train, val_data, ckpt, plateau, stop, epochs, initial_epoch, cfg, log
+        model, backbone, X_train, Y_train, val_data, ckpt, plateau, stop, epochs, initial_epoch, fit_cfg, log
     )
     seconds = time.perf_counter() - t0
     n_epochs = len(history)

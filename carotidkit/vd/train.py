@@ -335,18 +335,36 @@ def train_fold(
     """Train fold ``f`` (resumable, keyed on settings + data); return out-of-fold clip logits."""
     import torch
 
-    from .models import build_model
-
     dist = dist or Dist()
-    device = dist.device
     torch.manual_seed(seed * 1000 + f)
     fdir = Path(out_dir)
     fdir.mkdir(parents=True, exist_ok=True)
-    (ds_tr, ds_va, ds_te), test, (mean, std) = _fold_datasets(cache, clips, folds, f, cfg, seed)
+    datasets, test, (mean, std) = _fold_datasets(cache, clips, folds, f, cfg, seed)
     key = _fold_key(cfg, seed, f, data_key, folds)
-    model = build_model(
-        cfg["architecture"], cfg["frames"], cache.shape[2], cfg["width"], cfg["depth"], dropout=cfg["dropout"]
-    ).to(device)
+    model, ddp, opt, sched = _build_training(cfg, cache.shape[2], len(datasets[0]), seed, dist)
+    log = _fit_epochs(model, ddp, opt, sched, datasets, cfg, seed, f, key, fdir, dist, progress)
+    if dist.main:
+        model_card = {k: cfg[k] for k in ("architecture", "frames", "period")}
+        model_card.update(size=int(cache.shape[2]), width=cfg["width"], depth=cfg["depth"], mean=mean, std=std, key=key)
+        io.write_json(fdir / "model.json", model_card)
+    if (fdir / "best.pt").exists():
+        model.load_state_dict(torch.load(fdir / "best.pt", map_location="cpu", weights_only=True))
+    return {
+        "clips": _out_of_fold(model, datasets[2], clips[test], f, dist, dist.device),
+        "log": pd.DataFrame(log),
+        "mean": mean,
+        "std": std,
+    }
+
+
+def _build_training(cfg: dict, size: int, n_train: int, seed: int, dist: Dist):
+    """The fold's model (optionally from ``weights_path``), its DDP wrapper, optimiser and schedule."""
+    import torch
+
+    from .models import build_model
+
+    model = build_model(cfg["architecture"], cfg["frames"], size, cfg["width"], cfg["depth"], dropout=cfg["dropout"])
+    model = model.to(dist.device)
     if cfg.get("weights_path"):
         load_weights(model, cfg["weights_path"], cfg["architecture"])
     ddp = torch.nn.parallel.DistributedDataParallel(model) if dist.enabled else model
@@ -354,7 +372,17 @@ def train_fold(
     B, W = cfg["batch_size"], dist.world
     if B % W:
         raise ValueError(f"batch_size={B} must be a multiple of the number of processes ({W})")
-    sched = _scheduler(opt, cfg, len(global_batches(len(ds_tr), B, seed, 0)))
+    sched = _scheduler(opt, cfg, len(global_batches(n_train, B, seed, 0)))
+    return model, ddp, opt, sched
+
+
+def _fit_epochs(model, ddp, opt, sched, datasets, cfg, seed, f, key, fdir: Path, dist: Dist, progress) -> list[dict]:
+    """Run (or resume) fold ``f``'s epochs with early stopping; keep ``best.pt``, the checkpoint and
+    ``log.csv`` up to date after every epoch; return the epoch log."""
+    import torch
+
+    ds_tr, ds_va, _ = datasets
+    device, B = dist.device, cfg["batch_size"]
     ckpt, best_path, log_path = fdir / "checkpoint.pt", fdir / "best.pt", fdir / "log.csv"
     start, best, bad, log = _resume(ckpt, log_path, key, model, opt, sched, cfg)
     if cfg["architecture"] == "vivit" and cfg.get("pretrain_epochs", 0) and start == 0:
@@ -367,26 +395,24 @@ def train_fold(
         losses = _train_epoch(ddp, opt, sched, ds_tr, batches, dist, device, desc, progress and dist.main)
         vloss, vauc = _validate(model, ds_va, dist, device)
         score = vauc if np.isfinite(vauc) else -vloss
-        log.append(
-            {
-                "fold": f,
-                "epoch": epoch + 1,
-                "train_loss": float(np.mean(losses)),
-                "val_loss": vloss,
-                "val_auc": vauc,
-                "seconds": round(time.perf_counter() - t0, 2),
-                "train_clips": len(batches) * B,
-                "peak_gpu_mb": _peak_gpu_mb(device),
-            }
-        )
+        row = {
+            "fold": f,
+            "epoch": epoch + 1,
+            "train_loss": float(np.mean(losses)),
+            "val_loss": vloss,
+            "val_auc": vauc,
+            "seconds": round(time.perf_counter() - t0, 2),
+            "train_clips": len(batches) * B,
+            "peak_gpu_mb": _peak_gpu_mb(device),
+        }
+        log.append(row)
         improved = score > best[0]
         best, bad = ((score, None), 0) if improved else (best, bad + 1)
         if dist.main:
             if progress:
-                r = log[-1]
                 print(
-                    f"fold {f} epoch {epoch + 1}: train loss {r['train_loss']:.3f}, val loss {vloss:.3f}, "
-                    f"val AUC {vauc:.3f} ({r['seconds']:.0f} s)",
+                    f"fold {f} epoch {epoch + 1}: train loss {row['train_loss']:.3f}, val loss {vloss:.3f}, "
+                    f"val AUC {vauc:.3f} ({row['seconds']:.0f} s)",
                     flush=True,
                 )
             if improved:
@@ -397,18 +423,7 @@ def train_fold(
         dist.barrier()
         if bad >= cfg["patience"]:
             break
-    if dist.main:
-        model_card = {k: cfg[k] for k in ("architecture", "frames", "period")}
-        model_card.update(size=int(cache.shape[2]), width=cfg["width"], depth=cfg["depth"], mean=mean, std=std, key=key)
-        io.write_json(fdir / "model.json", model_card)
-    if best_path.exists():
-        model.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=True))
-    return {
-        "clips": _out_of_fold(model, ds_te, clips[test], f, dist, device),
-        "log": pd.DataFrame(log),
-        "mean": mean,
-        "std": std,
-    }
+    return log
 
 
 def _out_of_fold(model, ds_te, te_clips: pd.DataFrame, f: int, dist, device) -> pd.DataFrame:
