@@ -76,7 +76,7 @@ def test_crop_square_resize_keeps_mask_aligned():
     mask[100:140, 200:280] = True  # a plaque right of centre
     box = clean.scan_box(img)
     assert box == (40, 50, 360, 250)
-    im, m, g = clean.crop_square_resize(img, mask, box, 64, square="pad")
+    im, m, g = clean.crop_square_resize(img, mask, box, 64, "pad", None)
     assert im.shape == m.shape == (64, 64)
     assert g.pad_top == 60 and g.pad_left == 0  # 200 rows padded to 320
     assert im[:10].max() == 0 and im[32].min() == 120  # black bars top/bottom, tissue in the middle
@@ -86,7 +86,7 @@ def test_crop_square_resize_keeps_mask_aligned():
     iou, shift = clean.alignment(mask, m, g)
     assert iou > 0.8 and shift < 0.5
     # resize policy stretches instead; undo_stretch widens the crop before squaring
-    _, m2, g2 = clean.crop_square_resize(img, mask, box, 64, square="resize")
+    _, m2, g2 = clean.crop_square_resize(img, mask, box, 64, "resize", None)
     assert g2.side == 0 and abs(g2.scale_col - 5) < 1e-9 and abs(g2.scale_row - 200 / 64) < 1e-9
     _, _, g3 = clean.crop_square_resize(img, mask, box, 64, square="pad", undo_stretch=0.5)
     assert g3.pad_left == 20 and g3.pad_top == 0  # 160 wide x 200 high: pad columns
@@ -100,11 +100,11 @@ def test_mask_qc_flags():
     m[0:5, 0:5] = True  # outside the scan area, and a speck
     f = clean.mask_qc(m, box, min_speck_px=30)
     assert f["flag_mask_outside_scan"] and f["flag_tiny_specks"]
-    f = clean.mask_qc(np.zeros((100, 100), bool), box, labelled_plaque=True)
+    f = clean.mask_qc(np.zeros((100, 100), bool), box, 20, labelled_plaque=True)
     assert f["flag_empty_but_labelled_plaque"] and f["mask_area_px"] == 0
     ok = np.zeros((100, 100), bool)
     ok[40:60, 30:70] = True
-    assert not any(v for k, v in clean.mask_qc(ok, box).items() if k.startswith("flag"))
+    assert not any(v for k, v in clean.mask_qc(ok, box, 20).items() if k.startswith("flag"))
 
 
 def test_planted_cross_split_duplicates_are_all_found(synth_db, cleaned):

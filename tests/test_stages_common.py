@@ -143,13 +143,18 @@ def test_no_second_table_of_defaults():
     with pytest.raises(TypeError, match="unknown setting"):
         ds.generate(ROOT / "never", n_subjectz=3)
     # a literal workshop default of a knob in a stage module's function signature would be a second source
-    for nb, (mod, _) in STAGES.items():
+    workers = {  # the modules a stage hands its settings to
+        "01_cleaning": ["carotidkit.clean.core"],
+        "02_unet_ensemble": ["carotidkit.segment.train", "carotidkit.segment.members"],
+    }
+    for nb, mod in [(nb, m) for nb, (m, _) in STAGES.items()] + [(nb, m) for nb, ms in workers.items() for m in ms]:
         tree = ast.parse(Path(importlib.import_module(mod).__file__).read_text())
         knobs = set(settings.SETTINGS[nb].knobs())
         for fn in (n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)):
-            args = fn.args.args[len(fn.args.args) - len(fn.args.defaults) :] + [
-                a for a, d in zip(fn.args.kwonlyargs, fn.args.kw_defaults) if d is not None
-            ]
+            pos = list(zip(fn.args.args[len(fn.args.args) - len(fn.args.defaults) :], fn.args.defaults))
+            given = pos + [(a, d) for a, d in zip(fn.args.kwonlyargs, fn.args.kw_defaults) if d is not None]
+            # ``None`` means "not given" (the caller passes the resolved value), not a second default
+            args = [a for a, d in given if not (isinstance(d, ast.Constant) and d.value is None)]
             assert not {a.arg for a in args} & knobs - {"seed", "n_boot"}, (mod, fn.name)
 
 

@@ -41,7 +41,7 @@ def test_augmentation_moves_image_and_mask_together():
     y = np.zeros((8, 32, 32, 1), np.float32)
     y[:, 10:20, 5:25] = 1
     x = y * 255
-    xa, ya = augment_batch(x, y, rng, shift=0.2, gain=0.0)
+    xa, ya = augment_batch(x, y, rng, shift=0.2, gain=0.0, vflip=0.0)
     assert ((xa > 127) == (ya > 0.5)).all()
     assert not np.array_equal(ya, y)  # something moved
 
@@ -155,7 +155,7 @@ def test_vectorised_augmentation_equals_the_per_image_definition():
     rng = np.random.default_rng(3)
     x = rng.integers(0, 255, (6, 12, 10, 1)).astype(np.float32)
     y = (rng.random((6, 12, 10, 1)) > 0.7).astype(np.float32)
-    xa, ya = augment_batch(x, y, np.random.default_rng(7), shift=0.25, gain=0.0)
+    xa, ya = augment_batch(x, y, np.random.default_rng(7), shift=0.25, gain=0.0, vflip=0.0)
     draw = np.random.default_rng(7)  # the same draws, in the function's order
     flips = draw.random(6) < 0.5
     shifts = draw.integers(-3, 4, (6, 2))
@@ -163,7 +163,7 @@ def test_vectorised_augmentation_equals_the_per_image_definition():
     np.testing.assert_array_equal(xa, xr)
     np.testing.assert_array_equal(ya, yr)
     assert flips.any() and (~flips).any() and (shifts != 0).any()  # the test exercised both
-    x2, _ = augment_batch(x, y, np.random.default_rng(7), shift=0.25, gain=0.0)
+    x2, _ = augment_batch(x, y, np.random.default_rng(7), shift=0.25, gain=0.0, vflip=0.0)
     np.testing.assert_array_equal(xa, x2)  # seeded
 
 
@@ -180,7 +180,7 @@ def test_vertical_flips_follow_the_same_definition():
     np.testing.assert_array_equal(ya, yr)
     assert vflips.any() and (~vflips).any()
     # without vflip the draws (and so the epochs) are exactly what they were
-    x0, _ = augment_batch(x, y, np.random.default_rng(7), shift=0.25, gain=0.0)
+    x0, _ = augment_batch(x, y, np.random.default_rng(7), shift=0.25, gain=0.0, vflip=0.0)
     np.testing.assert_array_equal(x0, _loop_reference(x, y, flips, shifts)[0])
 
 

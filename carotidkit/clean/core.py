@@ -125,7 +125,7 @@ class Geometry:
     scale_col: float
 
 
-def crop_square_resize(img, mask, box, size: int, square: str = "pad", undo_stretch: float | None = None):
+def crop_square_resize(img, mask, box, size: int, square: str, undo_stretch: float | None):
     """Crop to ``box``, optionally undo a horizontal stretch, square, resize to ``size``.
 
     ``square="pad"`` keeps the aspect ratio and pads with black; ``"resize"`` stretches. The
@@ -201,9 +201,9 @@ class CleanedExport:
 def clean_export(
     img: np.ndarray,
     size: int,
-    square: str = "pad",
-    undo_stretch: float | None = None,
-    inpaint_radius: int = 3,
+    square: str,
+    undo_stretch: float | None,
+    inpaint_radius: int,
     mask: np.ndarray | None = None,
 ) -> CleanedExport:
     """The whole per-image cleaning step: detect overlays, inpaint them inside the scan area,
@@ -222,7 +222,7 @@ def clean_export(
 # ----------------------------------------------------------------------------- mask QC
 
 
-def mask_qc(mask: np.ndarray, box, min_speck_px: int = 20, labelled_plaque: bool | None = None) -> dict:
+def mask_qc(mask: np.ndarray, box, min_speck_px: int, labelled_plaque: bool | None = None) -> dict:
     """QC flags of one binary mask in source geometry."""
     x0, y0, x1, y1 = box
     area = int(mask.sum())
@@ -507,9 +507,7 @@ def clean_database(
     return qc
 
 
-def make_splits(
-    qc: pd.DataFrame, val_fraction: float = 0.15, test_fraction: float = 0.1, seed: int = 0
-) -> pd.DataFrame:
+def make_splits(qc: pd.DataFrame, val_fraction: float, test_fraction: float = 0.1, seed: int = 0) -> pd.DataFrame:
     """Group-aware train/val/test assignment.
 
     A shipped test split is kept as is (``split_shipped == "test"``); validation is drawn from

@@ -25,7 +25,7 @@ from ..settings import UnetSettings
 _LOG = None  # the worker's queue to the parent (set by _init)
 
 
-def plan(n_members: int, n_jobs: int = 0, cores: int | None = None) -> tuple[int, int]:
+def plan(n_members: int, n_jobs: int, cores: int | None = None) -> tuple[int, int]:
     """``(processes, threads per process)`` for training ``n_members`` U-Nets.
 
     ``n_jobs``: 0 = one process per member; 1 = one after another in the calling process (all

@@ -38,7 +38,8 @@ def augment_batch(
     shift: float = 0.1,
     hflip: bool = True,
     gain: float = 0.15,
-    vflip: float = 0.0,
+    *,
+    vflip: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Random left-right flips, shifts (up to ``shift`` of the side, zero fill) and mild
     gain/gamma changes; the masks get the same geometric changes. ``vflip``: the share of images
@@ -72,9 +73,7 @@ def augment_batch(
     return np.clip(xo, 0, 255), yo
 
 
-def epoch_arrays(
-    X, Y, seed: int, epoch: int, augment: bool = True, vflip: float = 0.0
-) -> tuple[np.ndarray, np.ndarray]:
+def epoch_arrays(X, Y, seed: int, epoch: int, *, vflip: float, augment: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """One epoch of training data: a permutation and a fresh augmentation of every image, seeded
     by ``(seed, epoch)`` (a resumed run sees exactly the epochs it would have seen), vectorised
     over the whole epoch. The model then reads plain arrays: Keras' array path, no Python
