@@ -213,12 +213,26 @@ class Vd(Section):
 
     @property
     def vd(self) -> Path:
-        """Parquet: ``subject_id, vd_logit, vd_z, vd_percentile, fold, n_clips`` (out of fold)."""
+        """Parquet: ``subject_id, vd_logit`` (mean over the subject's loops), ``vd_z`` (standardised
+        within fold), ``vd_z_max`` (the worse side, standardised within fold), ``vd_percentile,
+        fold, n_clips`` (all out of fold)."""
         return self.root / "vd.parquet"
 
     @property
+    def baseline(self) -> Path:
+        """Parquet: ``subject_id, fold, baseline_logit`` and the handcrafted features (side means)
+        of the cross-fitted logistic-regression baseline."""
+        return self.root / "baseline.parquet"
+
+    @property
+    def left_right(self) -> Path:
+        """Parquet: ``subject_id, left, right, mean, diff`` of the sides' within-fold scores."""
+        return self.root / "left_right.parquet"
+
+    @property
     def clip_predictions(self) -> Path:
-        """Parquet: ``subject_id, clip_id, fold, logit`` (mean over the clip's temporal windows)."""
+        """Parquet: ``subject_id, clip_id, side, fold, logit`` (mean over the clip's temporal
+        windows), ``side_z`` (standardised within fold), ``n_windows``."""
         return self.root / "clip_predictions.parquet"
 
     @property
@@ -228,8 +242,10 @@ class Vd(Section):
 
     @property
     def summary(self) -> Path:
-        """JSON: ``auc, auc_ci, balanced_accuracy, balanced_accuracy_ci`` (+ ``spearman_vd_true``,
-        ``partial_spearman_vd_true`` on synthetic data), ``headline``, settings and timings."""
+        """JSON: ``auc, accuracy, balanced_accuracy`` (each with ``_ci``), the baseline's
+        ``baseline_auc``, ``delta_auc`` (+CI), ``left_right`` agreement (+ ``spearman_vd_true``,
+        ``partial_spearman_vd_true`` and the baseline's on synthetic data), ``headline``,
+        settings and timings."""
         return self.root / "summary.json"
 
     @property

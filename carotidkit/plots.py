@@ -735,3 +735,71 @@ def reader_comparison(res, subset: str = "all test"):
     ax.set_xlim(max(0.0, min(models.ci_low.min(), reader.ci_low) - 0.05), 1.0)
     fig.tight_layout()
     return fig
+
+
+def baseline_comparison(res):
+    """Network vs the handcrafted baseline (same folds): both ROC curves, and on simulated data
+    each score against the planted damage ``vd_true``."""
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import roc_curve
+
+    m = res.metrics.set_index("metric")
+    d = res.vd.merge(res.baseline[["subject_id", "baseline_logit"]], on="subject_id")
+    truth = "vd_true" in d
+    fig, axes = plt.subplots(1, 3 if truth else 1, figsize=(12 if truth else 4.2, 4), squeeze=False)
+    ax = axes[0, 0]
+    for col, name, key, ls in (
+        ("vd_logit", "network", "auc", "-"),
+        ("baseline_logit", "baseline", "auc_baseline", "--"),
+    ):
+        fpr, tpr, _ = roc_curve(d.label, d[col])
+        ax.plot(fpr, tpr, ls=ls, color="k" if ls == "-" else "#0072B2", label=f"{name}: {m.estimate[key]:.3f}")
+    ax.plot([0, 1], [0, 1], ls=":", color="grey", lw=1)
+    ax.set(
+        xlabel="1 − specificity",
+        ylabel="sensitivity",
+        title=f"ΔAUROC {m.estimate['delta_auc']:+.3f} [{m.ci_low['delta_auc']:+.3f}, {m.ci_high['delta_auc']:+.3f}]",
+    )
+    ax.legend(title="AUROC", loc="lower right", fontsize=8)
+    if truth:
+        for ax, col, name, key in (
+            (axes[0, 1], "vd_logit", "network VD (logit)", "spearman_vd_true"),
+            (axes[0, 2], "baseline_logit", "baseline (logit)", "spearman_vd_true_baseline"),
+        ):
+            ax.scatter(d.vd_true, d[col], s=4, alpha=0.4, c=d.label, cmap="cividis")
+            ax.set(xlabel="planted damage vd_true", ylabel=name, title=f"Spearman {m.estimate[key]:.2f}")
+    fig.tight_layout()
+    return fig
+
+
+def left_right(res):
+    """Per-side VD (standardised within fold) for subjects filmed on both sides: left vs right,
+    and the Bland-Altman plot of their difference against their mean with the 95 % limits."""
+    import matplotlib.pyplot as plt
+
+    p = res.left_right
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4))
+    if len(p) < 3:
+        for ax in axes:
+            ax.text(0.5, 0.5, "fewer than 3 subjects with both sides", ha="center", va="center")
+            ax.set_axis_off()
+        return fig
+    a = res.agreement.set_index("metric").estimate
+    axes[0].scatter(p.left, p.right, s=5, alpha=0.4, color="k")
+    lim = [min(p.left.min(), p.right.min()), max(p.left.max(), p.right.max())]
+    axes[0].plot(lim, lim, ls="--", color="grey", lw=1)
+    axes[0].set(
+        xlabel="left-side VD (z)",
+        ylabel="right-side VD (z)",
+        title=f"ICC(A,1) {a['icc_a1_left_right']:.2f}, Spearman {a['spearman_left_right']:.2f} (n = {len(p)})",
+    )
+    axes[1].scatter(p["mean"], p["diff"], s=5, alpha=0.4, color="k")
+    for k, ls in (("bland_altman_bias", "-"), ("bland_altman_loa_low", "--"), ("bland_altman_loa_high", "--")):
+        axes[1].axhline(a[k], ls=ls, color="#D55E00", lw=1)
+    axes[1].set(
+        xlabel="mean of the two sides (z)",
+        ylabel="left − right (z)",
+        title=f"bias {a['bland_altman_bias']:+.2f}, limits {a['bland_altman_loa_low']:+.2f} to {a['bland_altman_loa_high']:+.2f}",
+    )
+    fig.tight_layout()
+    return fig

@@ -249,6 +249,16 @@ class DataSettings(StageSettings):
     cine_seconds: float = knob(1.4, "length of each simulated loop", unit="s", lo=0.2, hi=60.0)
     vd_hr_per_sd: float = knob(1.4, "planted hazard ratio of the latent damage per SD", lo=0.1, hi=10.0)
     followup_years: float = knob(12.0, "administrative end of simulated follow-up", unit="years", lo=0.5, hi=60.0)
+    vd_pattern: str = knob(
+        "local",
+        "how damage shows in the loops: local (far-wall perivascular texture, wall stiffening) or global "
+        "(perivascular brightness and pulsatility: simulator version 5)",
+        choices=("local", "global"),
+    )
+    vd_signal: float = knob(2.0, "strength of the local damage signature in the loops (0: none)", lo=0.0, hi=5.0)
+    acquisition: float = knob(
+        1.0, "per-loop variation of gain, TGC, dynamic range, depth, probe angle and motion (0: fixed)", lo=0.0, hi=3.0
+    )
     n_jobs: int = knob(2, "processes simulating (0: all cores)", **_JOBS)
     plaque_db_dir: str | None = knob(None, "your Ar-PlaqSegm1-style folder (train/ test/)")
     cohort_path: str | None = knob(None, "your cohort table (CSV, Parquet, Stata, SAS, Excel)")
@@ -274,6 +284,9 @@ class DataSettings(StageSettings):
         "cine_seconds",
         "vd_hr_per_sd",
         "followup_years",
+        "vd_pattern",
+        "vd_signal",
+        "acquisition",
         "n_jobs",
     )
 

@@ -3,6 +3,7 @@ does not leak (shuffled labels give chance AUROC out of fold)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -278,7 +279,25 @@ def test_the_command_line_trains_exactly_notebook_03s_settings(small_run, tmp_pa
     run = tmp_path / "cli"
     lay = RunLayout(run)
     shutil.copytree(RunLayout(small_run).data.root, lay.data.root)
-    vd.run(**profiles.settings("03_vd_video", "smoke", run_dir=run), progress=False)  # what notebook 03 does
+    res = vd.run(**profiles.settings("03_vd_video", "smoke", run_dir=run), progress=False)  # what notebook 03 does
+    # VD reported like the paper: within-fold scores, both sides, the baseline on the same folds
+    v = read_parquet(lay.vd.vd)
+    assert np.allclose(v.groupby("fold").vd_z.mean(), 0) and np.allclose(v.groupby("fold").vd_z.std(ddof=0), 1)
+    assert (v.vd_z_max.notna()).all() and read_parquet(lay.vd.clip_predictions).side_z.notna().all()
+    bl = read_parquet(lay.vd.baseline)
+    assert set(bl.subject_id) == set(v.subject_id)
+    assert (bl.set_index("subject_id").fold == v.set_index("subject_id").fold.reindex(bl.subject_id)).all()
+    pairs = read_parquet(lay.vd.left_right)
+    assert len(pairs) == res.agreement.n.iloc[0] > 10  # 60 % of simulated subjects are filmed on both sides
+    summary = json.loads(lay.vd.summary.read_text())
+    assert {"accuracy", "accuracy_ci", "auc_baseline", "delta_auc", "delta_auc_ci", "left_right"} <= set(summary)
+    assert summary["delta_auc"] == pytest.approx(summary["auc"] - summary["auc_baseline"])
+    assert "accuracy" in res.headline and "baseline" in res.headline
+    assert list(res.comparison().measure[:3]) == [
+        "hypertension AUROC",
+        "accuracy (p > 0.5)",
+        "balanced accuracy (p > 0.5)",
+    ]
     model = (lay.vd.fold_dir(0) / "model.json").read_text()
     logs = [(lay.vd.fold_dir(f) / "log.csv").stat().st_mtime_ns for f in range(2)]
     main(["--profile", "smoke", "--run-dir", str(run)])

@@ -50,6 +50,11 @@ class Anatomy:
     reverb: float = 0.0  # first-order reverberation of the superficial layers into the lumen
     peri_echo: float = 0.6  # perivascular echogenicity
     peri_texture: float = 0.35  # perivascular heterogeneity (lobular fat / connective tissue)
+    # the local damage signature: the perivascular tissue within 4 mm of the far-wall adventitia
+    # carries a mottled texture (log-amplitude SD 0.9) whose structure goes from isotropic (0) to
+    # laminar, striations parallel to the wall (1); None = no such band (simulator version 5)
+    peri_far_laminar: float | None = None
+    peri_far_echo_db: float = 0.0  # the same band's echogenicity relative to the rest of the shell
     skin_mm: float = 1.2
     fat_mm: float = 4.0
     muscle_mm: float = 6.0
@@ -63,6 +68,16 @@ def _smooth_noise(shape, scale_px: float, rng: np.random.Generator) -> np.ndarra
     """Zero-mean, unit-std smooth random field with features of about ``scale_px`` pixels."""
     h, w = shape
     sh, sw = max(2, int(h / scale_px) + 2), max(2, int(w / scale_px) + 2)
+    small = rng.standard_normal((sh, sw)).astype(np.float32)
+    big = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+    return (big - big.mean()) / (big.std() + 1e-6)
+
+
+def _smooth_noise_aniso(shape, scale_rows: float, scale_cols: float, rng: np.random.Generator) -> np.ndarray:
+    """Like :func:`_smooth_noise` with features of ``scale_rows`` x ``scale_cols`` pixels
+    (elongated along the rows when ``scale_cols`` > ``scale_rows``)."""
+    h, w = shape
+    sh, sw = max(2, int(h / scale_rows) + 2), max(2, int(w / scale_cols) + 2)
     small = rng.standard_normal((sh, sw)).astype(np.float32)
     big = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
     return (big - big.mean()) / (big.std() + 1e-6)
@@ -123,6 +138,14 @@ def echo_map(anat: Anatomy, z_mm: np.ndarray, x_mm: np.ndarray, rng: np.random.G
     peri_tex = _smooth_noise((H, W), 0.8 * px_per_mm, rng)
     amp[peri] = (anat.peri_echo * np.exp(anat.peri_texture * peri_tex))[peri]
     labels[peri] = LABELS["perivascular"]
+    if anat.peri_far_laminar is not None:  # drawn only when present: other anatomies keep their draws
+        band = (d_far >= adv_out_far) & (d_far < adv_out_far + 4.0)
+        w = float(np.clip(anat.peri_far_laminar, 0.0, 1.0))
+        iso = _smooth_noise((H, W), 2.5 * px_per_mm, rng)
+        lam = _smooth_noise_aniso((H, W), 1.6 * px_per_mm, 8.0 * px_per_mm, rng)
+        # both fields are unit-variance Gaussian: so is the mix, whatever w (same grey histogram)
+        tex = np.sqrt(1 - w**2) * iso + w * lam
+        amp[band] *= np.exp(0.9 * tex)[band] * np.float32(10 ** (anat.peri_far_echo_db / 20))
 
     # plaques: encroachment heights per side and the plaque kind at each x
     h_far = np.zeros(W, np.float32)
@@ -219,11 +242,17 @@ def random_anatomy(
     male: bool | None = None,
     plaque_mix: dict[str, float] | None = None,
     p_irregular: float = 0.0,
+    vd_pattern: str = "global",
+    vd_signal: float = 1.0,
 ) -> Anatomy:
     """An anatomy whose IMT, plaque burden and perivascular tissue follow age and damage ``vd``.
 
     ``plaque_mix`` gives each kind's probability (default :data:`DEFAULT_PLAQUE_MIX`);
-    ``p_irregular`` the share of irregular (ulcerated, heterogeneous) plaques."""
+    ``p_irregular`` the share of irregular (ulcerated, heterogeneous) plaques.
+    ``vd_pattern``: ``"global"`` (damage brightens and roughens all perivascular tissue: the
+    simulator before version 6) or ``"local"`` (perivascular echogenicity independent of damage;
+    damage shows as the structure of the texture of the tissue next to the far wall, of strength
+    ``vd_signal``: :func:`damage_texture`)."""
     mix = plaque_mix or DEFAULT_PLAQUE_MIX
     unknown = set(mix) - set(PLAQUE_KINDS)
     if unknown:
@@ -255,6 +284,9 @@ def random_anatomy(
         if p_irregular > 0:  # drawn only when asked for, so default anatomies keep their draws
             plaques[-1].irregular = bool(rng.random() < p_irregular)
             plaques[-1].seed = int(rng.integers(2**31))
+    glob = vd_pattern == "global"
+    laminar = damage_texture(vd, vd_signal) if vd_pattern == "local" else None
+    echo_db = 3.0 * vd_signal * vd if vd_pattern == "local" else 0.0  # echogenic periadventitia
     return Anatomy(
         depth_mm=depth_mm,
         width_mm=width_mm,
@@ -267,9 +299,24 @@ def random_anatomy(
         imt_near_mm=float(imt * rng.uniform(0.85, 1.0)),
         adventitia_mm=float(rng.uniform(0.5, 0.9)),
         plaques=plaques,
-        peri_echo=float(np.clip(0.6 + 0.2 * vd + rng.normal(0, 0.08), 0.3, 1.2)),
-        peri_texture=float(np.clip(0.3 + 0.1 * vd + rng.normal(0, 0.04), 0.1, 0.7)),
+        # (drawn in version 5's order, so the plaque database's images are unchanged)
+        peri_echo=float(np.clip(0.6 + 0.2 * vd * glob + rng.normal(0, 0.08), 0.3, 1.2)),
+        peri_texture=float(np.clip(0.3 + 0.1 * vd * glob + rng.normal(0, 0.04), 0.1, 0.7)),
+        peri_far_laminar=laminar,
+        peri_far_echo_db=float(np.clip(echo_db, -10.0, 10.0)),
         skin_mm=float(rng.uniform(0.8, 1.5)),
         fat_mm=float(rng.uniform(2, 6)),
         muscle_mm=float(rng.uniform(3, 7)),
     )
+
+
+def softplus(x: float) -> float:
+    return float(np.log1p(np.exp(-abs(x))) + max(x, 0.0))
+
+
+def damage_texture(vd: float, vd_signal: float = 1.0) -> float:
+    """How laminar (0 isotropic .. 1 striations parallel to the wall) the far-wall perivascular
+    texture is at damage ``vd`` (standard normal): ``logistic(1.5 * vd_signal * vd)``, so 0.05,
+    0.5 and 0.95 at vd = -2, 0, +2 for ``vd_signal = 1``; 0.5 for everyone at ``vd_signal = 0``
+    (no information). Its grey-level histogram is the same at every value."""
+    return float(1.0 / (1.0 + np.exp(-1.5 * vd_signal * vd)))

@@ -39,11 +39,15 @@ def pulse_waveform(phase: np.ndarray) -> np.ndarray:
     return (w - w.min()) / (w.max() - w.min())
 
 
-def distension_from(age: float, vd: float, rng: np.random.Generator | None = None) -> float:
-    """Relative diameter change: ~9 % when young and healthy, falling with age and damage."""
-    d = 0.085 - 0.012 * (age - 55) / 10 - 0.014 * vd
+def distension_from(
+    age: float, vd: float, rng: np.random.Generator | None = None, per_vd: float = 0.014, sd: float = 0.006
+) -> float:
+    """Relative diameter change: ~9 % when young and healthy, falling with age and (by ``per_vd``
+    per SD) damage; ``sd``: person-to-person variation beyond both (pulse pressure, the phase of
+    the measurement)."""
+    d = 0.085 - 0.012 * (age - 55) / 10 - per_vd * vd
     if rng is not None:
-        d += rng.normal(0, 0.006)
+        d += rng.normal(0, sd)
     return float(np.clip(d, 0.015, 0.13))
 
 
@@ -60,8 +64,22 @@ def render_clip(
     gain_db: float = 0.0,
     noise: float = 0.004,
     oversample: int = 2,
+    dynamic_range_db: float = 50.0,
+    display_gain_db: float = 0.0,
+    tgc_compensation: float = 0.9,
+    tgc_db: np.ndarray | None = None,
+    motion_mm: np.ndarray | None = None,
+    wall_stiffening: float = 0.0,
 ) -> Clip:
-    """Render one loop of ``seconds`` at ``fps``, ``size`` x ``size`` pixels around the vessel."""
+    """Render one loop of ``seconds`` at ``fps``, ``size`` x ``size`` pixels around the vessel.
+
+    Acquisition: ``gain_db`` (before the display reference is set, so it cancels out) and
+    ``display_gain_db`` (after it: the operator's overall gain, which brightens the image),
+    ``dynamic_range_db`` (log compression), ``tgc_compensation`` and a
+    per-depth ``tgc_db`` curve (``size * oversample`` values: the operator's TGC sliders),
+    ``fov_mm`` (depth/zoom), ``motion_mm`` (``[frames, 2]`` axial, lateral probe displacement).
+    ``wall_stiffening``: relative SD of the far wall's distension along the vessel (segments of
+    ~6 mm that move less or more than the rest; 0 = uniform)."""
     n = size * oversample
     grid = fov_mm / n
     z_top = anat.center_mm - fov_mm / 2 + rng.uniform(-1.5, 1.5)  # probe position varies
@@ -69,10 +87,12 @@ def render_clip(
     z = (z_top + np.arange(n) * grid).astype(np.float32)
     x = (x_left + np.arange(n) * grid).astype(np.float32)
     amp, labels, _ = A.echo_map(anat, z, x, rng)
-    amp *= S.tgc_attenuation(z, gain_db=gain_db)[:, None]
+    amp *= S.tgc_attenuation(z, gain_db=gain_db, compensation=tgc_compensation)[:, None]
+    if tgc_db is not None:
+        amp *= (10 ** (np.asarray(tgc_db, np.float32) / 20.0))[:, None]
     iq = S.iq_image(amp, S.gaussian_psf(grid, grid), rng, noise_std=noise)
     iq2 = np.dstack([iq.real, iq.imag]).astype(np.float32)
-    ref = float(np.percentile(np.abs(iq), 99.7))
+    ref = float(np.percentile(np.abs(iq), 99.7)) * 10 ** (-display_gain_db / 20.0)
 
     n_frames = max(2, int(round(seconds * fps)))
     t = np.arange(n_frames) / fps
@@ -83,16 +103,25 @@ def render_clip(
     y = (z[:, None] - anat.center(x)[None, :]).astype(np.float32)  # signed distance from centreline
     ay = np.maximum(np.abs(y), 1e-3)
     inside = ay < r0
+    far_gain = 1.0
+    if wall_stiffening:  # drawn only when present: other loops keep their draws
+        m = cv2.resize(rng.standard_normal((1, max(2, int(fov_mm / 6) + 2))).astype(np.float32), (n, 1),
+                       interpolation=cv2.INTER_CUBIC)  # fmt: skip
+        far_gain = np.where(y > 0, np.clip(1 + wall_stiffening * m, 0.0, 2.0), 1.0).astype(np.float32)
     frames = np.empty((n_frames, size, size), np.uint8)
     labs = np.empty((n_frames, size, size), np.uint8)
     for k in range(n_frames):
-        dr = r0 * distension * wave[k]
+        dr = r0 * distension * wave[k] * far_gain
         u = np.where(inside, y * dr / r0, np.sign(y) * dr * r0 / ay)  # displacement (mm)
         map_y = (rows - u / grid).astype(np.float32)
-        warped = cv2.remap(iq2, cols, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        map_x = cols
+        if motion_mm is not None:  # the probe moves a little: the whole field shifts
+            map_y = map_y + np.float32(motion_mm[k, 0] / grid)
+            map_x = (cols + np.float32(motion_mm[k, 1] / grid)).astype(np.float32)
+        warped = cv2.remap(iq2, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         env = np.sqrt(warped[..., 0] ** 2 + warped[..., 1] ** 2)
-        img = S.log_compress(env, ref=ref, dynamic_range_db=50)
+        img = S.log_compress(env, ref=ref, dynamic_range_db=dynamic_range_db)
         frames[k] = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
-        lab = cv2.remap(labels, cols, map_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT)
+        lab = cv2.remap(labels, map_x, map_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT)
         labs[k] = cv2.resize(lab, (size, size), interpolation=cv2.INTER_NEAREST)
     return Clip(frames, labs, fps, fov_mm / size, distension, heart_rate_bpm)

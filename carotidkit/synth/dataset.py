@@ -39,7 +39,7 @@ from .annotate import ANNOTATORS, annotate
 from .annotate import dice as _dice
 from .cohort import simulate_cohort
 
-SIM_VERSION = "5"
+SIM_VERSION = "6"
 
 #: what makes database images hard, as in a high-risk cohort's routine scans
 DB_PLAQUE_MIX = {"echolucent": 0.25, "fibrous": 0.35, "calcified": 0.15, "isoechoic": 0.25}
@@ -196,15 +196,56 @@ def write_plaque_db(out_dir: Path, n: int, size: int, seed: int, pool=None) -> p
 # ----------------------------------------------------------------------------- cine loops
 
 
+#: per-clip acquisition variation at ``acquisition = 1`` (drawn independently of damage); the
+#: ranges are those a sonographer's settings span on one scanner model (docs/simulator.md)
+ACQUISITION = {
+    "display_gain_db": "normal, SD 3 dB (overall gain)",
+    "tgc_compensation": "uniform 0.80-0.98 (residual depth fall-off)",
+    "tgc_db": "smooth curve over depth, 4 knots, SD 2 dB (TGC sliders)",
+    "dynamic_range_db": "uniform 42-62 dB (log compression)",
+    "fov_mm": "20 mm x uniform 0.85-1.2 (depth/zoom)",
+    "probe_tilt": "normal, SD 0.05 mm/mm (probe angle, added to the vessel's own)",
+    "motion_mm": "random walk, SD 0.04 mm/frame axial and lateral, plus a 0.15 mm sway",
+}
+
+
+def acquisition_draw(rng: np.random.Generator, a: float, n_rows: int, n_frames: int) -> dict:
+    """One clip's acquisition settings (:data:`ACQUISITION`) scaled by ``a``; ``a = 0``: the fixed
+    settings of simulator versions before 6."""
+    if a <= 0:
+        return {}
+    knots = rng.normal(0, 2.0 * a, 4).astype(np.float32)
+    tgc = np.interp(np.linspace(0, 3, n_rows), np.arange(4), knots).astype(np.float32)
+    walk = np.cumsum(rng.normal(0, 0.04 * a, (n_frames, 2)), axis=0)
+    sway = 0.15 * a * np.sin(2 * np.pi * (np.arange(n_frames)[:, None] / max(n_frames, 2) + rng.uniform(0, 1, 2)))
+    return {
+        "display_gain_db": float(rng.normal(0, 3.0 * a)),
+        "tgc_compensation": float(0.9 + a * rng.uniform(-0.1, 0.08)),
+        "tgc_db": tgc,
+        "dynamic_range_db": float(50 + a * rng.uniform(-8, 12)),
+        "fov_mm": float(20.0 * (1 + a * rng.uniform(-0.15, 0.2))),
+        "probe_tilt": float(rng.normal(0, 0.05 * a)),
+        "motion_mm": (walk - walk.mean(0) + sway).astype(np.float32),
+    }
+
+
 def _render_subject_clips(args) -> list[dict]:
-    sid, idx, age, vd, hr, male, seed, size, seconds, out = args
+    sid, idx, age, vd, hr, male, seed, size, seconds, out, sim = args
     rng = _rng(seed, 13, idx)
+    local = sim["vd_pattern"] == "local"
     n_clips = 2 if rng.random() < 0.6 else 1
     rows = []
-    for side in ["left", "right"] if n_clips == 2 else [str(rng.choice(["left", "right"]))]:
-        anat = A.random_anatomy(rng, age=age, vd=vd, male=male, depth_mm=40, width_mm=40)
-        dist = cine.distension_from(age, vd, rng)
+    for k, side in enumerate(["left", "right"] if n_clips == 2 else [str(rng.choice(["left", "right"]))]):
+        anat = A.random_anatomy(
+            rng, age=age, vd=vd, male=male, depth_mm=40, width_mm=40,
+            vd_pattern=sim["vd_pattern"], vd_signal=sim["vd_signal"],
+        )  # fmt: skip
+        dist = cine.distension_from(age, vd, rng, per_vd=0.004 if local else 0.014, sd=0.015 if local else 0.006)
         fps = float(rng.choice([25.0, 30.0]))
+        n_frames = max(2, int(round(seconds * fps)))
+        acq = acquisition_draw(_rng(seed, 19, idx, k), sim["acquisition"], 2 * size, n_frames)  # own stream
+        anat.tilt += acq.pop("probe_tilt", 0.0)
+        stiff = 0.25 * sim["vd_signal"] * A.softplus(vd) if local else 0.0
         clip = cine.render_clip(
             anat,
             rng,
@@ -215,6 +256,8 @@ def _render_subject_clips(args) -> list[dict]:
             distension=dist,
             gain_db=float(rng.normal(0, 2)),
             noise=float(rng.uniform(0.002, 0.008)),
+            wall_stiffening=stiff,
+            **acq,
         )
         clip_id = f"{sid}_{side[0].upper()}"
         lay = Data.at(out)
@@ -240,14 +283,32 @@ def _render_subject_clips(args) -> list[dict]:
                 "n_plaques": len(anat.plaques),
                 "peri_echo": anat.peri_echo,
                 "peri_texture": anat.peri_texture,
+                "peri_far_laminar": anat.peri_far_laminar,
+                "wall_stiffening": stiff,
+                "display_gain_db": acq.get("display_gain_db", 0.0),
+                "dynamic_range_db": acq.get("dynamic_range_db", 50.0),
+                "fov_mm": acq.get("fov_mm", 20.0),
             }
         )
     return rows
 
 
 def write_cine(
-    out_dir: Path, cohort: pd.DataFrame, truth: pd.DataFrame, size: int, seconds: float, seed: int, pool=None
+    out_dir: Path,
+    cohort: pd.DataFrame,
+    truth: pd.DataFrame,
+    size: int,
+    seconds: float,
+    seed: int,
+    pool=None,
+    sim: dict | None = None,
 ) -> pd.DataFrame:
+    """Both sides' (or one side's) loop of every subject; ``sim``: ``vd_pattern``, ``vd_signal``,
+    ``acquisition`` (00's knobs)."""
+    from ..settings import DataSettings
+
+    d = DataSettings.knobs()
+    sim = {k: (sim or {}).get(k, d[k].default) for k in ("vd_pattern", "vd_signal", "acquisition")}
     vd = truth.set_index("subject_id").vd_true
     tasks = [
         (
@@ -261,6 +322,7 @@ def write_cine(
             size,
             seconds,
             str(out_dir),
+            sim,
         )
         for i, r in enumerate(cohort.itertuples())
     ]
@@ -274,7 +336,10 @@ def write_cine(
     )
     io.write_parquet(
         lay.cine_truth,
-        table[["clip_id", "subject_id", "distension", "imt_far_mm", "n_plaques", "peri_echo", "peri_texture"]],
+        table[
+            ["clip_id", "subject_id", "side", "distension", "imt_far_mm", "n_plaques", "peri_echo", "peri_texture"]
+            + ["peri_far_laminar", "wall_stiffening", "display_gain_db", "dynamic_range_db", "fov_mm"]
+        ],
     )
     return table
 
@@ -287,7 +352,8 @@ def generate(out_dir, *, seed: int = 0, force: bool = False, progress=None, **kn
 
     ``knobs``: any of :data:`carotidkit.settings.DataSettings.SIMULATOR` (``n_subjects``,
     ``n_plaque_images``, ``plaque_db_size_px``, ``cine_size_px``, ``cine_seconds``,
-    ``vd_hr_per_sd``, ``followup_years``, ``n_jobs``); the rest take 00's declared defaults.
+    ``vd_hr_per_sd``, ``followup_years``, ``vd_pattern``, ``vd_signal``, ``acquisition``,
+    ``n_jobs``); the rest take 00's declared defaults.
     Cached: if ``out_dir/manifest.json`` has the same key (seed + parameters), nothing is redone.
 
     Example:
@@ -305,6 +371,7 @@ def generate(out_dir, *, seed: int = 0, force: bool = False, progress=None, **kn
     n_subjects, n_plaque_images, plaque_db_size_px = k["n_subjects"], k["n_plaque_images"], k["plaque_db_size_px"]
     cine_size_px, cine_seconds, n_jobs = k["cine_size_px"], k["cine_seconds"], k["n_jobs"]
     vd_hr_per_sd, followup_years = k["vd_hr_per_sd"], k["followup_years"]
+    sim = {n: k[n] for n in ("vd_pattern", "vd_signal", "acquisition")}
     out_dir = Path(out_dir)
     params = dict(
         n_subjects=n_subjects,
@@ -314,6 +381,7 @@ def generate(out_dir, *, seed: int = 0, force: bool = False, progress=None, **kn
         cine_seconds=cine_seconds,
         vd_hr_per_sd=vd_hr_per_sd,
         followup_years=followup_years,
+        **sim,
         seed=seed,
     )
     key = io.stable_hash({"params": params, "version": SIM_VERSION})
@@ -344,7 +412,7 @@ def generate(out_dir, *, seed: int = 0, force: bool = False, progress=None, **kn
         timings["plaque_db_s"] = round(time.perf_counter() - t0, 2)
         say(f"plaque database: {len(db)} images in {timings['plaque_db_s']} s")
         t0 = time.perf_counter()
-        clips = write_cine(out_dir, cohort, truth, cine_size_px, cine_seconds, seed, pool)
+        clips = write_cine(out_dir, cohort, truth, cine_size_px, cine_seconds, seed, pool, sim)
         timings["cine_s"] = round(time.perf_counter() - t0, 2)
         say(f"cine: {len(clips)} clips in {timings['cine_s']} s")
     finally:

@@ -24,8 +24,8 @@ import pandas as pd
 
 from .. import io
 
-CACHE_VERSION = "2"
-INFO_COLUMNS = ["n_src_frames", "src_fps", "pixel_spacing_mm", "spacing_source", "overlay_fraction"]
+CACHE_VERSION = "3"
+INFO_COLUMNS = ["n_src_frames", "src_fps", "pixel_spacing_mm", "spacing_source", "overlay_fraction", "src_width_px"]
 #: what the last :func:`build_cache` call in this process did (tests and the ingest bench read it)
 LAST_BUILD: dict = {}
 
@@ -77,6 +77,7 @@ def _decode_one(args):
             "src_fps": float(v.fps) if v.fps else np.nan,
             "pixel_spacing_mm": float(v.pixel_spacing_mm) if v.pixel_spacing_mm else np.nan,
             "spacing_source": v.spacing_source,
+            "src_width_px": int(frames.shape[2]),  # of the (cropped) loop before resizing
         }
         return out, info
     except Exception as exc:  # an unreadable file is a row in the error table, not a crash

@@ -29,6 +29,37 @@ class VdResult(StageResult):
     roc: pd.DataFrame  # fpr, tpr
     calibration: pd.DataFrame  # decile: predicted, observed
     errors: pd.DataFrame
+    baseline: pd.DataFrame  # subject_id, fold, baseline_logit, the handcrafted features
+    left_right: pd.DataFrame  # subject_id, left, right, mean, diff (within-fold side scores)
+    agreement: pd.DataFrame  # metric, estimate, ci_low, ci_high, n: left-right ICC, Spearman, Bland-Altman
+
+    def comparison(self) -> pd.DataFrame:
+        """Network vs the handcrafted baseline on the same folds: ``measure, network, baseline``
+        (estimates with 95 % CIs as text) and the paired difference where there is one."""
+        m = self.metrics.set_index("metric")
+
+        def fmt(k):
+            if k not in m.index:
+                return ""
+            r = m.loc[k]
+            ci = f" [{r.ci_low:.3f}, {r.ci_high:.3f}]" if np.isfinite(r.ci_low) else ""
+            return f"{r.estimate:.3f}{ci}"
+
+        names = {
+            "auc": "hypertension AUROC",
+            "accuracy": "accuracy (p > 0.5)",
+            "balanced_accuracy": "balanced accuracy (p > 0.5)",
+            "spearman_vd_true": "Spearman with vd_true (simulated)",
+            "partial_spearman_vd_true": "partial Spearman given age, sex, SBP",
+        }
+        rows = [
+            {"measure": v, "network": fmt(k), "baseline": fmt(f"{k}_baseline"), "network - baseline": ""}
+            for k, v in names.items()
+            if k in m.index
+        ]
+        if "delta_auc" in m.index:
+            rows[0]["network - baseline"] = fmt("delta_auc")
+        return pd.DataFrame(rows)
 
     def example_subjects(self) -> pd.DataFrame:
         """Subjects at the low end, the median and the high end of VD (one clip each)."""
@@ -106,8 +137,14 @@ def headline(metrics: pd.DataFrame) -> str:
     m = metrics.set_index("metric")
     s = (
         f"hypertension AUROC {m.estimate['auc']:.3f} [{m.ci_low['auc']:.3f}, {m.ci_high['auc']:.3f}], "
+        f"accuracy {m.estimate['accuracy']:.3f} (paper {PAPER_ACCURACY:.3f}), "
         f"balanced accuracy {m.estimate['balanced_accuracy']:.3f}"
     )
+    if "delta_auc" in m.index:
+        s += (
+            f"; vs image-statistics baseline AUROC {m.estimate['auc_baseline']:.3f}: "
+            f"delta {m.estimate['delta_auc']:+.3f} [{m.ci_low['delta_auc']:+.3f}, {m.ci_high['delta_auc']:+.3f}]"
+        )
     if "spearman_vd_true" in m.index:
         s += (
             f"; Spearman(VD, vd_true) {m.estimate['spearman_vd_true']:.2f}, partial given age/sex/SBP "
@@ -127,69 +164,118 @@ def partial_spearman(x, y, covars: pd.DataFrame) -> float:
     return float(np.corrcoef(ex, ey)[0, 1])
 
 
+#: the Sound of Death paper's hypertension accuracy (held-out, at its stated threshold)
+PAPER_ACCURACY = 0.757
+
+
+def _metric_fns() -> dict:
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
+
+    return {
+        "auc": lambda yy, ss: roc_auc_score(yy, ss),
+        "accuracy": lambda yy, ss: accuracy_score(yy, ss > 0),
+        "balanced_accuracy": lambda yy, ss: balanced_accuracy_score(yy, ss > 0),
+    }
+
+
+def _truth_rows(score: pd.Series, vd: pd.DataFrame, truth, cohort, suffix: str = "") -> list[dict]:
+    """Spearman and partial Spearman (given age, sex, SBP) of ``score`` with ``vd_true``."""
+    from scipy import stats
+
+    if truth is None or "vd_true" not in truth:
+        return []
+    d = vd[["subject_id"]].assign(s=score.to_numpy()).merge(truth[["subject_id", "vd_true"]], on="subject_id")
+    rows = [{"metric": f"spearman_vd_true{suffix}", "estimate": stats.spearmanr(d.s, d.vd_true)[0]}]
+    if cohort is not None:
+        d = d.merge(cohort[["subject_id", "age_years", "sex", "sbp_mmhg"]], on="subject_id")
+        cov = pd.DataFrame({"age": d.age_years, "male": (d.sex == "male").astype(float), "sbp": d.sbp_mmhg})
+        rows.append({"metric": f"partial_spearman_vd_true{suffix}", "estimate": partial_spearman(d.s, d.vd_true, cov)})
+    return rows
+
+
 def evaluate(
     vd: pd.DataFrame,
     n_boot: int = 1000,
     seed: int = 0,
     truth: pd.DataFrame | None = None,
     cohort: pd.DataFrame | None = None,
+    baseline: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """AUROC and balanced accuracy (logit > 0) with subject-bootstrap CIs; on synthetic data the
-    Spearman and partial Spearman (given age, sex, SBP) of VD with ``vd_true``."""
-    from scipy import stats
-    from sklearn.metrics import balanced_accuracy_score, roc_auc_score
-
+    """AUROC, accuracy and balanced accuracy (logit > 0, i.e. predicted probability > 0.5) with
+    subject-bootstrap CIs; with ``baseline`` (``subject_id, baseline_logit``) the same for the
+    baseline and the paired difference ``delta_auc`` (network - baseline, same resampled subjects
+    for both); on synthetic data the Spearman and partial Spearman (given age, sex, SBP) of each
+    score with ``vd_true``."""
     y, s = vd.label.to_numpy(), vd.vd_logit.to_numpy()
+    scores = {"": s}
+    if baseline is not None:
+        bl = vd[["subject_id"]].merge(baseline[["subject_id", "baseline_logit"]], on="subject_id", how="left")
+        if bl.baseline_logit.isna().any():
+            raise ValueError(f"baseline: {int(bl.baseline_logit.isna().sum())} subjects with a VD have no baseline")
+        scores["_baseline"] = bl.baseline_logit.to_numpy()
+    fns = _metric_fns()
+    two = len(np.unique(y)) == 2
+    est = {(n, k): (fn(y, sc) if two else np.nan) for k, sc in scores.items() for n, fn in fns.items()}
+    if baseline is not None:
+        est[("delta_auc", "")] = est[("auc", "")] - est[("auc", "_baseline")]
     rng = np.random.default_rng(seed)
+    boots = {key: [] for key in est}
+    for _ in range(n_boot):
+        i = rng.integers(0, len(y), len(y))
+        if len(np.unique(y[i])) < 2:
+            continue
+        b = {(n, k): fn(y[i], sc[i]) for k, sc in scores.items() for n, fn in fns.items()}
+        if baseline is not None:
+            b[("delta_auc", "")] = b[("auc", "")] - b[("auc", "_baseline")]
+        for key, v in b.items():
+            boots[key].append(v)
     rows = []
-    fns = {
-        "auc": lambda yy, ss: roc_auc_score(yy, ss),
-        "balanced_accuracy": lambda yy, ss: balanced_accuracy_score(yy, ss > 0),
-    }
-    for name, fn in fns.items():
-        est = fn(y, s) if len(np.unique(y)) == 2 else np.nan
-        boots = []
-        for _ in range(n_boot):
-            i = rng.integers(0, len(y), len(y))
-            if len(np.unique(y[i])) == 2:
-                boots.append(fn(y[i], s[i]))
-        lo, hi = np.percentile(boots, [2.5, 97.5]) if boots else (np.nan, np.nan)
-        rows.append({"metric": name, "estimate": est, "ci_low": lo, "ci_high": hi})
-    if truth is not None and "vd_true" in truth:
-        d = vd.merge(truth[["subject_id", "vd_true"]], on="subject_id")
-        rows.append({"metric": "spearman_vd_true", "estimate": stats.spearmanr(d.vd_logit, d.vd_true)[0]})
-        if cohort is not None:
-            d = d.merge(cohort[["subject_id", "age_years", "sex", "sbp_mmhg"]], on="subject_id")
-            cov = pd.DataFrame({"age": d.age_years, "male": (d.sex == "male").astype(float), "sbp": d.sbp_mmhg})
-            rows.append(
-                {"metric": "partial_spearman_vd_true", "estimate": partial_spearman(d.vd_logit, d.vd_true, cov)}
-            )
+    for (n, k), e in est.items():
+        lo, hi = np.percentile(boots[(n, k)], [2.5, 97.5]) if boots[(n, k)] else (np.nan, np.nan)
+        rows.append({"metric": f"{n}{k}", "estimate": e, "ci_low": lo, "ci_high": hi})
+    rows += _truth_rows(vd.vd_logit, vd, truth, cohort)
+    if baseline is not None:
+        rows += _truth_rows(pd.Series(scores["_baseline"]), vd, truth, cohort, "_baseline")
     return pd.DataFrame(rows)
 
 
-def _summary(metrics: pd.DataFrame, out: dict, vd: pd.DataFrame, seconds: float) -> dict:
+def _summary(metrics: pd.DataFrame, out: dict, vd: pd.DataFrame, agreement: pd.DataFrame, seconds: float) -> dict:
     """What 03 records in ``summary.json``."""
     m = metrics.set_index("metric")
-    summary = {
-        "auc": m.estimate["auc"],
-        "auc_ci": [m.ci_low["auc"], m.ci_high["auc"]],
-        "balanced_accuracy": m.estimate["balanced_accuracy"],
-        "balanced_accuracy_ci": [m.ci_low["balanced_accuracy"], m.ci_high["balanced_accuracy"]],
-        "seconds": round(seconds, 1),
-        "n_subjects": int(len(vd)),
-        "n_clips": int(len(out["clips"])),
-        "unreadable_videos": int(len(out["errors"])),
-    }
-    for k in ("spearman_vd_true", "partial_spearman_vd_true"):
+    summary = {"seconds": round(seconds, 1), "paper_accuracy": PAPER_ACCURACY}
+    for k in ("auc", "accuracy", "balanced_accuracy", "auc_baseline", "accuracy_baseline", "delta_auc"):
         if k in m.index:
             summary[k] = m.estimate[k]
+            summary[f"{k}_ci"] = [m.ci_low[k], m.ci_high[k]]
+    summary.update(n_subjects=int(len(vd)), n_clips=int(len(out["clips"])), unreadable_videos=int(len(out["errors"])))
+    for k in ("spearman_vd_true", "partial_spearman_vd_true"):
+        for kk in (k, f"{k}_baseline"):
+            if kk in m.index:
+                summary[kk] = m.estimate[kk]
+    if len(agreement):
+        a = agreement.set_index("metric")
+        summary["left_right"] = {k: {"estimate": a.estimate[k], "ci": [a.ci_low[k], a.ci_high[k]]} for k in a.index} | {
+            "n_subjects": int(a.n.iloc[0])
+        }
     summary["headline"] = headline(metrics)
     return summary
 
 
+def _baseline(lay: RunLayout, out: dict) -> pd.DataFrame:
+    """The handcrafted baseline, cross-fitted on the network's folds (``baseline.parquet``)."""
+    from .baseline import cache_features, cross_fit_baseline
+
+    feats = cache_features(out["cache"], out["clips"])
+    bl = cross_fit_baseline(feats, out["folds"], label="label")
+    io.write_parquet(lay.vd.baseline, bl)
+    return bl
+
+
 @stage(VdSettings)
 def run(cfg: VdSettings, lay: RunLayout, progress: Progress) -> VdResult:
-    """Train (or resume) the cross-fitted video model and evaluate its out-of-fold VD.
+    """Train (or resume) the cross-fitted video model and evaluate its out-of-fold VD against
+    the label, the handcrafted baseline (same folds) and, on simulated data, the truth; score
+    the sides' left-right agreement.
 
     Settings: :class:`carotidkit.settings.VdSettings` (``architecture``, ``folds``, ``epochs``,
     ``batch_size``, ``learning_rate``, ``frames``, ``period``, ``input_size_px``, ``clip_seconds``,
@@ -201,13 +287,18 @@ def run(cfg: VdSettings, lay: RunLayout, progress: Progress) -> VdResult:
     """
     from sklearn.metrics import roc_curve
 
+    from .agreement import left_right, side_scores
+
     t0 = time.perf_counter()
     out = cross_fit(cfg, progress=progress)
     seconds = time.perf_counter() - t0
     cohort = out["cohort"]
     truth = io.read_parquet(lay.data.cohort_truth) if lay.data.cohort_truth.exists() else None
     vd = out["vd"].merge(out["folds"][["subject_id", "label"]], on="subject_id")
-    metrics = evaluate(vd, n_boot=cfg.n_boot, seed=cfg.seed, truth=truth, cohort=cohort)
+    baseline = _baseline(lay, out)
+    metrics = evaluate(vd, n_boot=cfg.n_boot, seed=cfg.seed, truth=truth, cohort=cohort, baseline=baseline)
+    pairs, agreement = left_right(side_scores(out["clips"]), n_boot=cfg.n_boot, seed=cfg.seed)
+    io.write_parquet(lay.vd.left_right, pairs)
     fpr, tpr, _ = roc_curve(vd.label, vd.vd_logit)
     p = 1 / (1 + np.exp(-vd.vd_logit))
     dec = pd.qcut(p.rank(method="first"), 10, labels=False)
@@ -224,9 +315,12 @@ def run(cfg: VdSettings, lay: RunLayout, progress: Progress) -> VdResult:
         roc=pd.DataFrame({"fpr": fpr, "tpr": tpr}),
         calibration=calib.reset_index(),
         errors=out["errors"],
+        baseline=baseline,
+        left_right=pairs,
+        agreement=agreement,
         settings=cfg,
         synthetic=is_synthetic(lay),
-        summary=_summary(metrics, out, vd, seconds),
+        summary=_summary(metrics, out, vd, agreement, seconds),
     )
     res.save(lay)
     return res

@@ -480,7 +480,8 @@ def prepare_cache(run_dir, cfg: dict, progress: bool = True, wait: bool = False,
 
 
 def cross_fit(cfg, progress: bool = True, **knobs) -> dict:
-    """All folds: returns ``{"clips", "folds", "log", "errors", "settings", "cohort", "vd"}`` (rank 0 writes).
+    """All folds: returns ``{"clips", "folds", "log", "errors", "settings", "cohort", "vd", "cache"}``
+    (rank 0 writes).
 
     ``cfg``: 03's settings (:class:`~carotidkit.settings.VdSettings`), or a run folder plus knobs
     as keywords (the declared workshop values for the rest). Under torchrun every rank opens the
@@ -522,6 +523,7 @@ def cross_fit(cfg, progress: bool = True, **knobs) -> dict:
         "folds": folds,
         "errors": errors,
         "settings": cfg,
+        "cache": cache,
     }
     if dist.main:
         res["vd"] = write_outputs(lay, res, cohort)
@@ -534,22 +536,28 @@ def write_outputs(lay, res: dict, cohort: pd.DataFrame) -> pd.DataFrame:
     """``vd.parquet``, ``clip_predictions.parquet``, ``folds.parquet``, ``log.csv`` under ``layout.vd``."""
     from scipy import stats
 
+    from .agreement import within_fold_z
+
     c = res["clips"]
     vd = (
         c.groupby("subject_id")
         .agg(vd_logit=("logit", "mean"), fold=("fold", "first"), n_clips=("clip_id", "size"))
         .reset_index()
     )
-    vd["vd_z"] = (vd.vd_logit - vd.vd_logit.mean()) / vd.vd_logit.std(ddof=0)
-    vd["vd_percentile"] = 100 * (stats.rankdata(vd.vd_logit) - 0.5) / len(vd)
-    vd = vd[["subject_id", "vd_logit", "vd_z", "vd_percentile", "fold", "n_clips"]]
+    # each fold's model has its own logit scale: standardise within fold, then pool (agreement.py)
+    vd["vd_z"] = within_fold_z(vd.vd_logit, vd.fold)
+    worst = c.groupby("subject_id").logit.max().reindex(vd.subject_id).to_numpy()
+    vd["vd_z_max"] = within_fold_z(pd.Series(worst, index=vd.index), vd.fold)
+    vd["vd_percentile"] = 100 * (stats.rankdata(vd.vd_z) - 0.5) / len(vd)
+    vd = vd[["subject_id", "vd_logit", "vd_z", "vd_z_max", "vd_percentile", "fold", "n_clips"]]
+    c = c.assign(side_z=within_fold_z(c.logit, c.fold))
     lay.vd.ensure()
     io.write_parquet(lay.vd.vd, vd)
     io.write_parquet(
         lay.vd.clip_predictions,
-        c[["subject_id", "clip_id", "side", "fold", "logit", "n_windows"]]
+        c[["subject_id", "clip_id", "side", "fold", "logit", "side_z", "n_windows"]]
         if "side" in c
-        else c[["subject_id", "clip_id", "fold", "logit", "n_windows"]],
+        else c[["subject_id", "clip_id", "fold", "logit", "side_z", "n_windows"]],
     )
     io.write_parquet(lay.vd.folds, res["folds"])
     io.write_text(lay.vd.log, res["log"].to_csv(index=False))
