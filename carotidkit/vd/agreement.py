@@ -98,16 +98,3 @@ def left_right(sides: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> tuple[
         for k, v in est.items()
     ]
     return pairs, pd.DataFrame(rows, columns=cols).assign(n=len(pairs))
-
-
-def subject_vd(sides: pd.DataFrame) -> pd.DataFrame:
-    """Per subject: ``vd_z_mean`` (mean of the sides' scores, the default VD) and ``vd_z_max``
-    (the worse side, the named alternative), each restandardised within fold."""
-    g = sides.groupby("subject_id").agg(fold=("fold", "first"), mean=("side_z", "mean"), max=("side_z", "max"))
-    return pd.DataFrame(
-        {
-            "subject_id": g.index,
-            "vd_z_mean": within_fold_z(g["mean"], g.fold).to_numpy(),
-            "vd_z_max": within_fold_z(g["max"], g.fold).to_numpy(),
-        }
-    )
