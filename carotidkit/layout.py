@@ -109,6 +109,26 @@ class Data(Section):
         """Parquet: per clip ``distension, imt_far_mm, n_plaques, peri_echo, peri_texture``."""
         return self.root / "truth" / "cine_truth.parquet"
 
+    @property
+    def stills(self) -> Path:
+        """Folder: simulated per-subject B-mode stills ``<subject>_<L|R>_<n>.png`` (database style)."""
+        return self.root / "stills"
+
+    @property
+    def stills_index(self) -> Path:
+        """Parquet: ``subject_id, side, still_id, path, pixel_spacing_row_mm, pixel_spacing_col_mm``."""
+        return self.root / "stills_index.parquet"
+
+    @property
+    def stills_truth_masks(self) -> Path:
+        """Folder: ``<still_id>_mask.png`` (0/255): each simulated still's true plaque pixels."""
+        return self.root / "truth" / "stills"
+
+    @property
+    def stills_truth(self) -> Path:
+        """Parquet: per simulated still ``true_plaque_area_mm2, true_plaque_count, true_imt_mm``."""
+        return self.root / "truth" / "stills_truth.parquet"
+
     def resolved(self) -> dict[str, Path]:
         """Absolute paths of the data components from the manifest (synthetic or real)."""
         from .io import CarotidkitError, read_json
@@ -202,6 +222,23 @@ class Unet(Section):
     def summary(self) -> Path:
         """JSON: training summaries and headline metrics."""
         return self.root / "summary.json"
+
+    @property
+    def subject_plaque(self) -> Path:
+        """Parquet: one row per subject: ``subject_id, plaque_area_mm2`` (mean per imaged side),
+        ``total_plaque_area_mm2, plaque_count, any_plaque, imt_mm, n_sides, n_images,
+        mean_disagreement, source`` (what 04 and 05 read)."""
+        return self.root / "subject_plaque.parquet"
+
+    @property
+    def still_measurements(self) -> Path:
+        """Parquet: per measured still (or end-diastolic frame): area, count, disagreement, IMT."""
+        return self.root / "still_measurements.parquet"
+
+    @property
+    def subject_agreement(self) -> Path:
+        """Parquet: ``measure, metric, estimate``: measured vs planted plaque area and IMT (simulated)."""
+        return self.root / "subject_agreement.parquet"
 
     def backbone(self, name: str) -> Path:
         """Folder of one backbone: ``best.keras, last.keras, log.csv, train.json``."""
@@ -330,6 +367,13 @@ class Survival(Section):
     def calibration(self) -> Path:
         """Parquet: ``endpoint, model, metric, estimate, ci_low, ci_high``."""
         return self.root / "calibration.parquet"
+
+    @property
+    def carotid(self) -> Path:
+        """Parquet: per endpoint, model (SCORE2 [+ plaque burden, IMT, VD]) and method (Cox,
+        Fine-Gray): ``hr_vd, hr_plaque, hr_imt`` (+ CIs), ``c_index_cv``, ``delta_c_vs_score2``,
+        ``delta_c_vs_carotid`` (+ CIs), ``lr_p_vs_score2``."""
+        return self.root / "carotid.parquet"
 
     @property
     def summary(self) -> Path:

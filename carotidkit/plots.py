@@ -803,3 +803,41 @@ def left_right(res):
     )
     fig.tight_layout()
     return fig
+
+
+def subject_agreement(res):
+    """02's per-subject measurements against the simulator's planted truth: plaque area (mean
+    per side) and far-wall IMT, measured vs true with the identity line, and each Bland-Altman
+    plot (difference against mean, bias and 95 % limits)."""
+    import matplotlib.pyplot as plt
+
+    d = res.subject_truth
+    if d is None or len(d) < 3:
+        return _nothing("no planted truth to compare with (real data, or fewer than 3 subjects)")
+    a = res.subject_agreement.set_index(["measure", "metric"]).estimate
+    fig, axes = plt.subplots(2, 2, figsize=(9, 7.5))
+    for row, (label, m, t, unit) in enumerate(
+        (
+            ("plaque area (mm², mean per side)", "plaque_area_mm2", "true_plaque_area_mm2", "mm²"),
+            ("far-wall IMT (mm)", "imt_mm", "true_imt_mm", "mm"),
+        )
+    ):
+        x = d[[m, t]].dropna()
+        ax, bx = axes[row]
+        ax.scatter(x[t], x[m], s=5, alpha=0.4, color="k")
+        lim = [min(x[t].min(), x[m].min()), max(x[t].max(), x[m].max())]
+        ax.plot(lim, lim, ls="--", color="grey", lw=1)
+        icc = a.get((label, "icc_a1"), np.nan)
+        ax.set(xlabel=f"planted {label}", ylabel=f"measured {label}", title=f"ICC(A,1) {icc:.2f} (n = {len(x)})")
+        mean, diff = (x[m] + x[t]) / 2, x[m] - x[t]
+        bx.scatter(mean, diff, s=5, alpha=0.4, color="k")
+        for k, ls in (("bias", "-"), ("loa_low", "--"), ("loa_high", "--")):
+            bx.axhline(a.get((label, k), np.nan), ls=ls, color="#D55E00", lw=1)
+        bx.set(
+            xlabel=f"mean of measured and planted ({unit})",
+            ylabel=f"measured − planted ({unit})",
+            title=f"bias {a.get((label, 'bias'), np.nan):+.3g}, limits "
+            f"{a.get((label, 'loa_low'), np.nan):+.3g} to {a.get((label, 'loa_high'), np.nan):+.3g} {unit}",
+        )
+    fig.tight_layout()
+    return fig

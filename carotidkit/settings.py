@@ -259,6 +259,15 @@ class DataSettings(StageSettings):
     acquisition: float = knob(
         1.0, "per-loop variation of gain, TGC, dynamic range, depth, probe angle and motion (0: fixed)", lo=0.0, hi=3.0
     )
+    stills_per_side: int = knob(
+        1,
+        "simulated B-mode stills per filmed side (0: none; 02 then uses each loop's end-diastolic frame)",
+        lo=0,
+        hi=10,
+    )
+    still_size_px: int = knob(
+        512, "side of the simulated stills (database style: 4:3 stretched)", unit="px", lo=128, hi=4096
+    )
     n_jobs: int = knob(2, "processes simulating (0: all cores)", **_JOBS)
     plaque_db_dir: str | None = knob(None, "your Ar-PlaqSegm1-style folder (train/ test/)")
     cohort_path: str | None = knob(None, "your cohort table (CSV, Parquet, Stata, SAS, Excel)")
@@ -273,6 +282,11 @@ class DataSettings(StageSettings):
         None, "separator of a CSV cohort that is not comma-separated", choices=(",", ";", "\t", "|"), none=True
     )
     video_dir: str | None = knob(None, "your cine loops (DICOM, AVI/MP4, NPY/NPZ, frame folders)")
+    still_dir: str | None = knob(
+        None,
+        "your per-subject B-mode stills: a folder of <subject>_<left|right|L|R>[_n].png/.jpg/.dcm, or a manifest "
+        "(subject_id, side, path[, pixel_spacing_row_mm, pixel_spacing_col_mm])",
+    )
     gallery_n: int = knob(8, "images in the gallery", lo=0, hi=100)
 
     #: the knobs the simulator takes (carotidkit.synth.generate's defaults are these)
@@ -287,6 +301,8 @@ class DataSettings(StageSettings):
         "vd_pattern",
         "vd_signal",
         "acquisition",
+        "stills_per_side",
+        "still_size_px",
         "n_jobs",
     )
 

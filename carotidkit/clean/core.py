@@ -161,6 +161,18 @@ def crop_square_resize(img, mask, box, size: int, square: str, undo_stretch: flo
     return im, mo, Geometry(tuple(int(v) for v in box), f, pt, pl, side, sr, sc)
 
 
+def model_to_crop(mask_model: np.ndarray, geom: Geometry, h: int, w: int) -> np.ndarray:
+    """A model-size mask mapped back onto the ``h x w`` scan-area crop it was made from (the
+    inverse of :func:`crop_square_resize`'s geometry, nearest neighbour)."""
+    wf = max(1, int(round(w * geom.stretch)))
+    if geom.side:
+        back = cv2.resize(mask_model.astype(np.uint8), (geom.side, geom.side), interpolation=cv2.INTER_NEAREST)
+        back = back[geom.pad_top : geom.pad_top + h, geom.pad_left : geom.pad_left + wf]
+    else:
+        back = cv2.resize(mask_model.astype(np.uint8), (wf, h), interpolation=cv2.INTER_NEAREST)
+    return cv2.resize(back, (w, h), interpolation=cv2.INTER_NEAREST) > 0
+
+
 def alignment(mask_src: np.ndarray, mask_model: np.ndarray, geom: Geometry) -> tuple[float, float]:
     """Check that the model-size mask still sits on the source mask.
 
@@ -171,13 +183,7 @@ def alignment(mask_src: np.ndarray, mask_model: np.ndarray, geom: Geometry) -> t
     x0, y0, x1, y1 = geom.box
     src = mask_src[y0:y1, x0:x1]
     h, w = src.shape
-    wf = max(1, int(round(w * geom.stretch)))
-    if geom.side:
-        back = cv2.resize(mask_model.astype(np.uint8), (geom.side, geom.side), interpolation=cv2.INTER_NEAREST)
-        back = back[geom.pad_top : geom.pad_top + h, geom.pad_left : geom.pad_left + wf]
-    else:
-        back = cv2.resize(mask_model.astype(np.uint8), (wf, h), interpolation=cv2.INTER_NEAREST)
-    back = cv2.resize(back, (w, h), interpolation=cv2.INTER_NEAREST) > 0
+    back = model_to_crop(mask_model, geom, h, w)
     union = (src | back).sum()
     iou = float((src & back).sum() / union) if union else 1.0
     if not src.any() or not back.any():

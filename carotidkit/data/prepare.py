@@ -134,6 +134,19 @@ def prepare_data(cfg, progress=print) -> dict:
         if sim_cine.exists():  # simulated loops must not sit beside the real ones
             shutil.rmtree(sim_cine)
             Path(lay.cine_index).unlink(missing_ok=True)
+    if cfg.get("still_dir"):
+        from ..segment.subjects import index_stills  # (no model import: pure file listing)
+
+        st = index_stills(cfg["still_dir"])
+        io.write_parquet(out / "still_index_real.parquet", st)
+        sources["stills"], paths["stills_index"] = str(Path(cfg["still_dir"]).resolve()), "still_index_real.parquet"
+        manifest["counts"]["stills"] = int(len(st))
+    elif "video_dir" in real or "cohort_path" in real:  # simulated stills belong to simulated subjects
+        for p in (lay.stills, lay.stills_index):
+            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+        paths.pop("stills_index", None)
+        sources.pop("stills", None)
+        manifest["counts"].pop("stills", None)
     if "cohort_path" in real or "video_dir" in real:
         manifest["id_join"] = id_join(out, paths, strict="cohort_path" in real and "video_dir" in real)
     manifest["timings"]["real_data_s"] = round(time.perf_counter() - t0, 2)

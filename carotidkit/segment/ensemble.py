@@ -56,13 +56,17 @@ class PlaqueSegmenter:
         }
         return cls(models, meta)
 
-    def preprocess(self, image) -> tuple[np.ndarray, clean.Geometry]:
-        """Clean one raw export (path or array) into the model's input, as 01_cleaning did."""
+    def clean(self, image) -> clean.CleanedExport:
+        """Clean one raw export (path or array) as 01_cleaning did: the model input (``.image``),
+        the inpainted full-resolution export (``.cleaned``) and the geometry between them."""
         img = read_image(image, color=True) if isinstance(image, (str, Path)) else np.asarray(image)
         p = self.meta["preprocessing"]
-        ce = clean.clean_export(img, p["model_size_px"], p["square"], p["undo_stretch"], p["inpaint_radius"])
-        im, geom = ce.image, ce.geom
-        return im, geom
+        return clean.clean_export(img, p["model_size_px"], p["square"], p["undo_stretch"], p["inpaint_radius"])
+
+    def preprocess(self, image) -> tuple[np.ndarray, clean.Geometry]:
+        """Clean one raw export (path or array) into the model's input, as 01_cleaning did."""
+        ce = self.clean(image)
+        return ce.image, ce.geom
 
     def predict_probs(self, X: np.ndarray, batch_size: int = 32) -> np.ndarray:
         X = np.asarray(X, np.float32)

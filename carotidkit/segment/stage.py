@@ -35,6 +35,17 @@ class UnetResult(StageResult):
     versus_reader: pd.DataFrame = field(default_factory=pd.DataFrame)
     #: per validation image and model, like ``predictions`` (validation picked each best epoch)
     validation_predictions: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: one row per subject: plaque area (mean per side, total), count, any plaque, IMT,
+    #: disagreement (:mod:`carotidkit.segment.subjects`)
+    subjects: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: one row per measured image (still or end-diastolic frame)
+    still_measurements: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: on simulated data: measured vs planted plaque area and IMT (``measure, metric, estimate``)
+    subject_agreement: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: the measured subjects beside the planted truth (simulated data; for the agreement figure)
+    subject_truth: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: what the subjects' images were: "B-mode stills" or "end-diastolic frames of the cine loops"
+    subject_source: str = ""
     unet_dir: str = ""
     vote: str = "majority"
 
@@ -162,6 +173,7 @@ def _evaluate(cfg: UnetSettings, lay: RunLayout, arrays: dict, ids: dict, splits
     ]
     vs = metrics.paired_dice(per_img, SECOND_READER, n_boot, seed) if has_reader.any() else pd.DataFrame()
     return dict(
+        seg=seg,
         probs=probs,
         infer_s=infer_s,
         per_img=per_img,
@@ -195,6 +207,48 @@ def _summary(cfg: UnetSettings, summaries: list[dict], ev: dict, n_test: int) ->
         )
         summary["headline"] += f"; {SECOND_READER}: Dice {r.estimate:.3f}"
     return summary
+
+
+def _subject_summary(sub: dict) -> dict:
+    """02's summary lines about the subject measurement."""
+    s = sub["subjects"]
+    out = {
+        "subjects_measured": int(len(s)),
+        "subject_source": sub["source"],
+        "subject_images": int(len(sub["per_still"])),
+        "subjects_with_plaque": int(s.any_plaque.sum()),
+        "subject_seconds": sub["seconds"],
+    }
+    a = sub["agreement"]
+    if len(a):
+        e = a.set_index(["measure", "metric"]).estimate
+        area, imt = "plaque area (mm², mean per side)", "far-wall IMT (mm)"
+        out["subject_agreement"] = (
+            f"plaque area vs truth ICC {e[(area, 'icc_a1')]:.2f} (bias {e[(area, 'bias')]:+.1f} mm²); "
+            f"IMT vs truth ICC {e[(imt, 'icc_a1')]:.2f}, bias {e[(imt, 'bias')]:+.3f} mm, "
+            f"mean absolute error {e[(imt, 'mean_abs_error')]:.3f} mm"
+        )
+    return out
+
+
+def _subjects(lay: RunLayout, seg, progress: Progress) -> dict:
+    """Every subject's plaque burden and IMT from its stills (or end-diastolic frames), and, on
+    simulated stills, their agreement with the planted truth."""
+    from . import subjects as S
+
+    index, source = S.still_index(lay.run_dir)
+    progress(f"measuring {len(index)} {S.SOURCES[source]} of {index.subject_id.nunique()} subjects")
+    t0 = time.perf_counter()
+    per_still = S.measure(seg, index, source, progress=progress)
+    subj = S.per_subject(per_still).assign(source=S.SOURCES[source])
+    out = {"per_still": per_still, "subjects": subj, "source": S.SOURCES[source], "agreement": pd.DataFrame()}
+    out["truth"] = pd.DataFrame()
+    if source == "stills" and lay.data.stills_truth.exists():
+        truth = S.truth_per_subject(io.read_parquet(lay.data.stills_truth))
+        out["agreement"] = S.agreement(subj, truth)
+        out["truth"] = subj.merge(truth, on="subject_id")
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    return out
 
 
 @stage(UnetSettings)
@@ -236,13 +290,24 @@ def run(cfg: UnetSettings, lay: RunLayout, progress: Progress) -> UnetResult:
         masks=Yte[..., 0].astype(bool),
         images=Xte[..., 0],
     )
+    sub = _subjects(lay, ev["seg"], progress)
+    io.write_parquet(out.subject_plaque, sub["subjects"])
+    io.write_parquet(out.still_measurements, sub["per_still"])
+    io.write_parquet(out.subject_agreement, sub["agreement"])
+    summary = _summary(cfg, summaries, ev, len(ids["test"]))
+    summary.update(_subject_summary(sub))
     res = UnetResult(
         train=pd.DataFrame(summaries),
         metrics=ev["table"],
         predictions=ev["per_img"],
         logs=training_logs(out.root, cfg.backbones),
-        summary=_summary(cfg, summaries, ev, len(ids["test"])),
+        summary=summary,
         versus_reader=ev["versus_reader"],
+        subjects=sub["subjects"],
+        still_measurements=sub["per_still"],
+        subject_agreement=sub["agreement"],
+        subject_truth=sub["truth"],
+        subject_source=sub["source"],
         validation_predictions=ev["val_img"],
         unet_dir=str(out.root),
         vote=cfg.vote,

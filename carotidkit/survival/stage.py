@@ -61,7 +61,17 @@ class SurvivalResult(StageResult):
     calibration_curves: pd.DataFrame
     reclassification: pd.DataFrame
     decision: pd.DataFrame
+    #: SCORE2 against SCORE2 + plaque burden / IMT / VD, and all three (:mod:`.carotid`): one row
+    #: per endpoint, model and method (Cox, Fine-Gray); empty without 02's subject measurements
+    carotid: pd.DataFrame = field(default_factory=pd.DataFrame)
+    carotid_reclassification: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list = field(default_factory=list)
+
+    def carotid_table(self) -> pd.DataFrame:
+        """The carotid-marker models as a paper prints them (:func:`.carotid.paper_table`)."""
+        from .carotid import paper_table
+
+        return paper_table(self.carotid)
 
     def calibration_table(self) -> pd.DataFrame:
         """Calibration metrics as one row per endpoint and model (estimates only)."""
@@ -80,6 +90,15 @@ def headline(key_results: pd.DataFrame) -> str:
                 f"{r.c_score2:.3f}, +VD {r.c_score2_vd:.3f} (ΔC {r.delta_c:+.3f} "
                 f"[{r.delta_ci_low:+.3f}, {r.delta_ci_high:+.3f}])"
             )
+    if "delta_c_beyond_carotid" in key_results:
+        beyond = [
+            f"{r.endpoint} HR/SD {r.hr_vd_adj_carotid:.2f}, ΔC {r.delta_c_beyond_carotid:+.3f} "
+            f"[{r.delta_c_beyond_carotid_ci_low:+.3f}, {r.delta_c_beyond_carotid_ci_high:+.3f}]"
+            for r in key_results.itertuples()
+            if pd.notna(getattr(r, "delta_c_beyond_carotid", np.nan))
+        ]
+        if beyond:
+            parts.append("VD beyond SCORE2 + plaque + IMT: " + ", ".join(beyond))
     return "; ".join(parts) or "too few events for survival models"
 
 
@@ -146,7 +165,10 @@ def _curves(dd, ep, dur, ev, comp, groups, horizon, out):
     for by, label in (
         ("vd_group", f"VD {'quartile' if groups == 4 else 'group'}"),
         ("score2_category", "SCORE2 category"),
+        ("plaque_group", "plaque on the B-mode images"),
     ):
+        if by not in dd:
+            continue
         sub = dd.dropna(subset=[by])
         sub = sub[sub[by].isin(sub[by].value_counts()[lambda s: s > 0].index)]
         if sub[by].nunique() < 2:
@@ -236,6 +258,10 @@ def _endpoint(d, ep, horizon, n_boot, groups, seed, notes, out, ph_transform):
     # Calibration, reclassification and net benefit at the horizon
     if risk_b is not None:
         _absolute_risk(dd, dur, ev, comp, ep, horizon, n_boot, seed, risk_s, risk_b, notes, out, row)
+    if "plaque_z" in dd:
+        from . import carotid
+
+        carotid.models(dd, ep, dur, ev, comp, horizon, n_boot, seed, notes, out, row)
     # headline row
     for name, key in (("crude", "hr_vd_per_sd_crude"), ("SCORE2-adjusted", "hr_vd_per_sd_adj_score2")):
         if name in fitted:
@@ -310,7 +336,9 @@ def _write(lay, res: SurvivalResult, d: pd.DataFrame) -> None:
     keep = [
         c
         for c in d.columns
-        if c in ("subject_id", "vd_z", "vd_true", "score2_risk", "score2_model", "score2_flag", "score2_lp")
+        if c
+        in ("subject_id", "vd_z", "vd_true", "score2_risk", "score2_model", "score2_flag", "score2_lp")
+        + ("plaque_area_mm2", "any_plaque", "imt_mm", "plaque_z", "imt_z")
     ] + ["score2_category"]
     an = d[keep].copy()
     an["score2_category"] = an.score2_category.astype(str)
@@ -320,6 +348,7 @@ def _write(lay, res: SurvivalResult, d: pd.DataFrame) -> None:
     io.write_parquet(s.fine_gray, res.fine_gray)
     io.write_parquet(s.discrimination, res.discrimination)
     io.write_parquet(s.calibration, res.calibration)
+    io.write_parquet(s.carotid, res.carotid)
 
 
 #: the endpoints 05 compares VD and SCORE2 on (a cohort lacking one's columns skips it, with a note)
@@ -346,9 +375,16 @@ def run(cfg: SurvivalSettings, lay: RunLayout, progress: Progress) -> SurvivalRe
     vd = io.read_parquet(lay.vd.vd) if lay.vd.vd.exists() else None
     t0 = time.perf_counter()
     d = build_analysis_table(cohort, vd, cfg.region, truth, cfg.vd_source)
+    if lay.unet.subject_plaque.exists():
+        from . import carotid
+
+        plaque = io.read_parquet(lay.unet.subject_plaque)
+        d = carotid.attach(d, plaque, cohort.subject_id, where=str(lay.unet.subject_plaque))
+    else:
+        notes0 = ["no per-subject plaque burden or IMT (run 02_unet_ensemble): VD is compared with SCORE2 only"]
     # one list per table of SurvivalResult, filled endpoint by endpoint
     out = {f.name: [] for f in fields(SurvivalResult) if f.name not in ("key_results", "analysis", *_NOT_TABLES)}
-    notes, rows = [], []
+    notes, rows = (notes0 if not lay.unet.subject_plaque.exists() else []), []
     for ep in ENDPOINTS:
         if f"{ep}_event" not in d or f"{ep}_years" not in d:
             notes.append(f"{ep}: no {ep}_event/{ep}_years columns in the cohort, skipped")

@@ -225,6 +225,35 @@ def echo_map(anat: Anatomy, z_mm: np.ndarray, x_mm: np.ndarray, rng: np.random.G
     return amp, labels, plaque_mask
 
 
+def imt_mean_mm(age, vd):
+    """Mean far-wall IMT (mm) at ``age`` and damage ``vd``: 0.5 mm at 35, +0.0875 mm per decade,
+    +0.07 mm per SD of damage (before the subject's own SD of 0.05 mm; clipped to 0.35-1.3)."""
+    return 0.5 + 0.00875 * (age - 35) + 0.07 * vd
+
+
+def plaque_rate(age, vd):
+    """Poisson mean of the plaques in one imaged segment (at most 3 are drawn)."""
+    return np.exp(-0.6 + 0.05 * (age - 55) + 0.55 * vd)
+
+
+def carotid_markers(rng: np.random.Generator, age, vd, sides: int = 2) -> dict:
+    """Per-subject plaque area (mm², mean per side) and far-wall IMT (mm) drawn from the same
+    laws as :func:`random_anatomy` without rendering an image (what ``make validate`` uses):
+    ``plaque_area_mm2``, ``any_plaque``, ``imt_mm``."""
+    age, vd = np.asarray(age, float), np.asarray(vd, float)
+    n = len(age)
+    imt = np.clip(imt_mean_mm(age, vd)[:, None] + rng.normal(0, 0.05, (n, sides)), 0.35, 1.3).mean(1)
+    counts = np.minimum(rng.poisson(plaque_rate(age, vd)[:, None], (n, sides)), 3)
+    area = np.zeros((n, sides))
+    for k in range(3):  # a dome of length U(5, 16) mm and height Gamma(4, 0.35) + 0.2 vd, ~0.6 of its box
+        has = counts > k
+        length = rng.uniform(5, 16, (n, sides))
+        height = np.clip(rng.gamma(4, 0.35, (n, sides)) + 0.2 * vd[:, None], 0.8, 3.5)
+        area += has * 0.6 * length * height
+    area = area.mean(1)
+    return {"plaque_area_mm2": area, "any_plaque": area > 0, "imt_mm": imt}
+
+
 def random_anatomy(
     rng: np.random.Generator,
     age: float = 60.0,
@@ -251,11 +280,11 @@ def random_anatomy(
     if unknown:
         raise ValueError(f"unknown plaque kinds {sorted(unknown)}; choose from {PLAQUE_KINDS}")
     male = bool(rng.random() < 0.5) if male is None else male
-    imt = 0.5 + 0.00875 * (age - 35) + 0.07 * vd + rng.normal(0, 0.05)
+    imt = imt_mean_mm(age, vd) + rng.normal(0, 0.05)
     imt = float(np.clip(imt, 0.35, 1.3))
     radius = float(np.clip(rng.normal(3.15 + 0.2 * male + 0.004 * (age - 55) + 0.05 * vd, 0.2), 2.4, 4.2))
     if n_plaques is None:
-        lam = np.exp(-0.6 + 0.05 * (age - 55) + 0.55 * vd)
+        lam = plaque_rate(age, vd)
         n_plaques = int(min(rng.poisson(lam), 3))
     plaques, used = [], []
     for _ in range(n_plaques):

@@ -6,12 +6,17 @@ Layout (all under ``out_dir``)::
     plaque_db/train|test/          Ar-PlaqSegm1 layout: <n>.png + <n>_labeled.png, with its quirks
     cine/<clip_id>.npz             frames uint8 [T,H,W], labels, fps, pixel_spacing_mm
     cine_index.parquet             subject_id, clip_id, side, path, n_frames, fps, pixel_spacing_mm
+    stills/<still_id>.png          per subject and filmed side, B-mode stills in the database's
+                                   style (margins, burned-in marks, 4:3 stretched to square) of
+                                   the same anatomy as that side's loop
+    stills_index.parquet           subject_id, side, still_id, path, pixel_spacing_row_mm, pixel_spacing_col_mm
     truth/cohort_truth.parquet     vd_true, latent event times, ...
     truth/plaque_db_truth.parquet  per image: plaques, areas, scan box, overlay pixels, duplicates
     truth/plaque_db/<id>_clean.png, <id>_overlay.png   overlay-free image and overlay mask
     truth/annotator_2/<id>_labeled.png   the second reader's mask of every image (the database
                                    ships annotator 1's; see :mod:`carotidkit.synth.annotate`)
     truth/cine_truth.parquet       per clip: distension, IMT, plaques
+    truth/stills_truth.parquet     per still: plaque area (mm²) and count in view, far-wall IMT
     manifest.json                  written last: parameters, cache key, counts, hashes, timings
 
 The manifest's ``key`` hashes (seed, parameters, simulator version); a folder whose manifest
@@ -20,6 +25,7 @@ has the same key is reused as is, so re-running 00_data costs nothing.
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import time
@@ -39,7 +45,7 @@ from .annotate import ANNOTATORS, annotate
 from .annotate import dice as _dice
 from .cohort import simulate_cohort
 
-SIM_VERSION = "6"
+SIM_VERSION = "7"
 
 #: what makes database images hard, as in a high-risk cohort's routine scans
 DB_PLAQUE_MIX = {"echolucent": 0.25, "fibrous": 0.35, "calcified": 0.15, "isoechoic": 0.25}
@@ -50,7 +56,7 @@ P_REVERB = 0.6  # images with near-wall reverberation in the lumen
 
 def _components(lay: Data) -> tuple[Path, ...]:
     """What :func:`generate` writes into a data folder (removed before a regeneration)."""
-    return (lay.cohort, lay.plaque_db, lay.cine, lay.cine_index, lay.truth)
+    return (lay.cohort, lay.plaque_db, lay.cine, lay.cine_index, lay.stills, lay.stills_index, lay.truth)
 
 
 def _rng(seed: int, *keys: int) -> np.random.Generator:
@@ -232,6 +238,7 @@ def acquisition_draw(rng: np.random.Generator, a: float, n_rows: int, n_frames: 
 def _render_subject_clips(args) -> list[dict]:
     sid, idx, age, vd, hr, male, seed, size, seconds, out, sim = args
     rng = _rng(seed, 13, idx)
+    lay = Data.at(out)
     local = sim["vd_pattern"] == "local"
     n_clips = 2 if rng.random() < 0.6 else 1
     rows = []
@@ -240,6 +247,7 @@ def _render_subject_clips(args) -> list[dict]:
             rng, age=age, vd=vd, male=male, depth_mm=40, width_mm=40,
             vd_pattern=sim["vd_pattern"], vd_signal=sim["vd_signal"],
         )  # fmt: skip
+        stills = _render_stills(anat, sid, side, _rng(seed, 23, idx, k), sim, lay)  # own stream: loops unchanged
         dist = cine.distension_from(age, vd, rng, per_vd=0.004 if local else 0.014, sd=0.015 if local else 0.006)
         fps = float(rng.choice([25.0, 30.0]))
         n_frames = max(2, int(round(seconds * fps)))
@@ -260,7 +268,6 @@ def _render_subject_clips(args) -> list[dict]:
             **acq,
         )
         clip_id = f"{sid}_{side[0].upper()}"
-        lay = Data.at(out)
         rel = str((lay.cine / f"{clip_id}.npz").relative_to(lay.root))
         io.write_npz(
             lay.root / rel,
@@ -288,9 +295,46 @@ def _render_subject_clips(args) -> list[dict]:
                 "display_gain_db": acq.get("display_gain_db", 0.0),
                 "dynamic_range_db": acq.get("dynamic_range_db", 50.0),
                 "fov_mm": acq.get("fov_mm", 20.0),
+                "stills": stills,
             }
         )
     return rows
+
+
+def _render_stills(anat: A.Anatomy, sid: str, side: str, rng: np.random.Generator, sim: dict, lay: Data) -> list:
+    """``sim["stills_per_side"]`` exported B-mode stills of one side's anatomy (each its own
+    acquisition: probe angle, scan area, gain, overlays), with truth: the plaque area and count
+    in view and the far-wall IMT."""
+    rows = []
+    for j in range(int(sim["stills_per_side"])):
+        a = copy.deepcopy(anat)
+        a.tilt += float(rng.normal(0, 0.03))
+        ex = bmode.render_export(rng, size=int(sim["still_size_px"]), anat=a, source="png1200")
+        still_id = f"{sid}_{side[0].upper()}_{j + 1}"
+        rel = str((lay.stills / f"{still_id}.png").relative_to(lay.root))
+        io.write_png(lay.root / rel, ex.image)
+        pl = (ex.plaque > 0.5).astype(np.uint8)
+        io.write_png(lay.stills_truth_masks / f"{still_id}_mask.png", pl * 255)
+        n_pl = cv2.connectedComponents(pl, connectivity=8)[0] - 1
+        r_mm, c_mm = ex.pixel_spacing_mm
+        rows.append(
+            {
+                "subject_id": sid,
+                "side": side,
+                "still_id": still_id,
+                "path": rel,
+                "pixel_spacing_row_mm": float(r_mm),
+                "pixel_spacing_col_mm": float(c_mm),
+                "true_plaque_area_mm2": float(pl.sum() * r_mm * c_mm),
+                "true_plaque_count": int(n_pl),
+                "true_imt_mm": float(a.imt_far_mm),
+            }
+        )
+    return rows
+
+
+#: the knobs the loops' (and stills') renderer reads
+_CINE_KNOBS = ("vd_pattern", "vd_signal", "acquisition", "stills_per_side", "still_size_px")
 
 
 def write_cine(
@@ -303,12 +347,12 @@ def write_cine(
     pool=None,
     sim: dict | None = None,
 ) -> pd.DataFrame:
-    """Both sides' (or one side's) loop of every subject; ``sim``: ``vd_pattern``, ``vd_signal``,
-    ``acquisition`` (00's knobs)."""
+    """Both sides' (or one side's) loop of every subject, and that side's stills; ``sim``:
+    :data:`_CINE_KNOBS` (00's knobs)."""
     from ..settings import DataSettings
 
     d = DataSettings.knobs()
-    sim = {k: (sim or {}).get(k, d[k].default) for k in ("vd_pattern", "vd_signal", "acquisition")}
+    sim = {k: (sim or {}).get(k, d[k].default) for k in _CINE_KNOBS}
     vd = truth.set_index("subject_id").vd_true
     tasks = [
         (
@@ -328,8 +372,16 @@ def write_cine(
     ]
     chunks = pool.map(_render_subject_clips, tasks, chunksize=16) if pool else map(_render_subject_clips, tasks)
     rows = [row for chunk in chunks for row in chunk]
+    stills = pd.DataFrame([s for r in rows for s in r.pop("stills")])
     table = pd.DataFrame(rows)
     lay = Data.at(out_dir)
+    if len(stills):
+        cols = ["subject_id", "side", "still_id", "path", "pixel_spacing_row_mm", "pixel_spacing_col_mm"]
+        io.write_parquet(lay.stills_index, stills[cols])
+        io.write_parquet(
+            lay.stills_truth,
+            stills[["still_id", *[c for c in stills if c.startswith("true_") or c in ("subject_id", "side")]]],
+        )
     io.write_parquet(
         lay.cine_index,
         table[["subject_id", "clip_id", "side", "path", "n_frames", "fps", "pixel_spacing_mm"]],
@@ -371,7 +423,7 @@ def generate(out_dir, *, seed: int = 0, force: bool = False, progress=None, **kn
     n_subjects, n_plaque_images, plaque_db_size_px = k["n_subjects"], k["n_plaque_images"], k["plaque_db_size_px"]
     cine_size_px, cine_seconds, n_jobs = k["cine_size_px"], k["cine_seconds"], k["n_jobs"]
     vd_hr_per_sd, followup_years = k["vd_hr_per_sd"], k["followup_years"]
-    sim = {n: k[n] for n in ("vd_pattern", "vd_signal", "acquisition")}
+    sim = {n: k[n] for n in _CINE_KNOBS}
     out_dir = Path(out_dir)
     params = dict(
         n_subjects=n_subjects,
@@ -423,6 +475,7 @@ def generate(out_dir, *, seed: int = 0, force: bool = False, progress=None, **kn
         "cohort.parquet": io.sha256_file(lay.cohort)[:16],
         "plaque_db": io.tree_digest(lay.plaque_db),
         "cine": io.tree_digest(lay.cine),
+        **({"stills": io.tree_digest(lay.stills)} if lay.stills.exists() else {}),
     }
     timings["hashing_s"] = round(time.perf_counter() - t0, 2)
     manifest = {
@@ -430,15 +483,23 @@ def generate(out_dir, *, seed: int = 0, force: bool = False, progress=None, **kn
         "key": key,
         "simulator_version": SIM_VERSION,
         "parameters": params,
-        "sources": {"cohort": "synthetic", "plaque_db": "synthetic", "video": "synthetic"},
+        "sources": {
+            "cohort": "synthetic",
+            "plaque_db": "synthetic",
+            "video": "synthetic",
+            **({"stills": "synthetic"} if lay.stills_index.exists() else {}),
+        },
         "paths": {
-            k: str(getattr(lay, k).relative_to(lay.root)) for k in ("cohort", "plaque_db", "cine_index", "truth")
+            k: str(getattr(lay, k).relative_to(lay.root))
+            for k in ("cohort", "plaque_db", "cine_index", "truth", "stills_index")
+            if k != "stills_index" or lay.stills_index.exists()
         },
         "counts": {
             "subjects": int(len(cohort)),
             "plaque_images": int(len(db)),
             "plaque_images_with_plaque": int(db.has_plaque.sum()),
             "clips": int(len(clips)),
+            "stills": int(len(io.read_parquet(lay.stills_index))) if lay.stills_index.exists() else 0,
             "duplicate_images": int(db.duplicate_of_id.notna().sum()),
         },
         "data_hashes": hashes,

@@ -30,9 +30,20 @@ CANDIDATES = [
 ]
 
 
-def design(cohort: pd.DataFrame, vd: pd.DataFrame, target: str = "vd_z") -> tuple[pd.DataFrame, pd.Series]:
+#: the carotid markers 02 measures on the same scan (``unet/subject_plaque.parquet``)
+CAROTID = ["plaque_area_mm2", "imt_mm"]
+LABELS = {"plaque_area_mm2": "plaque area (mm², mean per side)", "imt_mm": "far-wall IMT (mm)"}
+
+
+def design(
+    cohort: pd.DataFrame, vd: pd.DataFrame, target: str = "vd_z", carotid: pd.DataFrame | None = None
+) -> tuple[pd.DataFrame, pd.Series]:
+    """Predictors (risk factors, labs, comorbidities and, given 02's ``carotid`` table, plaque
+    area and IMT) and VD, complete cases only."""
     d = cohort.assign(male=(cohort.sex == "male").astype(int)).merge(vd[["subject_id", target]], on="subject_id")
-    cols = [c for c in CANDIDATES if c in d and d[c].nunique() > 1]
+    if carotid is not None:
+        d = d.merge(carotid[["subject_id", *CAROTID]], on="subject_id", how="left")
+    cols = [c for c in CANDIDATES + CAROTID if c in d and d[c].nunique() > 1]
     d = d.dropna(subset=[*cols, target])
     X = d[cols].astype(float)
     return X, d[target].astype(float)

@@ -192,7 +192,14 @@ def headline(enrichment: pd.DataFrame, associations: pd.DataFrame) -> str:
     )
     parts = [f"{r} {e.enrichment[r]:.2f}" for r in ("far_wall", "near_wall", "perivascular", "lumen") if r in e.index]
     top = associations.sort_values("rank_shap").term.head(3).tolist()
-    return f"IG enrichment: {', '.join(parts)}; SHAP top drivers of VD: {', '.join(top)}"
+    line = f"IG enrichment: {', '.join(parts)}; SHAP top drivers of VD: {', '.join(top)}"
+    a = associations.set_index("term")
+    carotid = [
+        f"{assoc.LABELS[t]} β {a.beta_per_sd[t]:+.2f} [{a.ci_low[t]:+.2f}, {a.ci_high[t]:+.2f}] SD of VD per SD"
+        for t in assoc.CAROTID
+        if t in a.index
+    ]
+    return line + (f"; adjusted for the risk factors, {'; '.join(carotid)}" if carotid else "")
 
 
 @stage(XaiSettings)
@@ -218,7 +225,8 @@ def run(cfg: XaiSettings, lay: RunLayout, progress: Progress) -> XaiResult:
     notes = []
     t0 = time.perf_counter()
     # 1. associations (all subjects)
-    X, y = assoc.design(cohort, vd)
+    carotid = io.read_parquet(lay.unet.subject_plaque) if lay.unet.subject_plaque.exists() else None
+    X, y = assoc.design(cohort, vd, carotid=carotid)
     reg = assoc.regression_table(X, y)
     imp, sv, Xs = assoc.shap_table(X, y, seed=cfg.seed)
     table = reg.merge(imp, on="term").sort_values("rank_shap").reset_index(drop=True)

@@ -25,6 +25,8 @@ followup_years = None  # administrative end of simulated follow-up [years]; 0.5.
 vd_pattern = None  # how damage shows in the loops: local (far-wall perivascular texture, wall stiffening) or global (perivascular brightness and pulsatility: simulator version 5); local | global
 vd_signal = None  # strength of the local damage signature in the loops (0: none); 0..5
 acquisition = None  # per-loop variation of gain, TGC, dynamic range, depth, probe angle and motion (0: fixed); 0..3
+stills_per_side = None  # simulated B-mode stills per filmed side (0: none; 02 then uses each loop's end-diastolic frame); 0..10
+still_size_px = None  # side of the simulated stills (database style: 4:3 stretched) [px]; 128..4096
 n_jobs = None  # processes simulating (0: all cores) [processes]; 0..64
 plaque_db_dir = None  # your Ar-PlaqSegm1-style folder (train/ test/)
 cohort_path = None  # your cohort table (CSV, Parquet, Stata, SAS, Excel)
@@ -32,6 +34,7 @@ column_map = None  # YAML mapping your column names/units onto carotidkit's
 cohort_encoding = None  # text encoding of a CSV cohort that is not UTF-8; utf-8 | latin-1 | cp1252 | utf-16
 cohort_sep = None  # separator of a CSV cohort that is not comma-separated; , | ; | 	 | |
 video_dir = None  # your cine loops (DICOM, AVI/MP4, NPY/NPZ, frame folders)
+still_dir = None  # your per-subject B-mode stills: a folder of <subject>_<left|right|L|R>[_n].png/.jpg/.dcm, or a manifest (subject_id, side, path[, pixel_spacing_row_mm, pixel_spacing_col_mm])
 gallery_n = None  # images in the gallery; 0..100
 
 # %% [markdown]

@@ -117,15 +117,22 @@ fig = plots.unet_gradcam(res)
 res.unet_cam_summary()
 
 # %% [markdown]
-# ## VD and risk factors: adjusted regression next to SHAP
+# ## VD, risk factors and the carotid markers: adjusted regression next to SHAP
 # Look for the same predictors at the top of both rankings; on the simulator the planted drivers of
-# vascular damage are age, blood pressure, diabetes, smoking, cholesterol and sex.
+# vascular damage are age, blood pressure, diabetes, smoking, cholesterol and sex. Where 02 measured
+# every subject, the plaque area (mean per side) and far-wall IMT from the same scan enter beside
+# them: a positive β after adjustment says VD carries the structural damage the B-mode image
+# shows; a β near zero says VD sees something else. On the simulator both plaques and IMT grow
+# with the latent damage, so both are expected to be positive.
 
 # %%
 fig = plots.association_plot(res)
 
 # %%
 res.associations.round(4)
+
+# %%
+res.associations[res.associations.term.isin(["plaque_area_mm2", "imt_mm"])].round(4)
 
 # %% [markdown]
 # SHAP beeswarm: each dot is a person; look at whether high values of a predictor (red) push VD
