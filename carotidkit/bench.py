@@ -226,8 +226,24 @@ def bench_unet(out_dir: Path) -> dict:
                 print(json.dumps(row), flush=True)
         if os.environ.get("CAROTIDKIT_BENCH_MONAI", "1") == "1":
             res["monai_peer"] = run_isolated({**spec, "mode": "monai"})
+            res["vs_monai"] = vs_monai(res["runs"], res["monai_peer"])
     res["gflops_forward_per_image"] = {k: round(v / 1e9, 3) for k, v in flops.items()}
     return res
+
+
+def vs_monai(runs: list[dict], peer: dict, backbone: str = "efficientnetb0", backend: str = "torch") -> dict:
+    """The notebook's EfficientNet-B0 U-Net (Keras on ``backend``) against MONAI's, same data,
+    recipe and run: training and inference rate ratios (> 1: ours is faster) and both test Dice."""
+    row = next((r for r in runs if r["backbone"] == backbone and r["backend"] == backend), None)
+    if row is None or "error" in row["pipeline"] or "error" in peer:
+        return {"error": "no like-for-like pair in this run"}
+    ours = row["pipeline"]
+    return {
+        "training_ratio": round(ours["images_per_s"] / peer["images_per_s"], 2),
+        "inference_ratio": round(ours["inference_images_per_s"] / peer["inference_images_per_s"], 2),
+        "inference_ratio_keras_predict": round(ours["keras_predict_images_per_s"] / peer["inference_images_per_s"], 2),
+        "test_dice": {"carotidkit": ours["test_dice"], "monai": peer["test_dice"]},
+    }
 
 
 @benchmark
@@ -501,3 +517,104 @@ def bench_vd_ingest(out_dir: Path) -> dict:
         "build also crops, masks overlays, resamples to 25 fps, resizes to 112 px and writes the memmap"
     )
     return out
+
+
+# ----------------------------------------------------------------------------- issue-27 speed-ups
+
+
+def _speedup(old_s: float, new_s: float, n: int, unit: str) -> dict:
+    return {
+        f"old_{unit}_per_s": round(n / old_s, 1),
+        f"new_{unit}_per_s": round(n / new_s, 1),
+        "speedup": round(old_s / new_s, 2),
+    }
+
+
+def _keras_and_monai_inference(size: int = 96) -> dict:
+    """Inference rate of 02's EfficientNet-B0 U-Net (Keras on torch) through 02's path and through
+    ``model.predict``, and of MONAI's EfficientNet-B0 FlexibleUNet, on the same 256 images at the
+    same batch size (speed does not depend on the weights, so the models are untrained)."""
+    import subprocess
+    import sys
+
+    code = f"""
+import json, numpy as np, torch
+from carotidkit.segment.speed import inference_rate, INFER_BATCH
+from carotidkit.segment.unet import build_unet
+from carotidkit.segment.ensemble import predict
+X = np.random.default_rng(0).integers(0, 256, (64, {size}, {size}, 1)).astype("float32")
+m = build_unet("efficientnetb0", {size})
+out = {{"ours": inference_rate(lambda x: predict(m, x, INFER_BATCH), X),
+       "keras_predict": inference_rate(lambda x: m.predict(x, batch_size=INFER_BATCH, verbose=0), X)}}
+from monai.networks.nets import FlexibleUNet
+mm = FlexibleUNet(in_channels=1, out_channels=1, backbone="efficientnet-b0", pretrained=False, spatial_dims=2).eval()
+def mon(x):
+    t = torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, -1, 1)) / 255.0).float()
+    with torch.inference_mode():
+        return [torch.sigmoid(mm(t[k:k + INFER_BATCH])) for k in range(0, len(t), INFER_BATCH)]
+out["monai"] = inference_rate(mon, X)
+print(json.dumps(out))
+"""
+    env = {**os.environ, "KERAS_BACKEND": "torch", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=1800)
+    if r.returncode:
+        return {"error": (r.stderr.strip().splitlines() or ["failed"])[-1]}
+    rates = json.loads(r.stdout.strip().splitlines()[-1])
+    return {
+        "images_per_s": rates,
+        "ours_vs_keras_predict": round(rates["ours"] / rates["keras_predict"], 2),
+        "ours_vs_monai": round(rates["ours"] / rates["monai"], 2),
+        "keras_predict_vs_monai": round(rates["keras_predict"] / rates["monai"], 2),
+    }
+
+
+@benchmark
+def bench_speedups(out_dir: Path) -> dict:
+    """Each of the workshop speed-ups against the code it replaced, in the same run (same inputs;
+    the outputs are the same, which ``tests/test_speedups.py`` checks): the plaque database's
+    simulated annotators (around the plaque vs the whole frame), far-wall IMT's dynamic
+    programming (vectorised vs the loop over moves), and 02's U-Net inference path against
+    ``model.predict`` and MONAI's FlexibleUNet."""
+    import functools
+    import tempfile
+
+    from .segment import imt
+    from .synth import anatomy as A
+    from .synth import bmode
+    from .synth import dataset as D
+    from .synth.annotate import annotate
+
+    res = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tasks = [(i, 0, 800, i % 5 != 0, tmp) for i in range(24)]
+        D._render_db_image(tasks[0])  # warm-up
+        new_s, _ = timed(lambda: [D._render_db_image(t) for t in tasks])
+        D.annotate = functools.partial(annotate, _whole_frame=True)
+        try:
+            old_s, _ = timed(lambda: [D._render_db_image(t) for t in tasks])
+        finally:
+            D.annotate = annotate
+    res["plaque_db_image"] = _speedup(old_s, new_s, len(tasks), "images")
+    stills = []
+    for i in range(24):
+        rng = np.random.default_rng(i)
+        ex = bmode.render_export(rng, size=512, anat=A.random_anatomy(rng, age=60, vd=0.5), source="png1200")
+        x0, y0, x1, y1 = ex.scan_box
+        stills.append((ex.clean[y0:y1, x0:x1], *ex.pixel_spacing_mm, ex.plaque[y0:y1, x0:x1] > 0.5))
+
+    def imt_all():
+        return [imt.far_wall_imt(g, sr, sc, plaque_mask=m).imt_mm for g, sr, sc, m in stills]
+
+    new_s, new_v = timed(imt_all, repeat=2)
+    fast = imt._best_path
+    imt._best_path = imt._best_path_loop
+    try:
+        old_s, old_v = timed(imt_all, repeat=2)
+    finally:
+        imt._best_path = fast
+    res["far_wall_imt"] = {
+        **_speedup(old_s, new_s, len(stills), "images"),
+        "same_result": bool(np.allclose(old_v, new_v, equal_nan=True)),
+    }
+    res["unet_inference"] = _keras_and_monai_inference()
+    return res

@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     bp = sub.add_parser("bench", help="run the benchmarks and write bench/results/")
     bp.add_argument("--only", help="benchmark name(s), comma separated")
     sub.add_parser("clean", help="remove generated outputs (runs/, reports/, caches); never raw data")
+    wp = sub.add_parser("timings", help="where a report run's time went, per notebook and part (markdown)")
+    wp.add_argument("--profile", default="workshop")
+    wp.add_argument("--run-dir", help="run folder (default runs/<profile>)")
     pp = sub.add_parser("profiles", help="every knob of a notebook: meaning, unit, range and its value per profile")
     pp.add_argument("notebook", nargs="?", default=None)
     return ap
@@ -104,6 +107,21 @@ def main(argv: list[str] | None = None) -> int:
             if p.name != ".gitkeep":
                 shutil.rmtree(p) if p.is_dir() else p.unlink()
         print("removed runs/, reports/*, .cache/, bench/results/ (raw data untouched)")
+        return 0
+    if args.command == "timings":
+        from .io import CarotidkitError
+        from .layout import RunLayout
+        from .timing import by_part, markdown, run_times
+
+        try:
+            times = run_times(RunLayout.for_profile(args.profile, args.run_dir, root).run_dir)
+        except CarotidkitError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(markdown(times))
+        print()
+        print("| kind of work | seconds |\n|---|---:|")
+        print("\n".join(f"| {k} | {v:.1f} |" for k, v in by_part(times).seconds.items()))
         return 0
     if args.command == "profiles":
         names = [args.notebook] if args.notebook else list(profiles.STAGES)

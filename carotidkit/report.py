@@ -61,7 +61,8 @@ VERSIONED_PACKAGES = (
 class NotebookResult:
     notebook: str
     status: str  # ok | failed | up-to-date | not run
-    duration_s: float | None = None
+    duration_s: float | None = None  # executing (kernel start to last cell)
+    render_s: float | None = None  # writing its HTML page
     executed_at: str | None = None
     fingerprint: str | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
@@ -413,6 +414,8 @@ def _skipped(nb: Path, params, prev, chosen: bool, up_to_date: bool, state: dict
     """The result row of a notebook not executed now (unchosen, or chosen and up to date)."""
     if not prev:
         return NotebookResult(nb.stem, "not run", parameters=params)
+    known = NotebookResult.__dataclass_fields__
+    prev = {k: v for k, v in prev.items() if k in known}  # a state file from another version
     res = NotebookResult(**{**prev, "status": prev["status"] if not chosen else "up-to-date"})
     if not chosen and prev["status"] == "ok" and not up_to_date:
         # not re-run now, but what it was computed from has changed: say so on the index
@@ -437,6 +440,7 @@ def _execute_one(nb: Path, params, fp: str, profile: str, run_dir: Path, html_pa
         echo(f"[{profile}] {name}: FAILED: {res.error}")
     res.duration_s = round(time.time() - t0, 1)
     if executed.exists():
+        t1 = time.time()
         render_notebook(
             executed,
             html_path,
@@ -445,6 +449,7 @@ def _execute_one(nb: Path, params, fp: str, profile: str, run_dir: Path, html_pa
             index_href="../index.html",
         )
         res.html = f"{profile}/{name}.html"
+        res.render_s = round(time.time() - t1, 1)
     if res.status == "ok":
         res.outputs = stage_outputs_digest(run_dir, name)
         echo(f"[{profile}] {name}: ok in {res.duration_s:.1f} s -> {html_path}")

@@ -12,8 +12,10 @@ are synthetic is decided in one place, :func:`is_synthetic`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +32,22 @@ class Progress:
 
     def __init__(self, sink: Callable[[str], Any] | None = print):
         self._sink = sink
+        self.timings: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def phase(self, name: str):
+        """Time a part of the stage (seconds add up under ``name``); the stage's summary records
+        them as ``timings_s`` (what ``python -m carotidkit profile`` tabulates).
+
+        Example:
+            with progress.phase("training"):
+                ...
+        """
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - t0, 2)
 
     @classmethod
     def of(cls, p) -> "Progress":
@@ -49,6 +67,12 @@ class Progress:
 
     def __bool__(self) -> bool:
         return self._sink is not None
+
+
+def phase(progress, name: str):
+    """``progress.phase(name)`` where ``progress`` is a :class:`Progress`, else nothing (the
+    helpers that stages call also take a plain ``True``/``False``)."""
+    return progress.phase(name) if isinstance(progress, Progress) else contextlib.nullcontext()
 
 
 def is_synthetic(layout) -> bool:
@@ -122,8 +146,19 @@ def stage(cls: type[StageSettings]):
         def run(settings=None, /, *, progress=True, **knobs):
             cfg = resolve(cls, settings, knobs)
             lay = RunLayout(cfg.run_dir)
+            prog = Progress(Progress.of(progress)._sink)  # its own timings
             with hold(lay.run_dir):
-                return impl(cfg, lay, Progress.of(progress))
+                t0 = time.perf_counter()
+                res = impl(cfg, lay, prog)
+                if isinstance(res, StageResult) and res.settings is not None:
+                    total = round(time.perf_counter() - t0, 2)
+                    res.summary["timings_s"] = {
+                        **prog.timings,
+                        "other": round(total - sum(prog.timings.values()), 2),
+                        "total": total,
+                    }
+                    res.save(lay)
+                return res
 
         P = inspect.Parameter
         params = [P("settings", P.POSITIONAL_ONLY, default=None), P("progress", P.KEYWORD_ONLY, default=True)]
@@ -136,4 +171,4 @@ def stage(cls: type[StageSettings]):
     return deco
 
 
-__all__ = ["Progress", "StageResult", "is_synthetic", "resolve", "stage"]
+__all__ = ["Progress", "StageResult", "is_synthetic", "phase", "resolve", "stage"]

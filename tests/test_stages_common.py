@@ -208,3 +208,25 @@ def test_every_stage_writes_the_common_summary(smoke_run, nb):
     assert s["headline"] and s["synthetic"] is True
     want = {k: v for k, v in dict(profiles.settings(nb, "smoke")).items() if k != "run_dir"}
     assert s["settings"] == json.loads(json.dumps(want))
+    t = s["timings_s"]  # where the stage's time went (python -m carotidkit profile)
+    assert t["total"] > 0 and len(t) >= 3  # at least one named phase, "other" and "total"
+    assert abs(sum(v for k, v in t.items() if k != "total") - t["total"]) < 0.05
+
+
+@pytest.mark.notebook
+def test_timings_account_for_every_notebook(smoke_run):
+    """``python -m carotidkit timings``: every executed notebook's parts, stage phases included,
+    add up to its recorded execution and page-writing time."""
+    from carotidkit.report import STATE_NAME
+    from carotidkit.timing import by_part, markdown, run_times
+
+    times = run_times(smoke_run["run_dir"])
+    state = json.loads((smoke_run["run_dir"] / STATE_NAME).read_text())
+    assert set(times.notebook) == set(profiles.STAGES)
+    for nb, g in times.groupby("notebook"):
+        want = state[nb]["duration_s"] + state[nb]["render_s"]
+        assert abs(g.seconds.sum() - want) < 0.5 + 0.01 * want, nb
+        assert {"kernel start", "page writing", "stage: other"} <= set(g.part), nb
+    assert "stage: training the members" in set(times[times.notebook == "02_unet_ensemble"].part)
+    assert "stage work" in by_part(times).index
+    assert markdown(times).count("**total**") == len(profiles.STAGES)

@@ -57,7 +57,10 @@ def run(cfg: CleanSettings, lay: RunLayout, progress: Progress) -> CleanResult:
     if second_reader_dir is None and truth_dir is not None and lay.data.second_reader.is_dir():
         second_reader_dir = lay.data.second_reader
     t0 = time.perf_counter()
-    qc = clean.clean_database(db, out, cfg, truth_dir=truth_dir, second_reader_dir=second_reader_dir, progress=progress)
+    with progress.phase("cleaning"):
+        qc = clean.clean_database(
+            db, out, cfg, truth_dir=truth_dir, second_reader_dir=second_reader_dir, progress=progress
+        )
     seconds = time.perf_counter() - t0
     qc = qc.merge(db[["image_id", "file_name"]], on="image_id", how="left")
     if truth_dir is not None:  # pixel spacing is known for simulated exports

@@ -98,7 +98,8 @@ def run(cfg: DataSettings, lay: RunLayout, progress: Progress) -> DataResult:
     from .plaque_db import load_plaque_db
     from .prepare import cine_table, prepare_data
 
-    manifest = prepare_data(cfg, progress=progress)
+    with progress.phase("simulating / indexing the data"):
+        manifest = prepare_data(cfg, progress=progress)
     paths = lay.data.resolved()
     res = DataResult(
         manifest=manifest,

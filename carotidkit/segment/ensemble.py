@@ -69,10 +69,11 @@ class PlaqueSegmenter:
         return ce.image, ce.geom
 
     def predict_probs(self, X: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        """Each model's plaque probability ``[n_models, N, S, S]`` for model-size images ``X``."""
         X = np.asarray(X, np.float32)
         if X.ndim == 3:
             X = X[..., None]
-        return np.stack([m.predict(X, batch_size=batch_size, verbose=0)[..., 0] for m in self.models.values()])
+        return np.stack([predict(m, X, batch_size)[..., 0] for m in self.models.values()])
 
     def segment(self, images, preprocessed: bool = False, pixel_spacing_mm=None, batch_size: int = 32) -> Segmentation:
         """Segment raw exports (paths/arrays) or, with ``preprocessed=True``, model-size arrays.
@@ -104,3 +105,23 @@ class PlaqueSegmenter:
                 a * r * g.scale_row * c / g.stretch * g.scale_col for a, g in zip(table.plaque_area_px, geoms)
             ]
         return Segmentation(table, masks, probs, X)
+
+
+def predict(model, X: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """``model.predict(X)`` without its per-batch machinery where that is safe: on the torch
+    backend the model is called on each batch directly under ``torch.inference_mode`` (the same
+    layers in inference mode, the same numbers; no callbacks, data adapter or autograd
+    bookkeeping); on TensorFlow ``model.predict`` (its compiled predict step is the fast path)."""
+    import keras
+
+    X = np.asarray(X, np.float32)
+    if keras.backend.backend() != "torch" or len(X) == 0:
+        return model.predict(X, batch_size=batch_size, verbose=0)
+    import torch
+
+    with torch.inference_mode():
+        out = [
+            keras.ops.convert_to_numpy(model(torch.from_numpy(X[k : k + batch_size]), training=False))
+            for k in range(0, len(X), batch_size)
+        ]
+    return np.concatenate(out)

@@ -45,7 +45,35 @@ class ImtResult:
 
 def _best_path(score: np.ndarray, step_penalty: float, max_step: int = 2) -> np.ndarray:
     """Rows (one per column) of the path through ``score [R, C]`` with the largest sum, moving at
-    most ``max_step`` rows between neighbouring columns (each row moved costs ``step_penalty``)."""
+    most ``max_step`` rows between neighbouring columns (each row moved costs ``step_penalty``).
+
+    One column per step, a handful of array operations each: the accumulated score sits in a
+    buffer padded with -inf, whose ``2 max_step + 1`` shifted views are the candidate
+    predecessors (ties go to the upper row, as in a scan from -max_step up)."""
+    R, C = score.shape
+    m = max_step
+    pen = (step_penalty * np.abs(np.arange(-m, m + 1)))[:, None]
+    padded = np.full(R + 2 * m, -np.inf)
+    acc = padded[m : m + R]  # a view: writing acc updates the shifted views below
+    acc[:] = score[:, 0]
+    shifted = np.lib.stride_tricks.sliding_window_view(padded, R)  # [2m+1, R]: row i = from r + i - m
+    cols = np.ascontiguousarray(score.T, dtype=np.float64)
+    back = np.empty((C, R), np.intp)
+    cand = np.empty((2 * m + 1, R))
+    for c in range(1, C):
+        np.subtract(shifted, pen, out=cand)
+        back[c] = cand.argmax(0)
+        np.add(cand.max(0), cols[c], out=acc)
+    path = np.empty(C, int)
+    path[-1] = int(acc.argmax())
+    for c in range(C - 1, 0, -1):
+        path[c - 1] = path[c] + back[c, path[c]] - m
+    return path
+
+
+def _best_path_loop(score: np.ndarray, step_penalty: float, max_step: int = 2) -> np.ndarray:
+    """:func:`_best_path` as first written (a loop over the moves in every column): kept as the
+    reference the faster one is tested (same path) and benchmarked (``bench --only speedups``) against."""
     R, C = score.shape
     acc = score[:, 0].astype(np.float64)
     back = np.zeros((R, C), np.int8)

@@ -275,9 +275,11 @@ def run(cfg: UnetSettings, lay: RunLayout, progress: Progress) -> UnetResult:
     progress(
         f"train {len(Xtr)}, val {len(arrays['val'][0])}, test {len(arrays['test'][0])} images at {Xtr.shape[1]} px"
     )
-    summaries = _train(cfg, lay, arrays, progress)
+    with progress.phase("training the members"):
+        summaries = _train(cfg, lay, arrays, progress)
     _write_ensemble(cfg, lay)
-    ev = _evaluate(cfg, lay, arrays, ids, splits)
+    with progress.phase("evaluating (prediction, bootstrap CIs)"):
+        ev = _evaluate(cfg, lay, arrays, ids, splits)
     (Xte, Yte) = arrays["test"]
     io.write_parquet(out.test_predictions, ev["per_img"])
     io.write_parquet(out.validation_predictions, ev["val_img"])
@@ -290,7 +292,8 @@ def run(cfg: UnetSettings, lay: RunLayout, progress: Progress) -> UnetResult:
         masks=Yte[..., 0].astype(bool),
         images=Xte[..., 0],
     )
-    sub = _subjects(lay, ev["seg"], progress)
+    with progress.phase("measuring every subject (segmentation, IMT)"):
+        sub = _subjects(lay, ev["seg"], progress)
     io.write_parquet(out.subject_plaque, sub["subjects"])
     io.write_parquet(out.still_measurements, sub["per_still"])
     io.write_parquet(out.subject_agreement, sub["agreement"])

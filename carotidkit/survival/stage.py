@@ -390,7 +390,10 @@ def run(cfg: SurvivalSettings, lay: RunLayout, progress: Progress) -> SurvivalRe
             notes.append(f"{ep}: no {ep}_event/{ep}_years columns in the cohort, skipped")
             continue
         progress(f"05_survival: {ep} ...")
-        rows.append(_endpoint(d, ep, cfg.horizon_years, cfg.n_boot, cfg.groups, cfg.seed, notes, out, cfg.ph_transform))
+        with progress.phase(f"endpoint {ep}"):
+            rows.append(
+                _endpoint(d, ep, cfg.horizon_years, cfg.n_boot, cfg.groups, cfg.seed, notes, out, cfg.ph_transform)
+            )
     frames = {
         k: (pd.concat(v, ignore_index=True) if v and isinstance(v[0], pd.DataFrame) else pd.DataFrame(v))
         for k, v in out.items()

@@ -295,9 +295,11 @@ def run(cfg: VdSettings, lay: RunLayout, progress: Progress) -> VdResult:
     cohort = out["cohort"]
     truth = io.read_parquet(lay.data.cohort_truth) if lay.data.cohort_truth.exists() else None
     vd = out["vd"].merge(out["folds"][["subject_id", "label"]], on="subject_id")
-    baseline = _baseline(lay, out)
-    metrics = evaluate(vd, n_boot=cfg.n_boot, seed=cfg.seed, truth=truth, cohort=cohort, baseline=baseline)
-    pairs, agreement = left_right(side_scores(out["clips"]), n_boot=cfg.n_boot, seed=cfg.seed)
+    with progress.phase("handcrafted baseline"):
+        baseline = _baseline(lay, out)
+    with progress.phase("metrics with bootstrap CIs"):
+        metrics = evaluate(vd, n_boot=cfg.n_boot, seed=cfg.seed, truth=truth, cohort=cohort, baseline=baseline)
+        pairs, agreement = left_right(side_scores(out["clips"]), n_boot=cfg.n_boot, seed=cfg.seed)
     io.write_parquet(lay.vd.left_right, pairs)
     fpr, tpr, _ = roc_curve(vd.label, vd.vd_logit)
     p = 1 / (1 + np.exp(-vd.vd_logit))

@@ -492,6 +492,7 @@ def cross_fit(cfg, progress: bool = True, **knobs) -> dict:
 
     from ..layout import RunLayout
     from ..settings import VdSettings
+    from ..stages import phase
     from .clips import build_cache
 
     if isinstance(cfg, VdSettings):
@@ -506,17 +507,19 @@ def cross_fit(cfg, progress: bool = True, **knobs) -> dict:
     if dist.enabled:
         cache, clips, errors = build_cache(index, progress=False, must_exist=True, **kw)
     else:
-        cache, clips, errors = build_cache(index, n_jobs=cfg["n_jobs"], progress=progress, **kw)
+        with phase(progress, "clip cache"):
+            cache, clips, errors = build_cache(index, n_jobs=cfg["n_jobs"], progress=progress, **kw)
     labelled = cohort[["subject_id", cfg["label"]]].dropna()
     folds = make_folds(
         labelled[labelled.subject_id.isin(clips.subject_id)], cfg["label"], cfg["folds"], cfg["val_fraction"], seed
     )
     clips = clips[clips.subject_id.isin(folds.subject_id)].reset_index(drop=True)
     data_key = io.stable_hash(sorted(p.name for p in lay.vd.cache.glob("*.parquet")))
-    outs = [
-        train_fold(cache, clips, folds, f, cfg, seed, lay.vd.fold_dir(f), dist, progress, data_key)
-        for f in range(cfg["folds"])
-    ]
+    with phase(progress, "training the folds (incl. out-of-fold prediction)"):
+        outs = [
+            train_fold(cache, clips, folds, f, cfg, seed, lay.vd.fold_dir(f), dist, progress, data_key)
+            for f in range(cfg["folds"])
+        ]
     res = {
         "clips": pd.concat([o["clips"] for o in outs], ignore_index=True),
         "log": pd.concat([o["log"] for o in outs], ignore_index=True),

@@ -202,6 +202,20 @@ def headline(enrichment: pd.DataFrame, associations: pd.DataFrame) -> str:
     return line + (f"; adjusted for the risk factors, {'; '.join(carotid)}" if carotid else "")
 
 
+def _faithfulness(cfg, model, X5, maps: dict, ref) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The cascading-randomisation sanity test and the deletion curve (first method's maps)."""
+    sanity = pd.concat(
+        [
+            V.cascading_randomisation(model, X5[: cfg.n_sanity], m, seed=cfg.seed, baseline=ref)
+            for m in ("integrated_gradients", "grad_cam")
+            if m in cfg.methods
+        ],
+        ignore_index=True,
+    )
+    first = maps.get("integrated_gradients", next(iter(maps.values())))
+    return sanity, V.deletion_curve(model, X5, first, seed=cfg.seed, baseline=ref)
+
+
 @stage(XaiSettings)
 def run(cfg: XaiSettings, lay: RunLayout, progress: Progress) -> XaiResult:
     """Explain fold 0's video model on its own out-of-fold subjects, and VD's associations.
@@ -226,26 +240,23 @@ def run(cfg: XaiSettings, lay: RunLayout, progress: Progress) -> XaiResult:
     t0 = time.perf_counter()
     # 1. associations (all subjects)
     carotid = io.read_parquet(lay.unet.subject_plaque) if lay.unet.subject_plaque.exists() else None
-    X, y = assoc.design(cohort, vd, carotid=carotid)
-    reg = assoc.regression_table(X, y)
-    imp, sv, Xs = assoc.shap_table(X, y, seed=cfg.seed)
+    with progress.phase("associations and SHAP"):
+        X, y = assoc.design(cohort, vd, carotid=carotid)
+        reg = assoc.regression_table(X, y)
+        imp, sv, Xs = assoc.shap_table(X, y, seed=cfg.seed)
     table = reg.merge(imp, on="term").sort_values("rank_shap").reset_index(drop=True)
     # 2. video attributions on fold 0's held-out subjects
     model, meta = load_fold_model(lay, 0)
     clips = _explained_clips(lay, vd, cfg.n_explain, meta, notes)
     X5 = clips["X5"]
-    maps, per_clip, enr, sensitivity, ref = _attributions(cfg, model, clips, meta, progress)
+    with progress.phase("video attributions"):
+        maps, per_clip, enr, sensitivity, ref = _attributions(cfg, model, clips, meta, progress)
     # 3. sanity and faithfulness
-    sanity = pd.concat(
-        [
-            V.cascading_randomisation(model, X5[: cfg.n_sanity], m, seed=cfg.seed, baseline=ref)
-            for m in ("integrated_gradients", "grad_cam")
-            if m in cfg.methods
-        ],
-        ignore_index=True,
-    )
-    first = maps.get("integrated_gradients", next(iter(maps.values())))
-    deletion = V.deletion_curve(model, X5, first, seed=cfg.seed, baseline=ref)
+    with progress.phase("sanity and deletion tests"):
+        sanity, deletion = _faithfulness(cfg, model, X5, maps, ref)
+    with progress.phase("attribution movies and U-Net Grad-CAM"):
+        movies = _movies(X5, maps, clips["sids"], meta)  # 4. low / median / high VD
+        unet_cam = _unet_cam(lay, progress, notes)  # 5. the U-Nets of 02
     res = XaiResult(
         enrichment=enr,
         per_clip=per_clip,
@@ -254,9 +265,9 @@ def run(cfg: XaiSettings, lay: RunLayout, progress: Progress) -> XaiResult:
         associations=table,
         shap_values=sv,
         shap_data=Xs,
-        movies=_movies(X5, maps, clips["sids"], meta),  # 4. low / median / high VD
+        movies=movies,
         baseline_sensitivity=sensitivity,
-        unet_cam=_unet_cam(lay, progress, notes),  # 5. the U-Nets of 02
+        unet_cam=unet_cam,
         notes=notes,
         settings=cfg,
         synthetic=is_synthetic(lay),
