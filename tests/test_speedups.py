@@ -39,15 +39,3 @@ def test_annotators_around_the_plaque_draw_the_whole_frame_mask():
             assert np.array_equal(fast, full), (i, reader.name)
             checked += int(full.any())
     assert checked >= 20  # most cases drew a plaque
-
-
-def test_direct_inference_equals_keras_predict():
-    from carotidkit.segment.ensemble import predict
-    from carotidkit.segment.unet import build_unet
-
-    m = build_unet("mobilenetv2", 64)
-    X = np.random.default_rng(0).integers(0, 256, (11, 64, 64, 1)).astype(np.float32)
-    ours = predict(m, X, batch_size=4)  # three batches, the last one partial
-    ref = m.predict(X, batch_size=4, verbose=0)
-    assert ours.shape == ref.shape == (11, 64, 64, 1)
-    np.testing.assert_allclose(ours, ref, atol=1e-6)

@@ -108,20 +108,9 @@ class PlaqueSegmenter:
 
 
 def predict(model, X: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    """``model.predict(X)`` without its per-batch machinery where that is safe: on the torch
-    backend the model is called on each batch directly under ``torch.inference_mode`` (the same
-    layers in inference mode, the same numbers; no callbacks, data adapter or autograd
-    bookkeeping); on TensorFlow ``model.predict`` (its compiled predict step is the fast path)."""
-    import keras
+    """The U-Nets' one inference path (02's evaluation, subject measurement, the benchmark).
 
-    X = np.asarray(X, np.float32)
-    if keras.backend.backend() != "torch" or len(X) == 0:
-        return model.predict(X, batch_size=batch_size, verbose=0)
-    import torch
-
-    with torch.inference_mode():
-        out = [
-            keras.ops.convert_to_numpy(model(torch.from_numpy(X[k : k + batch_size]), training=False))
-            for k in range(0, len(X), batch_size)
-        ]
-    return np.concatenate(out)
+    ``model.predict``: calling the torch-backend model directly under ``torch.inference_mode``
+    gave the same numbers at 0.91x its rate (``bench --only speedups``, 2026-12-03), so the plain
+    call stays."""
+    return model.predict(np.asarray(X, np.float32), batch_size=batch_size, verbose=0)

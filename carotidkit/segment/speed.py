@@ -134,17 +134,14 @@ def inference_rate(predict_fn, X: np.ndarray) -> float:
 
 
 def _best_test_dice(keras, out_dir, backbone: str, Xte, Yte) -> tuple[float, dict]:
-    """Test Dice of a trained member's ``best.keras`` and its inference rates: 02's path
-    (:func:`~carotidkit.segment.ensemble.predict`) and plain ``model.predict``, same batches."""
+    """Test Dice of a trained member's ``best.keras`` and its inference rate through 02's path
+    (:func:`~carotidkit.segment.ensemble.predict`)."""
     from .ensemble import predict
     from .unet import CUSTOM_OBJECTS
 
     best = keras.models.load_model(f"{out_dir}/{backbone}/best.keras", custom_objects=CUSTOM_OBJECTS)
     probs = predict(best, Xte, INFER_BATCH)
-    rates = {
-        "inference_images_per_s": inference_rate(lambda X: predict(best, X, INFER_BATCH), Xte),
-        "keras_predict_images_per_s": inference_rate(lambda X: best.predict(X, batch_size=INFER_BATCH, verbose=0), Xte),
-    }
+    rates = {"inference_images_per_s": inference_rate(lambda X: predict(best, X, INFER_BATCH), Xte)}
     return round(_test_dice(probs, Yte), 3), rates
 
 
