@@ -109,41 +109,47 @@ def main(argv: list[str] | None = None) -> int:
         print("removed runs/, reports/*, .cache/, bench/results/ (raw data untouched)")
         return 0
     if args.command == "timings":
-        from .io import CarotidkitError
-        from .layout import RunLayout
-        from .timing import by_part, markdown, run_times
+        return _timings(args, root)
+    if args.command == "profiles":
+        return _profiles(args, root)
+    return 2
+
+
+def _timings(args, root: Path) -> int:
+    """``timings``: where a report run's time went (:mod:`carotidkit.timing`)."""
+    from .io import CarotidkitError
+    from .layout import RunLayout
+    from .timing import tables
+
+    try:
+        print(tables(RunLayout.for_profile(args.profile, args.run_dir, root).run_dir))
+    except CarotidkitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _profiles(args, root: Path) -> int:
+    """``profiles``: every knob of a notebook, its meaning and its value per profile."""
+    names = [args.notebook] if args.notebook else list(profiles.STAGES)
+    if args.notebook:
+        from .report import discover, select
 
         try:
-            times = run_times(RunLayout.for_profile(args.profile, args.run_dir, root).run_dir)
-        except CarotidkitError as exc:
+            names = [nb.stem for nb in select(discover(root), args.notebook)]
+        except (ValueError, FileNotFoundError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        print(markdown(times))
-        print()
-        print("| kind of work | seconds |\n|---|---:|")
-        print("\n".join(f"| {k} | {v:.1f} |" for k, v in by_part(times).seconds.items()))
-        return 0
-    if args.command == "profiles":
-        names = [args.notebook] if args.notebook else list(profiles.STAGES)
-        if args.notebook:
-            from .report import discover, select
+    from .settings import for_notebook
 
-            try:
-                names = [nb.stem for nb in select(discover(root), args.notebook)]
-            except (ValueError, FileNotFoundError) as exc:
-                print(f"error: {exc}", file=sys.stderr)
-                return 2
-        from .settings import for_notebook
-
-        for nb in names:
-            cls = for_notebook(nb)
-            print(f"== {nb}  ({cls.__name__}; declared in carotidkit/settings.py)")
-            per = {prof: profiles.settings(nb, prof, run_dir=Path("runs") / prof) for prof in profiles.PROFILE_NAMES}
-            for name, k in cls.knobs().items():
-                vals = "  ".join(f"{prof}={per[prof][name]!r}" for prof in profiles.PROFILE_NAMES)
-                print(f"  {name}: {k.describe()}\n      {vals}")
-        return 0
-    return 2
+    for nb in names:
+        cls = for_notebook(nb)
+        print(f"== {nb}  ({cls.__name__}; declared in carotidkit/settings.py)")
+        per = {prof: profiles.settings(nb, prof, run_dir=Path("runs") / prof) for prof in profiles.PROFILE_NAMES}
+        for name, k in cls.knobs().items():
+            vals = "  ".join(f"{prof}={per[prof][name]!r}" for prof in profiles.PROFILE_NAMES)
+            print(f"  {name}: {k.describe()}\n      {vals}")
+    return 0
 
 
 if __name__ == "__main__":

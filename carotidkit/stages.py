@@ -4,7 +4,8 @@ Every stage's ``run`` is ``run(settings=None, /, *, progress=True, **knobs) -> R
 its settings object (:mod:`carotidkit.settings`), or the knobs as keywords (``profile``,
 ``run_dir``, ``seed`` and the stage's own; ``None`` = the profile's value), and nothing else. The
 :func:`stage` decorator resolves and checks them, takes the run folder's lock and calls the
-implementation as ``impl(cfg, layout, progress)``. Every result derives from
+implementation as ``impl(cfg, layout, progress)``, then saves the result it returns (with the
+phases timed by ``progress.phase`` as ``timings_s``). Every result derives from
 :class:`StageResult` (``settings``, ``synthetic``, ``summary``, ``headline``) and is saved the
 same way (:meth:`StageResult.save`: ``<stage>/summary.json``, atomically). Whether a run's data
 are synthetic is decided in one place, :func:`is_synthetic`.
@@ -37,7 +38,7 @@ class Progress:
     @contextlib.contextmanager
     def phase(self, name: str):
         """Time a part of the stage (seconds add up under ``name``); the stage's summary records
-        them as ``timings_s`` (what ``python -m carotidkit profile`` tabulates).
+        them as ``timings_s`` (what ``python -m carotidkit timings`` tabulates).
 
         Example:
             with progress.phase("training"):
@@ -150,14 +151,10 @@ def stage(cls: type[StageSettings]):
             with hold(lay.run_dir):
                 t0 = time.perf_counter()
                 res = impl(cfg, lay, prog)
-                if isinstance(res, StageResult) and res.settings is not None:
-                    total = round(time.perf_counter() - t0, 2)
-                    res.summary["timings_s"] = {
-                        **prog.timings,
-                        "other": round(total - sum(prog.timings.values()), 2),
-                        "total": total,
-                    }
-                    res.save(lay)
+                total = round(time.perf_counter() - t0, 2)
+                other = round(total - sum(prog.timings.values()), 2)
+                res.summary["timings_s"] = {**prog.timings, "other": other, "total": total}
+                res.save(lay)  # the one place a stage's summary is written
                 return res
 
         P = inspect.Parameter

@@ -68,8 +68,10 @@ def notebook_parts(executed: Path, stage_timings: dict | None) -> list[dict]:
 def run_times(run_dir) -> pd.DataFrame:
     """Tidy ``notebook, part, seconds`` for every notebook the run executed (see the module
     docstring); each notebook's parts sum to its execution plus page-writing time."""
+    from .report import STATE_NAME
+
     lay = RunLayout(run_dir)
-    state_path = lay.run_dir / "_report" / "state.json"
+    state_path = lay.run_dir / STATE_NAME
     if not state_path.exists():
         raise io.CarotidkitError(f"{state_path}: missing; run `make report` first")
     state = io.read_json(state_path)
@@ -108,3 +110,10 @@ def by_part(times: pd.DataFrame) -> pd.DataFrame:
     """Seconds per kind of work over the whole run (kernel starts, imports, stage phases, ...)."""
     kind = times.part.where(~times.part.str.startswith("stage"), "stage work")
     return times.assign(kind=kind).groupby("kind").seconds.sum().sort_values(ascending=False).to_frame()
+
+
+def tables(run_dir) -> str:
+    """What ``python -m carotidkit timings`` prints: :func:`markdown`, then :func:`by_part`."""
+    times = run_times(run_dir)
+    kinds = "\n".join(f"| {k} | {v:.1f} |" for k, v in by_part(times).seconds.items())
+    return f"{markdown(times)}\n\n| kind of work | seconds |\n|---|---:|\n{kinds}"

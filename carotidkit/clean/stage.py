@@ -91,8 +91,7 @@ def run(cfg: CleanSettings, lay: RunLayout, progress: Progress) -> CleanResult:
         "headline": f"{len(qc)} images cleaned, {int(qc.flag_error.sum())} with errors",
     }
     res = CleanResult(qc=qc, splits=splits, leakage=leakage, summary=summary, settings=cfg, synthetic=is_synthetic(lay))
-    res.save(lay)
-    return res
+    return res  # saved by the stage decorator, with its timings
 
 
 def before_after(cfg, qc: pd.DataFrame, n: int) -> dict[str, list]:

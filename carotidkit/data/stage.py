@@ -111,8 +111,7 @@ def run(cfg: DataSettings, lay: RunLayout, progress: Progress) -> DataResult:
         synthetic=is_synthetic(lay),
         summary={"headline": manifest.get("headline", ""), "counts": manifest.get("counts", {})},
     )
-    res.save(lay)
-    return res
+    return res  # saved by the stage decorator, with its timings
 
 
 __all__ = ["DataResult", "run"]

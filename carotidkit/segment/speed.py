@@ -133,16 +133,17 @@ def inference_rate(predict_fn, X: np.ndarray) -> float:
     return round(len(Xr) / (time.perf_counter() - t0), 1)
 
 
-def _best_test_dice(keras, out_dir, backbone: str, Xte, Yte) -> tuple[float, dict]:
-    """Test Dice of a trained member's ``best.keras`` and its inference rate through 02's path
-    (:func:`~carotidkit.segment.ensemble.predict`)."""
+def _best_test_dice(keras, out_dir, backbone: str, Xte, Yte, rate: bool = True) -> tuple[float, dict]:
+    """Test Dice of a trained member's ``best.keras`` and (``rate``) its inference rate through
+    02's path (:func:`~carotidkit.segment.ensemble.predict`)."""
     from .ensemble import predict
     from .unet import CUSTOM_OBJECTS
 
     best = keras.models.load_model(f"{out_dir}/{backbone}/best.keras", custom_objects=CUSTOM_OBJECTS)
-    probs = predict(best, Xte, INFER_BATCH)
-    rates = {"inference_images_per_s": inference_rate(lambda X: predict(best, X, INFER_BATCH), Xte)}
-    return round(_test_dice(probs, Yte), 3), rates
+    dice = round(_test_dice(predict(best, Xte, INFER_BATCH), Yte), 3)
+    if not rate:
+        return dice, {}
+    return dice, {"inference_images_per_s": inference_rate(lambda X: predict(best, X, INFER_BATCH), Xte)}
 
 
 def _members(spec, Xtr, Ytr, Xva, Yva, Xte, Yte) -> dict:
@@ -159,7 +160,7 @@ def _members(spec, Xtr, Ytr, Xva, Yva, Xte, Yte) -> dict:
         )
         wall = time.perf_counter() - t0
         share = _cpu_share(c0, wall)
-        dice = {bb: _best_test_dice(keras, tmp, bb, Xte, Yte)[0] for bb in spec["backbones"]}
+        dice = {bb: _best_test_dice(keras, tmp, bb, Xte, Yte, rate=False)[0] for bb in spec["backbones"]}
     return {
         "backend": keras.backend.backend(),
         "mode": "members",

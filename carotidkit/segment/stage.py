@@ -317,5 +317,4 @@ def run(cfg: UnetSettings, lay: RunLayout, progress: Progress) -> UnetResult:
         settings=cfg,
         synthetic=is_synthetic(lay),
     )
-    res.save(lay)
-    return res
+    return res  # saved by the stage decorator, with its timings

@@ -412,5 +412,4 @@ def run(cfg: SurvivalSettings, lay: RunLayout, progress: Progress) -> SurvivalRe
         "seconds": round(time.perf_counter() - t0, 1),
     }
     _write(lay, res, d)
-    res.save(lay)
-    return res
+    return res  # saved by the stage decorator, with its timings

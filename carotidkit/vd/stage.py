@@ -324,5 +324,4 @@ def run(cfg: VdSettings, lay: RunLayout, progress: Progress) -> VdResult:
         synthetic=is_synthetic(lay),
         summary=_summary(metrics, out, vd, agreement, seconds),
     )
-    res.save(lay)
-    return res
+    return res  # saved by the stage decorator, with its timings

@@ -285,5 +285,4 @@ def run(cfg: XaiSettings, lay: RunLayout, progress: Progress) -> XaiResult:
     io.write_parquet(x.sanity, sanity)
     io.write_parquet(x.faithfulness, res.deletion_summary())
     io.write_parquet(x.associations, table)
-    res.save(lay)
-    return res
+    return res  # saved by the stage decorator, with its timings
