@@ -438,3 +438,13 @@ class RunLayout:
 
     def executed_notebook(self, name: str) -> Path:
         return self.run_dir / "_report" / f"{name}.ipynb"
+
+    def figures_dir(self, name: str) -> Path:
+        """Folder: notebook ``name``'s figures as ``NN_<plot>.svg|pdf|png`` (300 dpi) and its
+        animations as ``.webp``, written as the notebook draws them (the paper bundle's figures)."""
+        return self.run_dir / "_report" / "figures" / name
+
+    def tables_dir(self, name: str) -> Path:
+        """Folder: notebook ``name``'s result tables as CSV (``<table>.csv``), written by its stage
+        (the paper bundle's tables)."""
+        return self.run_dir / "_report" / "tables" / name

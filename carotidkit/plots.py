@@ -5,7 +5,75 @@ Matplotlib is imported lazily; every axis that carries a quantity says its unit.
 
 from __future__ import annotations
 
+import functools
+import re
+
 import numpy as np
+
+_EXPORT: dict = {"dir": None, "n": 0}
+
+
+def export_to(folder) -> None:
+    """Save every figure and animation drawn from now on into ``folder`` (cleared first) as
+    ``NN_<plot>[_<args>].svg``, ``.pdf`` and 300-dpi ``.png`` (animations as ``.webp``); ``None``
+    stops. The notebooks' settings call does this for the paper bundle; scripts are unaffected."""
+    import shutil
+    from pathlib import Path
+
+    _EXPORT["n"] = 0
+    _EXPORT["dir"] = None if folder is None else Path(folder)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+        Path(folder).mkdir(parents=True, exist_ok=True)
+
+
+def _export_name(stem: str) -> str | None:
+    if _EXPORT["dir"] is None:
+        return None
+    _EXPORT["n"] += 1
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in stem).strip("_")
+    return f"{_EXPORT['n']:02d}_{safe}"[:80]
+
+
+def _export_movie(mv) -> None:
+    name = _export_name(mv.name)
+    if name:
+        from . import io
+
+        io.write_bytes(_EXPORT["dir"] / f"{name}.webp", mv.data)
+
+
+def _export_figure(fig, stem: str) -> None:
+    name = _export_name(stem)
+    if name is None:
+        return
+    from . import io
+
+    for ext, kw in (("svg", {}), ("pdf", {}), ("png", {"dpi": 300})):
+        with io.atomic_path(_EXPORT["dir"] / f"{name}.{ext}") as tmp:
+            fig.savefig(tmp, format=ext, bbox_inches="tight", **kw)
+
+
+def _exported(fn):
+    """Decorator: the figure a plot function returns is also saved for the bundle (see
+    :func:`export_to`), named after the function and its short string arguments."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        _EXPORT["depth"] = _EXPORT.get("depth", 0) + 1  # a plot drawn by another plot: saved once
+        try:
+            fig = fn(*args, **kwargs)
+        finally:
+            _EXPORT["depth"] -= 1
+        from matplotlib.figure import Figure
+
+        if isinstance(fig, Figure) and _EXPORT["dir"] is not None and _EXPORT["depth"] == 0:
+            words = [a for a in list(args) + list(kwargs.values()) if isinstance(a, str) and len(a) <= 24]
+            _export_figure(fig, "_".join([fn.__name__, *words]))
+        return fig
+
+    return wrapper
+
 
 PALETTE = {
     "plaque": "#f2c94c",
@@ -17,12 +85,24 @@ PALETTE = {
 }
 
 
+#: Okabe & Ito's colour-blind-safe qualitative palette (every line plot's colour cycle)
+OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
+
+
 def style():
-    """Apply carotidkit's matplotlib style (call once at the top of a notebook)."""
+    """Apply carotidkit's matplotlib style (call once at the top of a notebook): the colour-blind-
+    safe Okabe–Ito cycle, no text under 8 pt."""
     import matplotlib as mpl
+    from cycler import cycler
 
     mpl.rcParams.update(
         {
+            "axes.prop_cycle": cycler(color=OKABE_ITO),
+            "legend.fontsize": 8,
+            "xtick.labelsize": 8,
+            "ytick.labelsize": 8,
+            "svg.fonttype": "none",
+            "pdf.fonttype": 42,
             "figure.dpi": 90,
             "savefig.dpi": 110,
             "axes.spines.top": False,
@@ -42,6 +122,7 @@ def _contour(ax, mask, color, lw=1.0):
         ax.contour(np.asarray(mask, float), levels=[0.5], colors=[color], linewidths=lw)
 
 
+@_exported
 def gallery(images, masks=None, overlays=None, preds=None, titles=None, ncols: int = 4, size: float = 2.6):
     """Grid of grayscale images with optional plaque (yellow), overlay (red), prediction (blue) contours."""
     import matplotlib.pyplot as plt
@@ -67,43 +148,101 @@ def gallery(images, masks=None, overlays=None, preds=None, titles=None, ncols: i
     return fig
 
 
-def animate_clips(clips, titles=None, fps: float = 25.0, size: float = 2.4, redact=True):
-    """Side-by-side animation of cine loops (``[T, H, W]`` uint8 each) as embeddable HTML.
+def _heat_rgb(clip, cmap: str = "inferno"):
+    """A derived map (attribution, 0-255) as RGB frames in ``cmap`` (brighter = more)."""
+    import matplotlib as mpl
+
+    lut = (mpl.colormaps[cmap](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)
+    return lut[np.asarray(clip, np.uint8)]
+
+
+def movie_bytes(frames, fps: float, quality: int = 80) -> bytes:
+    """``[T, H, W(, 3)]`` uint8 frames as one looping animated WebP (lossy, ``quality`` 0-100):
+    every browser plays it offline, and it is a few percent of the size of PNG frames."""
+    import io as _io
+
+    from PIL import Image
+
+    frames = np.asarray(frames, np.uint8)
+    imgs = [Image.fromarray(f) for f in frames]
+    buf = _io.BytesIO()
+    imgs[0].save(
+        buf,
+        format="WEBP",
+        save_all=True,
+        append_images=imgs[1:],
+        duration=int(round(1000 / max(fps, 1e-3))),
+        loop=0,
+        quality=quality,
+        method=4,
+    )
+    return buf.getvalue()
+
+
+class Movie:
+    """An animation on a report page: one animated WebP with a caption per panel (and a colour
+    scale when a panel is a derived map). ``data``: the WebP bytes (the bundle saves them)."""
+
+    def __init__(self, data: bytes, width_px: int, titles, heat: bool, name: str = "movie"):
+        self.data, self.width_px, self.titles, self.heat, self.name = data, width_px, list(titles or []), heat, name
+        self.alt = ""
+
+    def _repr_html_(self) -> str:
+        import base64
+        import html as _html
+
+        src = "data:image/webp;base64," + base64.b64encode(self.data).decode()
+        labels = "".join(f'<span style="flex:1;text-align:center">{_html.escape(str(t))}</span>' for t in self.titles)
+        scale = (
+            '<div style="display:flex;align-items:center;gap:6px;font-size:12px;margin-top:4px">'
+            'attribution: low<span style="display:inline-block;width:160px;height:10px;'
+            'background:linear-gradient(90deg,#000004,#57106e,#bc3754,#f98e09,#fcffa4)"></span>high</div>'
+            if self.heat
+            else ""
+        )
+        alt = _html.escape(self.alt or "animation of " + ", ".join(map(str, self.titles)))
+        return (
+            f'<figure class="ck-movie" style="margin:0;max-width:100%;width:{self.width_px}px">'
+            f'<div style="display:flex;font-size:12px">{labels}</div>'
+            f'<img src="{src}" alt="{alt}" style="width:100%;image-rendering:pixelated">{scale}</figure>'
+        )
+
+
+def animate_clips(clips, titles=None, fps: float = 25.0, size: float = 2.4, redact=True, heat=None):
+    """Side-by-side animation of cine loops (``[T, H, W]`` uint8 each) for a report page: one
+    looping animated WebP (:class:`Movie`), playable offline, about 1-2 % of the bytes of
+    matplotlib's PNG-frame player.
 
     Every loop is redacted to its scan area first (:func:`carotidkit.clean.redact_clip`), as the
     plaque gallery is: burned-in names and dates never reach a report page. ``redact`` is one
-    flag or one per clip (``False`` for derived maps such as attributions).
+    flag or one per clip (``False`` for derived maps such as attributions); ``heat`` (one flag per
+    clip, default: the unredacted ones when ``redact`` is a list) draws a clip in a colour map
+    with its scale beneath.
     """
-    import matplotlib.pyplot as plt
-    from IPython.display import HTML
-    from matplotlib import animation
-
     from .imaging import redact_clip
 
     flags = [redact] * len(clips) if isinstance(redact, bool) else list(redact)
-    clips = [redact_clip(c) if f else c for c, f in zip(clips, flags)]
-
-    n = len(clips)
-    fig, axes = plt.subplots(1, n, figsize=(size * n, size), squeeze=False)
-    ims = []
-    for k, ax in enumerate(axes.flat):
-        ax.axis("off")
-        ims.append(ax.imshow(clips[k][0], cmap="gray", vmin=0, vmax=255))
-        if titles is not None:
-            ax.set_title(titles[k], fontsize=8)
+    heat = (
+        heat if heat is not None else ([not f for f in flags] if not isinstance(redact, bool) else [False] * len(flags))
+    )
+    clips = [redact_clip(c) if f else np.asarray(c) for c, f in zip(clips, flags)]
     T = min(len(c) for c in clips)
+    H = max(c.shape[1] for c in clips)
+    panels = []
+    for c, h in zip(clips, heat):
+        c = np.asarray(c[:T], np.uint8)
+        pad = np.zeros((T, H, c.shape[2]), np.uint8)
+        pad[:, : c.shape[1]] = c
+        rgb = _heat_rgb(pad) if h else np.repeat(pad[..., None], 3, axis=-1)
+        panels += [rgb, np.full((T, H, max(2, H // 32), 3), 255, np.uint8)]
+    frames = np.concatenate(panels[:-1], axis=2)
+    width = int(size * 90 * len(clips))
+    mv = Movie(movie_bytes(frames, fps), width, titles or [], any(heat))
+    _export_movie(mv)
+    return mv
 
-    def step(t):
-        for im, c in zip(ims, clips):
-            im.set_data(c[t])
-        return ims
 
-    anim = animation.FuncAnimation(fig, step, frames=T, interval=1000 / fps, blit=True)
-    html = HTML(anim.to_jshtml(default_mode="loop"))
-    plt.close(fig)
-    return html
-
-
+@_exported
 def km_overview(cohort, endpoints=("mi", "cardiac_death", "death"), by: str | None = "sex"):
     """Kaplan-Meier cumulative incidence (1 - S) per endpoint, optionally by a grouping column."""
     import matplotlib.pyplot as plt
@@ -127,6 +266,7 @@ def km_overview(cohort, endpoints=("mi", "cardiac_death", "death"), by: str | No
     return fig
 
 
+@_exported
 def bland_altman(reference, measured, ax=None, unit: str = "mm²", label: str = "plaque area"):
     """Bland-Altman plot of ``measured - reference`` against their mean; returns (bias, loa_low, loa_high)."""
     import matplotlib.pyplot as plt
@@ -156,6 +296,7 @@ def _nothing(msg: str):
     return fig
 
 
+@_exported
 def km_groups(res, endpoint: str, by: str):
     """Kaplan-Meier cumulative incidence per group with a numbers-at-risk table below."""
     import matplotlib.pyplot as plt
@@ -166,7 +307,7 @@ def km_groups(res, endpoint: str, by: str):
     km = res.km[(res.km.endpoint == endpoint) & (res.km.by == by)]
     risk = res.at_risk[(res.at_risk.endpoint == endpoint) & (res.at_risk.by == by)]
     tests = res.km_tests[(res.km_tests.endpoint == endpoint) & (res.km_tests.by == by)]
-    fig, (ax, tab) = plt.subplots(2, 1, figsize=(5.5, 4.6), gridspec_kw={"height_ratios": [3, 1]})
+    fig, (ax, tab) = plt.subplots(2, 1, figsize=(6, 5), gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
     colors = plt.cm.viridis(np.linspace(0.1, 0.9, km.group.nunique()))
     for col, (g, sub) in zip(colors, km.groupby("group", sort=False)):
         ax.step(sub.time, 100 * sub.cum_incidence, where="post", color=col, label=g)
@@ -174,23 +315,40 @@ def km_groups(res, endpoint: str, by: str):
     t = tests.iloc[0] if len(tests) else None
     title = f"{endpoint.replace('_', ' ')} by {by}"
     if t is not None:
-        title += f"\nlog-rank p = {t.logrank_p:.2g}, trend p = {t.trend_p:.2g}"
-    ax.set(title=title, xlabel="years since baseline", ylabel="cumulative incidence (%)")
-    ax.legend(fontsize=7)
-    tab.axis("off")
+        title += f"\nlog-rank p = {_p_text(t.logrank_p)}, trend p = {_p_text(t.trend_p)}"
+    competing = not res.cif.empty and (res.cif.endpoint == endpoint).any()
+    ylabel = "1 − Kaplan–Meier (%)\n(overstates risk: competing death)" if competing else "cumulative incidence (%)"
+    ax.set(title=title, ylabel=ylabel)
+    ax.legend(fontsize=8)
+    # numbers at risk under the curves, each under its time tick (the axes share x)
+    tab.set_yticks([])
+    for side in ("left", "right", "top"):
+        tab.spines[side].set_visible(False)
+    tab.grid(False)
+    tab.set_xlabel("years since baseline")
     if len(risk):
-        cols = [c for c in risk.columns if c.endswith("y")]
-        tab.table(
-            cellText=risk[cols].to_numpy(),
-            rowLabels=risk.group.tolist(),
-            colLabels=[f"{c} at risk" if i == 0 else c for i, c in enumerate(cols)],
-            loc="center",
-            fontsize=7,
-        )
+        cols = [c for c in risk.columns if re.fullmatch(r"\d+(\.\d+)?y", str(c))]
+        times = [float(c[:-1]) for c in cols]
+        groups = risk.group.tolist()
+        tab.set_ylim(-0.5, len(groups) - 0.5)
+        for k, (g, row) in enumerate(zip(groups, risk[cols].to_numpy())):
+            yy = len(groups) - 1 - k
+            tab.annotate(str(g), (-0.01, yy), xycoords=("axes fraction", "data"), ha="right", va="center", fontsize=8)
+            for tt, n in zip(times, row):
+                tab.text(tt, yy, f"{int(n)}", ha="center", va="center", fontsize=8)
+        tab.set_title("number at risk", fontsize=8, loc="left")
+        ax.set_xticks(times)
     fig.tight_layout()
     return fig
 
 
+def _p_text(p) -> str:
+    from .findings import fmt_p
+
+    return fmt_p(p)
+
+
+@_exported
 def cif_plot(res, endpoint: str):
     """Aalen-Johansen cumulative incidence by VD group (solid) next to 1 - KM (dotted), which
     overstates risk when a competing event removes people from risk."""
@@ -209,11 +367,12 @@ def cif_plot(res, endpoint: str):
         xlabel="years since baseline",
         ylabel="cumulative incidence (%)",
     )
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
+@_exported
 def forest(table, label_cols=("endpoint", "model"), value: str = "hr", xlabel: str = "hazard ratio per SD of VD"):
     """Forest plot of ratios with 95 % CIs (log scale); one row per table row."""
     import matplotlib.pyplot as plt
@@ -226,13 +385,36 @@ def forest(table, label_cols=("endpoint", "model"), value: str = "hr", xlabel: s
     ax.errorbar(t[value], y, xerr=[t[value] - t.ci_low, t.ci_high - t[value]], fmt="s", color="k", ms=4, capsize=2)
     ax.axvline(1, color="grey", lw=1)
     ax.set_xscale("log")
+    _plain_ratio_ticks(ax, float(np.nanmin(t.ci_low)), float(np.nanmax(t.ci_high)))
     ax.set_yticks(y)
     ax.set_yticklabels([" · ".join(str(r[c]) for c in label_cols) for _, r in t.iterrows()], fontsize=8)
     ax.set_xlabel(xlabel)
+    for yy, (_, r) in zip(y, t.iterrows()):  # the numbers beside each point, as journals print them
+        ax.annotate(
+            f"{r[value]:.2f} ({r.ci_low:.2f}–{r.ci_high:.2f})",
+            (1.02, yy),
+            xycoords=("axes fraction", "data"),
+            va="center",
+            fontsize=8,
+        )
+    ax.annotate("HR (95 % CI)", (1.02, 1.0), xycoords="axes fraction", va="bottom", fontsize=8, weight="bold")
     fig.tight_layout()
     return fig
 
 
+def _plain_ratio_ticks(ax, lo: float, hi: float) -> None:
+    """Ratio axis (log scale) labelled 0.5, 1, 2 rather than 5×10⁻¹, 10⁰."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    cands = [0.1, 0.2, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4, 5, 10]
+    lo, hi = (lo, hi) if np.isfinite(lo) and np.isfinite(hi) and lo > 0 else (0.5, 2)
+    ticks = [c for c in cands if lo / 1.2 <= c <= hi * 1.2] or [1]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+
+
+@_exported
 def calibration_plot(res, endpoint: str):
     """Observed vs predicted risk at the horizon per model (Austin's flexible calibration curve:
     a Cox or Fine-Gray model on rcs(cloglog(predicted))); the diagonal is perfect."""
@@ -251,11 +433,12 @@ def calibration_plot(res, endpoint: str):
         ylabel="observed risk (%, flexible calibration model)",
         title=endpoint.replace("_", " "),
     )
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
+@_exported
 def cine_redaction(example):
     """A cine frame and the burned-in overlays masked before caching (red): look for text, depth
     ticks and calipers covered, and tissue left alone."""
@@ -277,6 +460,7 @@ def cine_redaction(example):
     return fig
 
 
+@_exported
 def ph_residuals(res, endpoint: str):
     """Scaled Schoenfeld residuals against transformed time (``cox.zph``'s plot): a flat smooth
     around the fitted coefficient (dashed) means proportional hazards hold."""
@@ -305,6 +489,7 @@ def ph_residuals(res, endpoint: str):
     return fig
 
 
+@_exported
 def decision_curve(res, endpoint: str):
     """Net benefit against the treatment threshold: a model helps where it beats both references."""
     import matplotlib.pyplot as plt
@@ -324,11 +509,12 @@ def decision_curve(res, endpoint: str):
     top = dc.net_benefit.max() if len(dc) else 0.01
     ax.set_ylim(-0.2 * 100 * top, 1.1 * 100 * top)
     ax.set(xlabel="risk threshold (%)", ylabel="net benefit (per 100 people)", title=endpoint.replace("_", " "))
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
+@_exported
 def c_index_plot(res):
     """Harrell's C (95 % bootstrap CI) of SCORE2, VD and both, per endpoint."""
     import matplotlib.pyplot as plt
@@ -351,6 +537,7 @@ def c_index_plot(res):
 # ----------------------------------------------------------------------------- video VD (03)
 
 
+@_exported
 def learning_curves(log, x="epoch", panels=(("train_loss", "val_loss"), ("val_auc",)), by="fold"):
     """Training/validation curves per fold (or per backbone): loss and validation AUROC/Dice."""
     import matplotlib.pyplot as plt
@@ -367,11 +554,12 @@ def learning_curves(log, x="epoch", panels=(("train_loss", "val_loss"), ("val_au
                 )
         ax.set_xlabel(x)
         ax.set_ylabel(" / ".join(c.replace("_", " ") for c in cols))
-        ax.legend(fontsize=6)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
+@_exported
 def roc_plot(res):
     """Out-of-fold ROC curve of VD for hypertension, with AUROC and its bootstrap CI."""
     import matplotlib.pyplot as plt
@@ -389,6 +577,7 @@ def roc_plot(res):
     return fig
 
 
+@_exported
 def vd_panels(res):
     """Calibration of the hypertension probability (deciles), VD by hypertension and by age decade."""
     import matplotlib.pyplot as plt
@@ -409,6 +598,7 @@ def vd_panels(res):
     return fig
 
 
+@_exported
 def vd_vs_truth(res):
     """Scatter of out-of-fold VD against the simulator's latent vascular damage."""
     import matplotlib.pyplot as plt
@@ -449,11 +639,12 @@ def _region_bars(e, by: str, title: str, label=lambda v: str(v).replace("_", " "
     ax.set_xticks(np.arange(len(regions)))
     ax.set_xticklabels([r.replace("_", " ") for r in regions])
     ax.set(ylabel="attribution share / area share", title=title)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
+@_exported
 def enrichment_plot(res, phase: str = "whole cycle"):
     """Attribution enrichment per anatomical region and method (1 = no preference), 95 % CIs."""
     baseline = res.settings.get("baseline")
@@ -463,6 +654,7 @@ def enrichment_plot(res, phase: str = "whole cycle"):
     )
 
 
+@_exported
 def baseline_sensitivity_plot(res):
     """Integrated Gradients' whole-cycle enrichment under each reference input (anechoic vs mean
     grey): regions whose ranking survives the change do not depend on the choice."""
@@ -476,6 +668,7 @@ def baseline_sensitivity_plot(res):
     )
 
 
+@_exported
 def sanity_plot(res):
     """Rank correlation of attributions with the trained model's as layers are randomised top-down
     (signed maps, absolute maps and SSIM): a map that still looks the same after full
@@ -496,11 +689,12 @@ def sanity_plot(res):
         ylim=(-0.2, 1.05),
     )
     ax.tick_params(axis="x", rotation=30)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
+@_exported
 def association_plot(res):
     """Adjusted regression effect (per SD) next to mean |SHAP| for each predictor of VD."""
     import matplotlib.pyplot as plt
@@ -519,6 +713,7 @@ def association_plot(res):
     return fig
 
 
+@_exported
 def shap_beeswarm(res, max_display: int = 10):
     """SHAP beeswarm of the gradient-boosted VD model (shap's own plot)."""
     import matplotlib.pyplot as plt
@@ -537,6 +732,7 @@ def attribution_movies(res):
     return animate_clips(clips, titles=titles, fps=6, redact=[k % 2 == 0 for k in range(len(clips))])
 
 
+@_exported
 def unet_gradcam(res):
     """Grad-CAM of each U-Net backbone and of the ensemble on test images with and without plaque
     (yellow: annotated plaque); warm colours mark the pixels that drove the plaque prediction."""
@@ -574,6 +770,7 @@ def unet_gradcam(res):
 # ----------------------------------------------------------------------------- helpers moved out of 00/02
 
 
+@_exported
 def truth_panels(truth):
     """Simulator truth: IMT and distension against vd_true, and vd_true by hypertension."""
     import matplotlib.pyplot as plt
@@ -590,6 +787,7 @@ def truth_panels(truth):
     return fig
 
 
+@_exported
 def disagreement_maps(images, dis, pick, ids):
     """Share of models disagreeing with the vote per pixel (0 = unanimous) on chosen test images."""
     import matplotlib.pyplot as plt
@@ -597,14 +795,19 @@ def disagreement_maps(images, dis, pick, ids):
     show = list(pick)[:3]
     n = max(len(show), 1)
     fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.2), squeeze=False)
+    im = None
     for ax, i in zip(axes.flat, show):
         ax.imshow(images[i], cmap="gray")
-        ax.imshow(dis[i], cmap="magma", alpha=0.6, vmin=0, vmax=0.5)
+        im = ax.imshow(dis[i], cmap="magma", alpha=0.6, vmin=0, vmax=0.5)
         ax.axis("off")
         ax.set_title(f"id {ids[i]}", fontsize=8)
+    if im is not None:
+        cb = fig.colorbar(im, ax=list(axes.flat), fraction=0.03, pad=0.02)
+        cb.set_label("share of models disagreeing with the vote", fontsize=8)
     return fig
 
 
+@_exported
 def before_after(g: dict, model_size_px: int):
     """Export (scan area, red: detected overlays) beside the cleaned model input (yellow: mask)."""
     none = [None] * len(g["ids"])
@@ -616,6 +819,7 @@ def before_after(g: dict, model_size_px: int):
     )
 
 
+@_exported
 def psnr_scatter(qc):
     """PSNR inside the overlays against the overlay-free truth, before vs after cleaning."""
     import matplotlib.pyplot as plt
@@ -631,6 +835,7 @@ def psnr_scatter(qc):
     return fig
 
 
+@_exported
 def duplicate_pairs(res, n_groups: int = 2):
     """Cleaned images of duplicate groups (those that straddle the split first)."""
     from .data import read_image
@@ -647,6 +852,7 @@ def duplicate_pairs(res, n_groups: int = 2):
     return gallery([read_image(images / f"{i}.png") for i in ids], titles=[f"id {i}" for i in ids], ncols=4)
 
 
+@_exported
 def best_median_worst(res):
     """The ensemble's best, median and worst test cases (yellow: annotation, blue: prediction)."""
     from .segment import metrics
@@ -669,6 +875,7 @@ def best_median_worst(res):
     )
 
 
+@_exported
 def false_alarms(res, n: int = 4):
     """Plaque-free test images on which the ensemble predicts some plaque (blue)."""
     from .segment import metrics
@@ -687,6 +894,7 @@ def false_alarms(res, n: int = 4):
     )
 
 
+@_exported
 def ensemble_disagreement(res):
     """Where the U-Nets disagree with the vote (0 = unanimous, 1/3 = one dissenter)."""
     from .segment import metrics
@@ -695,16 +903,24 @@ def ensemble_disagreement(res):
     return disagreement_maps(a["images"], metrics.disagreement(a["probs"]), res.best_median_worst(), a["image_ids"])
 
 
+@_exported
 def area_agreement(res):
-    """Bland-Altman of ensemble vs annotated plaque area (mm² when the pixel spacing is known)."""
+    """Bland-Altman of ensemble vs annotated plaque area (mm² when the pixel spacing is known);
+    the bias and limits of agreement are in the title."""
     pe = res.ensemble_predictions()
     unit = "mm²" if pe.true_area_mm2.notna().any() else "px"
     col = "area_mm2" if unit == "mm²" else "area_px"
     p = pe[pe.has_plaque]
-    bias, lo, hi = bland_altman(p[f"true_{col}"], p[f"pred_{col}"], unit=unit)
-    return {"bias": bias, "loa_low": lo, "loa_high": hi, "unit": unit}
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.8))
+    bias, lo, hi = bland_altman(p[f"true_{col}"], p[f"pred_{col}"], ax=ax, unit=unit)
+    ax.set_title(f"bias {bias:+.1f} {unit}, limits of agreement {lo:+.1f} to {hi:+.1f} {unit}", fontsize=9)
+    fig.tight_layout()
+    return fig
 
 
+@_exported
 def reader_comparison(res, subset: str = "all test"):
     """Each model's Dice against annotator 1 (points, 95 % CIs) beside a second annotator's
     agreement with annotator 1 on the same images (grey band): the specialists' yardstick."""
@@ -737,6 +953,7 @@ def reader_comparison(res, subset: str = "all test"):
     return fig
 
 
+@_exported
 def baseline_comparison(res):
     """Network vs the handcrafted baseline (same folds): both ROC curves, and on simulated data
     each score against the planted damage ``vd_true``."""
@@ -772,6 +989,7 @@ def baseline_comparison(res):
     return fig
 
 
+@_exported
 def left_right(res):
     """Per-side VD (standardised within fold) for subjects filmed on both sides: left vs right,
     and the Bland-Altman plot of their difference against their mean with the 95 % limits."""
@@ -805,6 +1023,7 @@ def left_right(res):
     return fig
 
 
+@_exported
 def subject_agreement(res):
     """02's per-subject measurements against the simulator's planted truth: plaque area (mean
     per side) and far-wall IMT, measured vs true with the identity line, and each Bland-Altman

@@ -130,10 +130,25 @@ def notebook_settings(notebook: str, namespace: dict) -> Settings:
         100
     """
     names = knobs(notebook)
-    return settings(
+    cfg = settings(
         notebook,
         namespace.get("profile", "workshop"),
         run_dir=namespace.get("run_dir"),
         seed=namespace.get("seed"),
         **{k: namespace[k] for k in names if k in namespace},
     )
+    if _in_kernel():  # a notebook being run: its figures also go to the paper bundle
+        from . import plots
+        from .layout import RunLayout
+
+        plots.export_to(RunLayout(cfg.run_dir).figures_dir(notebook))
+    return cfg
+
+
+def _in_kernel() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    ip = get_ipython()
+    return ip is not None and type(ip).__name__ == "ZMQInteractiveShell"

@@ -28,6 +28,7 @@ from . import io, profiles
 from . import lock as run_lock
 from .layout import RunLayout
 from .settings import SETTINGS
+from .stages import PROGRESS_ENV as STAGES_PROGRESS_ENV
 
 STATE_NAME = "_report/state.json"
 VERSIONED_PACKAGES = (
@@ -198,51 +199,68 @@ def _ctrl_c_noted():
 
 
 class _Progress:
-    """Terminal progress of one notebook: each cell as it starts (with elapsed time) and the
-    stream output of long loops (training epochs, progress lines), echoed as it arrives."""
+    """Terminal progress of one notebook: one line per cell as it starts (with elapsed time), and
+    the lines the stages report (training epochs, steps) as they arrive. Nothing else reaches the
+    terminal: cell outputs are results (they are on the page) and the kernel's own log is muted.
+
+    The stages' lines travel through a file named in ``$CAROTIDKIT_PROGRESS_FILE``
+    (:func:`carotidkit.stages.report_line`), tailed here, so they are not part of the page either.
+    """
 
     def __init__(self, name: str, echo):
         import logging
+        import tempfile
 
         self.name, self.echo, self.t0 = name, echo, time.time()
         self.logger = logging.getLogger("papermill")
         self.handler = logging.Handler()
         self.handler.emit = self._emit
         self.level = self.logger.level
+        fd, self.path = tempfile.mkstemp(prefix=f"ck-{name}-", suffix=".progress")
+        os.close(fd)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._tail, daemon=True)
+        self._env = os.environ.get(STAGES_PROGRESS_ENV)
 
     def _emit(self, record):
         msg = record.getMessage().strip()
         if not msg or _INTERRUPTED.is_set():  # after Ctrl-C: the kernel's shutdown noise is not news
             return
-        el = time.time() - self.t0
         m = re.match(r"Executing Cell (\d+)", msg)
         if m:
-            self.echo(f"    {self.name}: cell {m.group(1)} ({el:.0f} s)")
-        elif not msg.startswith(
-            (
-                "Executing notebook",
-                "Ending Cell",
-                "Input Notebook",
-                "Output Notebook",
-                "Executing Cell",
-                "Black is not installed",
-                "Kernel",
-            )
-        ):
-            for line in msg.replace("\r", "\n").splitlines()[-1:]:
-                if line.strip():
-                    self.echo(f"    {self.name} | {line.strip()[:160]}")
+            self.echo(f"    {self.name}: cell {m.group(1)} ({time.time() - self.t0:.0f} s)")
+
+    def _tail(self):
+        with open(self.path, encoding="utf-8", errors="replace") as f:
+            while True:
+                stopping = self._stop.is_set()
+                for line in f.read().splitlines():
+                    if line.strip() and not _INTERRUPTED.is_set():
+                        self.echo(f"    {self.name} | {line.strip()[:160]}")
+                if stopping:
+                    return
+                self._stop.wait(0.2)
 
     def __enter__(self):
         import logging
 
         self.logger.addHandler(self.handler)
         self.logger.setLevel(logging.INFO)
+        os.environ[STAGES_PROGRESS_ENV] = self.path  # the kernel inherits it
+        self._thread.start()
         return self
 
     def __exit__(self, *exc):
         self.logger.removeHandler(self.handler)
         self.logger.setLevel(self.level)
+        self._stop.set()
+        self._thread.join(timeout=5)
+        if self._env is None:
+            os.environ.pop(STAGES_PROGRESS_ENV, None)
+        else:
+            os.environ[STAGES_PROGRESS_ENV] = self._env
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
 
 
 _CLUTTER = re.compile(r"^(Epoch \d+/\d+|\s*\d+/\d+ .*\d+(ms|s|us)/step.*|.*\d+%\|.*\|.*)$")
@@ -274,6 +292,52 @@ def declutter(nb) -> int:
     return changed
 
 
+_MD_STRIP = re.compile(r"[*_`#>]|\[([^\]]*)\]\([^)]*\)")
+LONG_TABLE_ROWS = 15
+
+
+def _look_for(markdown: str) -> str:
+    """The sentence of a markdown cell that says what to look for (else its first sentence)."""
+    body = "\n".join(ln for ln in markdown.splitlines() if not ln.lstrip().startswith("#"))
+    text = " ".join(_MD_STRIP.sub(lambda m: m.group(1) or "", body or markdown).split())
+    sentences = re.split(r"(?<=[.!?:])\s+(?=[A-Z])", text)
+    for s in sentences:
+        if re.search(r"\blook\b", s, re.I):
+            return s.strip()
+    return sentences[0].strip() if sentences else ""
+
+
+def describe_figures(nb) -> int:
+    """Give every figure the "look for" sentence of the text above it as its alt text (images
+    become ``<img alt=...>`` HTML outputs), and fold tables longer than ``LONG_TABLE_ROWS`` rows
+    into a ``<details>`` element. Returns the number of figures described."""
+    n, last_md = 0, ""
+    for cell in nb.cells:
+        if cell.get("cell_type") == "markdown":
+            last_md = cell.get("source", "")
+            continue
+        for out in cell.get("outputs", []):
+            data = out.get("data") or {}
+            if "image/png" in data:
+                alt = html.escape(_look_for(last_md) or "figure", quote=True)
+                png = "".join(data["image/png"]).replace("\n", "")
+                out["data"] = {"text/html": f'<img alt="{alt}" src="data:image/png;base64,{png}">'}
+                n += 1
+            elif "text/html" in data:
+                page = "".join(data["text/html"])
+                if 'class="ck-movie"' in page:
+                    alt = html.escape(_look_for(last_md) or "animation", quote=True)
+                    page = re.sub(r'(<img src="[^"]*" alt=")[^"]*"', lambda m, a=alt: f'{m.group(1)}{a}"', page)
+                rows = page.count("<tr")
+                if 'class="dataframe' in page and rows > LONG_TABLE_ROWS + 1 and "<details" not in page:
+                    page = (
+                        f'<details class="ck-long"><summary>Table of {rows - 1} rows: show</summary>'
+                        f'<div class="ck-scroll">{page}</div></details>'
+                    )
+                data["text/html"] = page
+    return n
+
+
 def _execute(nb: Path, out_nb: Path, params: dict[str, Any], cwd: Path, echo=None) -> None:
     """Execute ``nb`` into ``out_nb`` (atomically); a failed run still leaves its partial output."""
     import contextlib
@@ -295,7 +359,8 @@ def _execute(nb: Path, out_nb: Path, params: dict[str, Any], cwd: Path, echo=Non
                 kernel_name="python3",
                 cwd=str(cwd),
                 progress_bar=False,
-                log_output=echo is not None,
+                log_output=echo is not None,  # papermill logs cell starts only with it
+                extra_arguments=["--IPKernelApp.log_level=ERROR"],  # no kernel warnings on the terminal
             )
     finally:
         if os.path.getsize(tmp) > 0:
@@ -392,10 +457,36 @@ def _run_locked(profile, only, overrides, force, root, run_dir, reports_dir, ech
         state[name] = asdict(res)
         io.write_json(state_path, state)
         results.append(res)
+    write_bundle(reports_dir, profile, run_dir)
     write_index(reports_dir, current=profile, run_dir=run_dir)
     if failed is not None:
         raise NotebookFailed(f"{failed} failed: {next(r.error for r in results if r.notebook == failed)}")
     return results
+
+
+def write_bundle(reports_dir: Path, profile: str, run_dir: Path) -> Path:
+    """The run's paper bundle (:mod:`carotidkit.bundle`) into ``reports/<profile>/bundle``."""
+    from . import bundle
+
+    state = io.read_json(run_dir / STATE_NAME) if (run_dir / STATE_NAME).exists() else {}
+    manifest_path = RunLayout(run_dir).data.manifest
+    manifest = io.read_json(manifest_path) if manifest_path.exists() else {}
+    provenance = {
+        "profile": profile,
+        "run_dir": str(run_dir),
+        "commit": _git_commit(profiles.repo_root(reports_dir.parent)),
+        "generated": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "platform": platform.platform(),
+        "synthetic": manifest.get("synthetic", True),
+        "banner": synthetic_banner(run_dir),
+        "data_hashes": manifest.get("data_hashes", {}),
+        "notebooks": {
+            k: {f: v.get(f) for f in ("status", "duration_s", "executed_at", "fingerprint", "parameters")}
+            for k, v in state.items()
+        },
+        "versions": versions(),
+    }
+    return bundle.build(run_dir, Path(reports_dir) / profile / "bundle", profile, provenance)
 
 
 def _up_to_date(prev: dict | None, fp: str, run_dir: Path, name: str, html_path: Path) -> bool:
@@ -447,6 +538,7 @@ def _execute_one(nb: Path, params, fp: str, profile: str, run_dir: Path, html_pa
             title=f"{name} ({profile})",
             banner=synthetic_banner(run_dir),
             index_href="../index.html",
+            run_dir=run_dir,
         )
         res.html = f"{profile}/{name}.html"
         res.render_s = round(time.time() - t1, 1)
@@ -490,6 +582,9 @@ body:not(.ck-show-code) .jp-CodeCell .jp-OutputPrompt,body:not(.ck-show-code) .j
 .fa-minus:before{content:"−"}.fa-step-forward:before{content:"▶|"}.fa-step-backward:before{content:"|◀"}
 .fa-fast-forward:before{content:"▶▶"}.fa-fast-backward:before{content:"◀◀"}
 .fa-flip-horizontal{display:inline-block;transform:scaleX(-1)}
+.jp-OutputArea-output{overflow-x:auto;max-width:100%} .jp-OutputArea-output img{max-width:100%;height:auto}
+.ck-scroll{max-height:480px;overflow:auto} details.ck-long>summary{cursor:pointer;color:#1a56db;font:14px system-ui,sans-serif}
+@media (max-width:600px){.ck-nav{flex-wrap:wrap;gap:8px}.ck-banner{font-size:13px}}
 </style>"""
 
 _PAGE_JS = """
@@ -516,20 +611,29 @@ def _strip_remote(page: str) -> str:
 def _decorate(page: str, banner: str | None, nav_html: str) -> str:
     page = _strip_remote(page)
     top = f'<div class="ck-banner" role="alert">{html.escape(banner)}</div>' if banner else ""
+    if 'name="viewport"' not in page:
+        page = page.replace("<head>", '<head>\n<meta name="viewport" content="width=device-width, initial-scale=1">', 1)
     page = page.replace("</head>", _PAGE_CSS + _PAGE_JS + "</head>", 1)
     page = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + top + nav_html, page, count=1)
     return page
 
 
 def render_notebook(
-    executed: Path, html_path: Path, title: str, banner: str | None, index_href: str = "index.html"
+    executed: Path, html_path: Path, title: str, banner: str | None, index_href: str = "index.html", run_dir=None
 ) -> Path:
-    """Render an executed notebook to a self-contained HTML page (code hidden, one-click toggle)."""
+    """Render an executed notebook to a self-contained HTML page (code hidden, one-click toggle),
+    linking the report index, the run's paper bundle and (``run_dir``) the run folder."""
     import nbformat
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(str(executed), as_version=4)
     declutter(nb)
+    describe_figures(nb)
+    run_link = ""
+    if run_dir is not None:
+        rel = os.path.relpath(Path(run_dir), Path(html_path).parent)
+        run_link = f'<a href="{html.escape(rel)}/" title="{html.escape(str(run_dir))}">run folder</a>'
+
     nb.metadata["title"] = title
     exporter = HTMLExporter(template_name="lab")
     exporter.embed_images = True
@@ -537,6 +641,8 @@ def render_notebook(
     nav = (
         f'<div class="ck-nav"><a href="{index_href}">&larr; Report index</a>'
         f"<strong>{html.escape(title)}</strong>"
+        '<a href="bundle/index.html">Paper bundle (tables, figures)</a><a href="bundle.zip">bundle.zip</a>'
+        f"{run_link}"
         '<button id="ck-code-toggle" onclick="ckToggleCode()">Show code</button></div>'
     )
     io.write_text(html_path, _decorate(body, banner, nav))
@@ -584,7 +690,7 @@ def _profile_section(reports_dir: Path, run_dir: Path, profile: str) -> str:
         params = html.escape(json.dumps(r.get("parameters", {}), indent=1, default=str))
         err = f'<div class="err">{html.escape(r["error"])}</div>' if r.get("error") else ""
         dur = f"{r['duration_s']:.1f} s" if r.get("duration_s") is not None else "–"
-        found = html.escape(headline(run_dir, name)) if r.get("status") in ("ok", "up-to-date") else ""
+        found = html.escape(conclusion(run_dir, name)) if r.get("status") in ("ok", "up-to-date") else ""
         rows.append(
             f'<tr class="st-{html.escape(r["status"].replace(" ", "-"))}"><td>{link}</td>'
             f'<td>{html.escape(r["status"])}{err}</td><td class="found">{found}</td><td>{dur}</td>'
@@ -592,6 +698,12 @@ def _profile_section(reports_dir: Path, run_dir: Path, profile: str) -> str:
             f"<td><details><summary>show</summary><pre>{params}</pre></details></td></tr>"
         )
     hashes = manifest.get("data_hashes", {})
+    bundle_link = (
+        f'Paper bundle: <a href="{profile}/bundle/index.html">tables, figures, TRIPOD+AI checklist</a> '
+        f'(<a href="{profile}/bundle.zip">zip</a>).'
+        if (reports_dir / profile / "bundle" / "index.html").exists()
+        else ""
+    )
     hash_rows = (
         "".join(
             f"<tr><td>{html.escape(k)}</td><td><code>{html.escape(str(v))}</code></td></tr>"
@@ -601,11 +713,21 @@ def _profile_section(reports_dir: Path, run_dir: Path, profile: str) -> str:
     )
     return (
         f'<section id="profile-{profile}"><h2>Profile <code>{profile}</code></h2>'
-        f"<p>Run folder: <code>{html.escape(str(run_dir))}</code></p>"
-        '<table class="nb"><thead><tr><th>notebook</th><th>status</th><th>headline results</th><th>duration</th>'
-        "<th>executed</th><th>parameters</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
-        "<h3>Input data hashes</h3><table>" + hash_rows + "</table></section>"
+        f"<p>Run folder: <code>{html.escape(str(run_dir))}</code>. {bundle_link}</p>"
+        '<div class="ck-scroll-x"><table class="nb"><thead><tr><th>notebook</th><th>status</th><th>what we found</th><th>duration</th>'
+        "<th>executed</th><th>parameters</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>"
+        "<h3>Input data hashes</h3><div class='ck-scroll-x'><table>" + hash_rows + "</table></div></section>"
     )
+
+
+def conclusion(run_dir: Path, name: str) -> str:
+    """What a notebook found, in words with CIs: its findings paragraph (``findings.md``, written
+    from its tables), else its stage's one-line headline."""
+    path = RunLayout(run_dir).tables_dir(name) / "findings.md"
+    try:
+        return path.read_text(encoding="utf-8").strip().replace("`", "")
+    except OSError:
+        return headline(run_dir, name)
 
 
 def headline(run_dir: Path, name: str) -> str:
@@ -638,7 +760,9 @@ def write_index(reports_dir: Path, current: str | None = None, run_dir: Path | N
     vers = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in versions().items())
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>carotidkit report</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
+.ck-scroll-x{{overflow-x:auto;max-width:100%}} td.found{{min-width:16em}}
 body{{font:15px/1.5 system-ui,sans-serif;margin:0;color:#222}} main{{padding:8px 24px 40px}}
 table{{border-collapse:collapse;margin:8px 0}} td,th{{border:1px solid #ddd;padding:4px 10px;text-align:left;vertical-align:top}}
 tr.st-failed td{{background:#fde8e8}} tr.st-out-of-date td{{background:#fff7e0}} tr.st-ok td:nth-child(2),tr.st-up-to-date td:nth-child(2){{color:#176f2c}}

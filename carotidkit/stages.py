@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,12 +24,30 @@ from typing import Any
 
 from .settings import StageSettings
 
+PROGRESS_ENV = "CAROTIDKIT_PROGRESS_FILE"
+
+
+def report_line(line: str) -> None:
+    """Where ``Progress.of(True)`` sends a line: printed in an interactive session; under the
+    report runner (which names a file in ``$CAROTIDKIT_PROGRESS_FILE``) appended to that file, so
+    the terminal shows it and the rendered page does not (progress is not a result)."""
+    path = os.environ.get(PROGRESS_ENV)
+    if path:
+        try:
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(str(line).rstrip("\n") + "\n")
+            return
+        except OSError:
+            pass  # the runner's file is gone: fall back to printing
+    print(line, flush=True)
+
 
 class Progress:
     """Where a stage reports what it is doing: called with one line; false when silent.
 
-    ``Progress.of(True)`` prints, ``Progress.of(False)`` (or ``None``) is silent, and any callable
-    taking one string (a logger's ``info``, a list's ``append``) receives the lines.
+    ``Progress.of(True)`` reports with :func:`report_line` (printed, or sent to the report
+    runner's terminal), ``Progress.of(False)`` (or ``None``) is silent, and any callable taking
+    one string (a logger's ``info``, a list's ``append``) receives the lines.
     """
 
     def __init__(self, sink: Callable[[str], Any] | None = print):
@@ -55,7 +74,7 @@ class Progress:
         if isinstance(p, Progress):
             return p
         if p is True:
-            return cls(print)
+            return cls(report_line)
         if p is None or p is False:
             return cls(None)
         if callable(p):
@@ -109,6 +128,13 @@ class StageResult:
     def headline_text(self) -> str:
         return self.headline
 
+    def notes_text(self):
+        """The stage's notes (what was skipped and why) as a Markdown list for a notebook."""
+        from IPython.display import Markdown
+
+        notes = list(getattr(self, "notes", None) or self.summary.get("notes") or [])
+        return Markdown("\n".join(f"- {n}" for n in notes) if notes else "_No notes: nothing was skipped._")
+
     def save(self, layout) -> None:
         """Write ``summary`` (with ``headline``, ``settings`` and ``synthetic``) to the stage's
         summary file, atomically."""
@@ -155,6 +181,9 @@ def stage(cls: type[StageSettings]):
                 other = round(total - sum(prog.timings.values()), 2)
                 res.summary["timings_s"] = {**prog.timings, "other": other, "total": total}
                 res.save(lay)  # the one place a stage's summary is written
+                from . import bundle
+
+                bundle.export_tables(res, lay.tables_dir(cfg.NOTEBOOK))  # the paper bundle's tables
                 return res
 
         P = inspect.Parameter
@@ -168,4 +197,4 @@ def stage(cls: type[StageSettings]):
     return deco
 
 
-__all__ = ["Progress", "StageResult", "is_synthetic", "phase", "resolve", "stage"]
+__all__ = ["PROGRESS_ENV", "Progress", "report_line", "StageResult", "is_synthetic", "phase", "resolve", "stage"]

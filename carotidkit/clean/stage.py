@@ -26,6 +26,18 @@ class CleanResult(StageResult):
     splits: pd.DataFrame  # image_id, split (train/val/test, group-aware)
     leakage: pd.DataFrame  # duplicate groups that straddle the shipped splits
 
+    def journal_tables(self) -> dict[str, pd.DataFrame]:
+        """The summary's numbers as ``facts`` (what the findings cite)."""
+        from ..findings import flat_facts
+
+        return {"facts": flat_facts(self.summary)}
+
+    def findings(self):
+        """What cleaning found, in words (:func:`carotidkit.findings.clean_findings`)."""
+        from ..findings import clean_findings
+
+        return clean_findings(self)
+
     def before_after(self, n: int) -> dict[str, list]:
         """Up to ``n`` plaque images for a before/after gallery: the export cropped to its scan area
         (burned-in margins never shown) with its detected overlays, and the cleaned model input with

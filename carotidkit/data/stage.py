@@ -25,6 +25,27 @@ class DataResult(StageResult):
     plaque_db: pd.DataFrame  # image_id, split, image_path, mask_path, has_plaque, ...
     clips: pd.DataFrame  # subject_id, clip_id, path (absolute), ...
 
+    def journal_tables(self) -> dict[str, pd.DataFrame]:
+        """The numbers the findings cite (``facts``): counts, events, the label's prevalence and,
+        on simulated data, the planted hazard ratio."""
+        from ..findings import flat_facts
+
+        c = self.cohort
+        extra = {
+            f"events.{ep}": int(c[f"{ep}_event"].sum()) for ep in ("mi", "cardiac_death", "death") if f"{ep}_event" in c
+        }
+        if "hypertension" in c:
+            extra["hypertension_share"] = float(c.hypertension.mean())
+        if self.synthetic and self.settings is not None:
+            extra["vd_hr_per_sd"] = self.settings.vd_hr_per_sd
+        return {"facts": flat_facts({**self.summary, **extra})}
+
+    def findings(self):
+        """What the run's data are, in words (:func:`carotidkit.findings.data_findings`)."""
+        from ..findings import data_findings
+
+        return data_findings(self)
+
     def gallery_images(self, n: int, seed: int = 0) -> dict:
         """Up to ``n`` images for a gallery, redacted to the scan area (burned-in names and ids
         never reach a report), with masks and, on simulated data, the true overlays.

@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import io
 from ..settings import UnetSettings
+from ..stages import report_line
 from . import keras_quietly
 from .unet import CUSTOM_OBJECTS, build_unet, dice_bce_loss, dice_metric, iou_coefficient
 
@@ -248,7 +249,7 @@ def train_unet(
     """
     cfg = (settings or UnetSettings()).replace(**knobs)
     epochs, batch_size, learning_rate, seed, vflip = cfg.epochs, cfg.batch_size, cfg.learning_rate, cfg.seed, cfg.vflip
-    log = log or (lambda line: print(line, flush=True))
+    log = log or report_line
     out = Path(out_dir) / backbone
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(seed)

@@ -10,9 +10,11 @@ Example:
 """
 
 from .discrimination import bootstrap_c, c_index, time_dependent_auc
+from .reporting import td_auc_table
 from .score2 import esc_category, esc_risk, hba1c_pct_to_mmol_mol, score2, score2_diabetes, score2_table
 
 __all__ = [
+    "td_auc_table",
     "score2",
     "score2_table",
     "score2_diabetes",

@@ -187,3 +187,36 @@ def time_dependent_auc(
         auc = float(np.sum(wcase * (below + 0.5 * equal)) / (wcase.sum() * wctrl.sum()))
         rows.append({"time": t, "auc": auc, "cases": int(case.sum())})
     return pd.DataFrame(rows)
+
+
+def time_dependent_auc_ci(
+    df: pd.DataFrame,
+    duration_col: str,
+    event_col: str,
+    risk_col: str,
+    times,
+    competing_col: str | None = None,
+    n_boot: int = 200,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """:func:`time_dependent_auc` with a percentile bootstrap 95 % CI (``ci_low``, ``ci_high``):
+    people are resampled and the censoring distribution re-estimated in every replicate."""
+    base = time_dependent_auc(df, duration_col, event_col, risk_col, times, competing_col)
+    if n_boot <= 0 or base.auc.isna().all():
+        return base.assign(ci_low=np.nan, ci_high=np.nan)
+    rng = np.random.default_rng(seed)
+    n = len(df)
+    boots = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, n, n)
+        try:
+            boots.append(
+                time_dependent_auc(df.iloc[idx], duration_col, event_col, risk_col, times, competing_col).auc.to_numpy()
+            )
+        except ValueError:  # a replicate without cases at some time
+            continue
+    b = np.array(boots, float) if boots else np.full((1, len(base)), np.nan)
+    with np.errstate(all="ignore"):
+        lo = np.nanpercentile(b, 2.5, axis=0) if np.isfinite(b).any() else np.full(len(base), np.nan)
+        hi = np.nanpercentile(b, 97.5, axis=0) if np.isfinite(b).any() else np.full(len(base), np.nan)
+    return base.assign(ci_low=lo, ci_high=hi)

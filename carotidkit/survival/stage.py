@@ -23,7 +23,7 @@ from ..stages import Progress, StageResult, is_synthetic, stage
 from . import calibration as cal
 from . import cox as coxm
 from . import curves
-from .discrimination import bootstrap_c, time_dependent_auc
+from .discrimination import bootstrap_c, time_dependent_auc_ci
 from .score2 import esc_category, esc_risk
 
 ENDPOINTS = {"mi": "myocardial infarction", "cardiac_death": "cardiac death", "death": "all-cause death"}
@@ -66,6 +66,26 @@ class SurvivalResult(StageResult):
     carotid: pd.DataFrame = field(default_factory=pd.DataFrame)
     carotid_reclassification: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list = field(default_factory=list)
+    n_cohort: int | None = None  # people in the cohort before the join with VD (participant flow)
+    planted_hr: float | None = None  # simulated data: the hazard ratio planted per SD of the latent damage
+
+    def journal_tables(self) -> dict[str, pd.DataFrame]:
+        """Flow, missing data, follow-up, EPV, Table 1 by VD quartile, Table 2, added value,
+        SCORE2 use and the facts the findings cite (:mod:`.reporting`)."""
+        from . import reporting
+
+        if self._journal is None:
+            self._journal = reporting.journal_tables(self, self.n_cohort, self.planted_hr)
+        return self._journal
+
+    def findings(self):
+        """What we found, in words whose every number comes from a table (:mod:`.reporting`)."""
+        from ..bundle import result_tables
+        from . import reporting
+
+        return reporting.findings(self, result_tables(self))
+
+    _journal: dict | None = field(default=None, repr=False)
 
     def carotid_table(self) -> pd.DataFrame:
         """The carotid-marker models as a paper prints them (:func:`.carotid.paper_table`)."""
@@ -74,10 +94,15 @@ class SurvivalResult(StageResult):
         return paper_table(self.carotid)
 
     def calibration_table(self) -> pd.DataFrame:
-        """Calibration metrics as one row per endpoint and model (estimates only)."""
+        """Calibration metrics as one row per endpoint and model, each ``estimate [95 % CI]``."""
         if self.calibration.empty:
             return pd.DataFrame()
-        return self.calibration.pivot_table(index=["endpoint", "model"], columns="metric", values="estimate")
+        c = self.calibration.copy()
+        c["value"] = [
+            f"{e:.3f} [{lo:.3f}, {hi:.3f}]" if np.isfinite(lo) and np.isfinite(hi) else f"{e:.3f}"
+            for e, lo, hi in zip(c.estimate, c.ci_low.astype(float), c.ci_high.astype(float))
+        ]
+        return c.pivot_table(index=["endpoint", "model"], columns="metric", values="value", aggfunc="first")
 
 
 def headline(key_results: pd.DataFrame) -> str:
@@ -254,7 +279,8 @@ def _endpoint(d, ep, horizon, n_boot, groups, seed, notes, out, ph_transform):
             notes.append(f"{ep} / {method} C: {exc}")
     for r in risks:
         times = [t for t in (5.0, float(horizon)) if t <= dd[dur].max()]
-        out["td_auc"].append(time_dependent_auc(dd, dur, ev, r, times, competing_col=comp).assign(endpoint=ep, risk=r))
+        td = time_dependent_auc_ci(dd, dur, ev, r, times, competing_col=comp, n_boot=min(n_boot, 200), seed=seed)
+        out["td_auc"].append(td.assign(endpoint=ep, risk=r))
     # Calibration, reclassification and net benefit at the horizon
     if risk_b is not None:
         _absolute_risk(dd, dur, ev, comp, ep, horizon, n_boot, seed, risk_s, risk_b, notes, out, row)
@@ -326,7 +352,7 @@ def _absolute_risk(dd, dur, ev, comp, ep, horizon, n_boot, seed, risk_s, risk_b,
         row[k] = float(nri.get(k, np.nan))
 
 
-_NOT_TABLES = ("notes", "settings", "synthetic", "summary")
+_NOT_TABLES = ("notes", "settings", "synthetic", "summary", "n_cohort", "planted_hr", "_journal")
 
 
 def _write(lay, res: SurvivalResult, d: pd.DataFrame) -> None:
@@ -398,10 +424,15 @@ def run(cfg: SurvivalSettings, lay: RunLayout, progress: Progress) -> SurvivalRe
         k: (pd.concat(v, ignore_index=True) if v and isinstance(v[0], pd.DataFrame) else pd.DataFrame(v))
         for k, v in out.items()
     }
+    planted = None
+    if truth is not None and lay.data.summary.exists():
+        planted = io.read_json(lay.data.summary).get("settings", {}).get("vd_hr_per_sd")
     res = SurvivalResult(
         key_results=pd.DataFrame(rows),
         analysis=d,
         notes=notes,
+        n_cohort=len(cohort),
+        planted_hr=planted,
         settings=cfg,
         synthetic=is_synthetic(lay),
         **frames,

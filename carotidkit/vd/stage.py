@@ -33,6 +33,18 @@ class VdResult(StageResult):
     left_right: pd.DataFrame  # subject_id, left, right, mean, diff (within-fold side scores)
     agreement: pd.DataFrame  # metric, estimate, ci_low, ci_high, n: left-right ICC, Spearman, Bland-Altman
 
+    def journal_tables(self) -> dict[str, pd.DataFrame]:
+        """The summary's numbers as ``facts`` (what the findings cite)."""
+        from ..findings import flat_facts
+
+        return {"facts": flat_facts(self.summary)}
+
+    def findings(self):
+        """What the video network learned, in words (:func:`carotidkit.findings.vd_findings`)."""
+        from ..findings import vd_findings
+
+        return vd_findings(self)
+
     def comparison(self) -> pd.DataFrame:
         """Network vs the handcrafted baseline on the same folds: ``measure, network, baseline``
         (estimates with 95 % CIs as text) and the paired difference where there is one."""

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .. import io
+from ..stages import report_line
 
 
 def check_settings(cfg) -> None:
@@ -410,10 +411,9 @@ def _fit_epochs(model, ddp, opt, sched, datasets, cfg, seed, f, key, fdir: Path,
         best, bad = ((score, None), 0) if improved else (best, bad + 1)
         if dist.main:
             if progress:
-                print(
+                report_line(
                     f"fold {f} epoch {epoch + 1}: train loss {row['train_loss']:.3f}, val loss {vloss:.3f}, "
-                    f"val AUC {vauc:.3f} ({row['seconds']:.0f} s)",
-                    flush=True,
+                    f"val AUC {vauc:.3f} ({row['seconds']:.0f} s)"
                 )
             if improved:
                 with io.atomic_path(best_path) as tmp:
@@ -475,7 +475,7 @@ def prepare_cache(run_dir, cfg: dict, progress: bool = True, wait: bool = False,
     while not table.exists():
         time.sleep(poll_s)
         if int(time.monotonic() - t0) % 600 < poll_s:
-            print(f"rank {os.environ.get('RANK', '?')}: waiting for rank 0's clip cache ({table.name})", flush=True)
+            report_line(f"rank {os.environ.get('RANK', '?')}: waiting for rank 0's clip cache ({table.name})")
     return None
 
 

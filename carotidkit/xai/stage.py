@@ -33,6 +33,17 @@ class XaiResult(StageResult):
     movies: dict = field(default_factory=dict)  # title -> (clip uint8 [T,H,W], attribution uint8 [T,H,W])
     notes: list = field(default_factory=list)
 
+    def journal_tables(self) -> dict[str, pd.DataFrame]:
+        """The deletion test and the U-Net Grad-CAM summary (what the findings cite)."""
+        return {"deletion_summary": self.deletion_summary(), "unet_cam_summary": self.unet_cam_summary()}
+
+    def findings(self):
+        """Where the models look and what VD goes with, in words
+        (:func:`carotidkit.findings.xai_findings`)."""
+        from ..findings import xai_findings
+
+        return xai_findings(self)
+
     def deletion_summary(self) -> pd.DataFrame:
         """Mean deletion AUC by order with a clip-bootstrap CI (attribution order should be lower),
         and the paired difference ``attribution - random`` on the same clips with its CI."""

@@ -156,11 +156,12 @@ pd.Series(versions(), name="version").to_frame()
 
 # %% [markdown]
 # ## What we found
-# The run's data are in place: the cohort (Table 1 and event counts above), the plaque database
-# with its quirks (gallery), and one or two cine loops per subject. On simulated data the truth
-# panels show the latent vascular damage driving wall thickness, distension and hypertension, which
-# is what notebooks 03–05 try to recover.
-#
+# Written from this run's tables (every number below is looked up in one of them):
+
+# %%
+res.findings()
+
+# %% [markdown]
 # ## Next
 # - `01_cleaning` removes the burned-in overlays and squares the images for the U-Nets.
 # - `03_vd_video` learns VD from the cine loops.

@@ -98,8 +98,9 @@ qc.loc[qc[flags].any(axis=1), ["image_id", "split_shipped", *flags, "error"]].he
 # %% [markdown]
 # ## Duplicates and leakage
 # Exact duplicates (same pixels) and near duplicates (dHash) form groups. A group on both sides
-# of a split leaks: the model is tested on an image it trained on. Later notebooks report test
-# results with and without those images, and never split a group between train and validation.
+# of a split leaks: the model is tested on an image it trained on. The shipped test split is kept
+# as it is, so groups that straddle it stay; later notebooks report test results with and without
+# those images, and never split a group between train and validation.
 
 # %%
 print(f"{res.summary['duplicate_groups']} duplicate groups; {len(res.leakage)} straddle the shipped train/test split")
@@ -116,9 +117,11 @@ pd.crosstab(splits.split, splits.has_plaque, margins=True).rename(columns={False
 
 # %% [markdown]
 # ## What we found
-# The QC table and the before/after gallery above say how many overlay pixels were removed, which
-# images were flagged, and which duplicates straddle the train/test split; the splits keep every
-# duplicate group on one side.
-#
+# Written from this run's tables (every number below is looked up in one of them):
+
+# %%
+res.findings()
+
+# %% [markdown]
 # ## Next
 # - `02_unet_ensemble` trains the three U-Nets on these cleaned images and masks.

@@ -29,8 +29,6 @@ n_jobs = None  # U-Nets trained at once, one process each (0: all; 1: one after 
 # ## Setup
 
 # %%
-import pandas as pd
-
 from carotidkit import plots, profiles, segment, tables
 from carotidkit.segment.ensemble import PlaqueSegmenter
 from carotidkit.segment.metrics import paired_dice
@@ -107,8 +105,8 @@ fig = plots.reader_comparison(res)
 paired_dice(res.predictions, f"ensemble ({res.vote})", cfg.n_boot, cfg.seed)
 
 # %% [markdown]
-# The same question on the validation images (three times as many; they chose each model's
-# best epoch, which flatters the single models, not the vote):
+# The same question on the validation images (they chose each model's best epoch, which
+# flatters the single models, not the vote):
 
 # %%
 paired_dice(res.validation_predictions, f"ensemble ({res.vote})", cfg.n_boot, cfg.seed)
@@ -139,9 +137,11 @@ fig = plots.ensemble_disagreement(res)
 
 # %% [markdown]
 # ## Plaque area: ensemble vs annotation (Bland–Altman)
+# Look for points scattered evenly around the solid bias line, inside the dashed limits of
+# agreement; a slope means the error grows with plaque size.
 
 # %%
-pd.Series(plots.area_agreement(res))
+fig = plots.area_agreement(res)
 
 # %% [markdown]
 # ## Use the ensemble on new images
@@ -184,12 +184,16 @@ res.subject_agreement.pivot(index="metric", columns="measure", values="estimate"
 
 # %% [markdown]
 # ## What we found
-# The metrics table gives each U-Net's and the ensemble's Dice/IoU on plaque images and false
-# alarms on plaque-free ones, with bootstrap CIs; the ensemble is meant to be at least as good as
-# its best member and to raise fewer false alarms, and the Bland–Altman plot says how far plaque
-# areas are off. The yardstick is the second reader: a model whose Dice against annotator 1
+# Written from this run's tables (every number below is looked up in one of them):
+
+# %%
+res.findings()
+
+# %% [markdown]
+# How to read it: the yardstick is the second reader: a model whose Dice against annotator 1
 # falls inside the second specialist's band does what Rulloni et al. claim for their ensemble,
-# "comparable to inter-observer agreement". On the simulated database the masks are annotator 1's
+# "comparable to inter-observer agreement"; whether the vote beats its best member is an
+# empirical question that the paired difference answers, not a given. On the simulated database the masks are annotator 1's
 # tracings, not the true outlines, so no model can reach Dice 1 against them; a model can beat
 # the second reader, because it learns annotator 1's habits (where she puts the edge, where a
 # plaque's shoulders end) as well as the plaque. Isoechoic plaques, reverberation in the lumen and

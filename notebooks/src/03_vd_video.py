@@ -170,16 +170,15 @@ res.geometry()
 
 # %% [markdown]
 # ## What we found
+# Written from this run's tables (every number below is looked up in one of them):
 
 # %%
-print(res.headline)
+res.findings()
 
 # %% [markdown]
-# The line above gives this run's figures: the out-of-fold AUROC and accuracy for hypertension
-# (a weak label, so moderate values are expected; the paper's accuracy is 75.7 %), the handcrafted
-# baseline's AUROC and the paired ΔAUROC (a CI above 0 is evidence that the network learns more
-# than whole-loop statistics), and on simulated data the Spearman and partial Spearman of VD with
-# the planted damage. The left–right table says how reproducible one side's VD is.
+# Hypertension is a weak label, so moderate values are expected. A ΔAUROC CI above 0 is evidence
+# that the network learns more than whole-loop statistics; the left–right table says how
+# reproducible one side's VD is.
 #
 # ## Next
 # - `04_xai` asks where in the loop the model looks (vessel wall vs perivascular tissue).

@@ -28,7 +28,7 @@ baseline = None  # reference input of IG and Occlusion: a black (anechoic) or me
 # ## Setup
 
 # %%
-from carotidkit import plots, profiles, xai
+from carotidkit import plots, profiles, tables, xai
 
 plots.style()
 cfg = profiles.notebook_settings("04_xai", globals())
@@ -39,7 +39,7 @@ cfg
 
 # %%
 res = xai.run(cfg)
-res.notes
+res.notes_text()
 
 # %% [markdown]
 # ## Where the model looks
@@ -51,7 +51,7 @@ res.notes
 fig = plots.enrichment_plot(res)
 
 # %%
-res.enrichment.round(3)
+tables.readable(res.enrichment)
 
 # %% [markdown]
 # ### The reference input decides the answer for dark regions
@@ -93,22 +93,25 @@ plots.attribution_movies(res)
 fig = plots.sanity_plot(res)
 
 # %%
-res.sanity.round(3)
+tables.readable(res.sanity)
 
 # %% [markdown]
 # ## Are they faithful? (deletion)
 # Lower area under the deletion curve than the random order means the attributed pixels are the
 # ones the prediction needs. Deleted pixels are set to the same reference input as above. Look at
 # the paired row: the two orders on the same clips, so a CI entirely below 0 says the attribution
-# order beats random beyond noise.
+# order beats random beyond noise, and a CI that includes 0 is inconclusive (the findings below
+# say which).
 
 # %%
-res.deletion_summary().round(3)
+tables.readable(res.deletion_summary())
 
 # %% [markdown]
 # ## Grad-CAM of the plaque U-Nets (02)
-# Look for heat on and around the annotated plaque (yellow) in the top rows, and for where each
-# model looks on plaque-free images, which is where false alarms come from.
+# Look at whether the heat sits on the annotated plaque (yellow) in the top rows or spreads along
+# the wall and the image, and where each model looks on plaque-free images (where false alarms
+# come from). The table below says it in numbers: heat is concentrated on the plaque only where
+# its share of the map inside the plaque exceeds the plaque's share of the image.
 
 # %%
 fig = plots.unet_gradcam(res)
@@ -129,10 +132,10 @@ res.unet_cam_summary()
 fig = plots.association_plot(res)
 
 # %%
-res.associations.round(4)
+tables.readable(res.associations)
 
 # %%
-res.associations[res.associations.term.isin(["plaque_area_mm2", "imt_mm"])].round(4)
+tables.readable(res.associations[res.associations.term.isin(["plaque_area_mm2", "imt_mm"])])
 
 # %% [markdown]
 # SHAP beeswarm: each dot is a person; look at whether high values of a predictor (red) push VD
@@ -143,15 +146,15 @@ fig = plots.shap_beeswarm(res)
 
 # %% [markdown]
 # ## What we found
+# Written from this run's tables (every number below is looked up in one of them):
 
 # %%
-print(res.headline)
+res.findings()
 
 # %% [markdown]
-# The enrichment table says, with CIs, which anatomical regions carry the model's evidence; the
-# randomisation test says whether that evidence comes from what the model learned; and the
-# association table says which risk factors VD reflects. Grad-CAM shows what the plaque U-Nets
-# attend to: the share of each model's map inside the annotated plaque is tabulated above.
+# How to read it: enrichment says which anatomical regions carry the model's evidence; the
+# randomisation test, whether that evidence comes from what the model learned; the deletion test,
+# whether it is faithful; the association table, which risk factors VD reflects.
 #
 # ## Next
 # - `05_survival` asks whether VD predicts MI, cardiac death and death beyond SCORE2.

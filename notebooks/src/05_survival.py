@@ -31,7 +31,7 @@ ph_transform = None  # g(t) of the proportional-hazards test (R's cox.zph defaul
 # ## Setup
 
 # %%
-from carotidkit import plots, profiles, survival
+from carotidkit import plots, profiles, survival, tables
 
 plots.style()
 cfg = profiles.notebook_settings("05_survival", globals())
@@ -45,7 +45,7 @@ cfg
 
 # %%
 res = survival.run(cfg)
-res.notes
+res.notes_text()
 
 # %% [markdown]
 # ## VD vs SCORE2 at a glance
@@ -53,7 +53,8 @@ res.notes
 # VD and of both, the paired-bootstrap ΔC, and reclassification (NRI) at the horizon.
 
 # %%
-res.key_results.round(3)
+journal = res.journal_tables()
+journal["added_value"]
 
 # %%
 print(res.headline)
@@ -64,10 +65,37 @@ print(res.headline)
 # missing inputs) is visible in `score2_flag`.
 
 # %%
-res.analysis.groupby(["score2_model", "score2_flag"], dropna=False).size().rename("people").to_frame()
+journal["score2_use"]
 
 # %%
 res.analysis.groupby("score2_category", observed=True).score2_risk.describe().round(3)
+
+# %% [markdown]
+# ## Participants, missing data and follow-up (TRIPOD+AI items 10, 11, 20a)
+# The flow from the cohort to each endpoint's analysis, how many values are missing and how each
+# is handled (complete-case throughout: no imputation), the median follow-up by reverse
+# Kaplan–Meier, person-years and event rates, and the events per candidate variable of each
+# endpoint's largest model (fewer than 10 means wide intervals and fragile estimates).
+
+# %%
+journal["flow"]
+
+# %%
+journal["missing_data"]
+
+# %%
+journal["follow_up"].round(2)
+
+# %%
+journal["events_per_variable"].round(1)
+
+# %% [markdown]
+# ## Table 1: participants by VD quartile
+# Mean (SD) or n (%); SMD is the standardised difference between the highest and the lowest
+# quartile (|SMD| > 0.1 is the usual flag for an imbalance worth a sentence).
+
+# %%
+journal["table1_by_vd"]
 
 # %% [markdown]
 # ## Kaplan–Meier by VD quartile and by SCORE2 category
@@ -75,16 +103,24 @@ res.analysis.groupby("score2_category", observed=True).score2_risk.describe().ro
 # are with the SCORE2 categories; the trend test asks whether risk rises steadily across groups.
 
 # %%
-fig = plots.km_groups(res, "mi", "VD")
-
-# %%
-fig = plots.km_groups(res, "mi", "SCORE2 category")
-
-# %%
 fig = plots.km_groups(res, "death", "VD")
 
 # %%
-res.km_tests.round(4)
+fig = plots.km_groups(res, "death", "SCORE2 category")
+
+# %% [markdown]
+# For MI and cardiac death, death from other causes competes: the curves below are 1 − KM, a
+# cause-specific view that overstates absolute risk; the absolute risks are the Aalen–Johansen
+# curves of the next section.
+
+# %%
+fig = plots.km_groups(res, "mi", "VD")
+
+# %%
+fig = plots.km_groups(res, "cardiac_death", "VD")
+
+# %%
+tables.readable(res.km_tests)
 
 # %% [markdown]
 # ## Competing risks: MI and cardiac death when people can die of other causes
@@ -95,6 +131,9 @@ res.km_tests.round(4)
 # %%
 fig = plots.cif_plot(res, "mi")
 
+# %%
+fig = plots.cif_plot(res, "cardiac_death")
+
 # %% [markdown]
 # ## Cox models: VD per SD with increasing adjustment
 # Look at how much of the crude hazard ratio survives adjustment for SCORE2 and for the full set
@@ -104,8 +143,11 @@ fig = plots.cif_plot(res, "mi")
 vd_rows = res.cox.query("term == 'vd_z'") if len(res.cox) else res.cox
 fig = plots.forest(vd_rows)
 
+# %% [markdown]
+# Table 2: hazard ratio per SD of VD (95 % CI) for each endpoint, from crude to fully adjusted.
+
 # %%
-vd_rows.round(4)
+journal["table2"][["endpoint", "adjustment", "events", "HR (95 % CI)", "p"]]
 
 # %% [markdown]
 # Likelihood-ratio test for adding VD to SCORE2, and the proportional-hazards test of R's
@@ -113,10 +155,10 @@ vd_rows.round(4)
 # a small p means the hazard ratio changes over time).
 
 # %%
-res.lr.round(4)
+tables.readable(res.lr)
 
 # %%
-res.ph.round(4)
+tables.readable(res.ph)
 
 # %% [markdown]
 # Look for a smooth (red) that stays flat around the dashed line: a trend up or down means that
@@ -138,7 +180,7 @@ fig = plots.forest(
 )
 
 # %%
-res.fine_gray.round(4)
+tables.readable(res.fine_gray)
 
 # %% [markdown]
 # ## Discrimination and added value
@@ -148,14 +190,21 @@ res.fine_gray.round(4)
 # %%
 fig = plots.c_index_plot(res)
 
-# %%
-res.discrimination.round(4)
+# %% [markdown]
+# What VD adds to SCORE2, per endpoint, in one table: Harrell's C, ΔC with its paired bootstrap
+# CI, the likelihood-ratio test, and the continuous and categorical NRI at the horizon (the
+# categories are ESC's age-specific SCORE2 thresholds: under 50 years < 2.5 % / 2.5–7.5 % / ≥ 7.5 %,
+# 50–69 years < 5 % / 5–10 % / ≥ 10 %, 70 and over < 7.5 % / 7.5–15 % / ≥ 15 %).
 
 # %%
-res.td_auc.round(3)
+journal["added_value"]
+
+# %% [markdown]
+# Time-dependent AUC (cumulative cases, dynamic controls) at 5 years and at the horizon, with
+# bootstrap CIs:
 
 # %%
-res.reclassification.round(4)
+survival.td_auc_table(res)
 
 # %% [markdown]
 # ## VD beyond the carotid markers on the same scan: plaque burden and IMT
@@ -186,7 +235,7 @@ fig = plots.km_groups(res, "mi", "plaque")
 # cross-validated Cox risks at the horizon (NRI at the ESC categories and category-free, IDI):
 
 # %%
-res.carotid_reclassification.round(4)
+tables.readable(res.carotid_reclassification)
 
 # %% [markdown]
 # ## Calibration and clinical utility at the horizon
@@ -201,7 +250,13 @@ res.carotid_reclassification.round(4)
 fig = plots.calibration_plot(res, "mi")
 
 # %%
-res.calibration_table().round(3)
+fig = plots.calibration_plot(res, "cardiac_death")
+
+# %%
+fig = plots.calibration_plot(res, "death")
+
+# %%
+res.calibration_table()
 
 # %% [markdown]
 # Each metric and NRI variant, with the definition it uses (checked against R on public cohorts in the test suite):
@@ -216,14 +271,22 @@ survival.definitions(res)
 # %%
 fig = plots.decision_curve(res, "mi")
 
+# %%
+fig = plots.decision_curve(res, "cardiac_death")
+
+# %%
+fig = plots.decision_curve(res, "death")
+
 # %% [markdown]
 # ## What we found
-# The summary line above gives, per endpoint, the SCORE2-adjusted hazard ratio per SD of VD and
-# the C of SCORE2 with and without VD (ΔC with its paired bootstrap CI). On the simulator, VD is
-# strongly associated with all three endpoints crude, and much of that association is shared with
-# the SCORE2 risk factors that also drive the simulated vascular damage; what remains after
-# adjustment is VD's added value, and its CI says how sure we can be with this many events.
-# Published SCORE2 over-predicts MI and cardiac death because it predicts all CVD events.
+# Written from this run's tables (every number below is looked up in one of them):
+
+# %%
+res.findings()
+
+# %% [markdown]
+# Published SCORE2 over-predicts MI and cardiac death because it predicts all CVD events; the
+# recalibrated models are the fair comparison.
 #
 # ## Next
 # - `04_xai` explains what the video model looks at and how VD relates to each risk factor.
