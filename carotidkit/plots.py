@@ -342,6 +342,43 @@ def km_groups(res, endpoint: str, by: str):
     return fig
 
 
+@_exported
+def flow_diagram(flow):
+    """Participant flow (TRIPOD+AI 20a): the selection steps top-down with their n and, beside
+    each arrow, who was excluded and why; the endpoint analyses branch side by side at the end."""
+    import matplotlib.pyplot as plt
+
+    steps = flow.reset_index(drop=True)
+    ends = steps[steps.step.str.startswith("analysed")]
+    chain = steps[~steps.step.str.startswith("analysed")]
+    rows = len(chain) + (1 if len(ends) else 0)
+    fig, ax = plt.subplots(figsize=(8, 1.1 * rows + 0.2))
+    ax.axis("off")
+    ax.set_xlim(0, 12)
+    ax.set_ylim(-0.6, rows - 0.4)
+    box = {"boxstyle": "round,pad=0.4", "fc": "#eef4fb", "ec": "#0072B2"}
+    note = {"boxstyle": "round,pad=0.3", "fc": "#fff7e6", "ec": "#E69F00"}
+    arrow = {"arrowstyle": "->", "color": "#555"}
+
+    def excluded(r, x, y):
+        if int(r.excluded) > 0:
+            ax.text(x, y, f"excluded {int(r.excluded):,}:\n{r.reason}", ha="left", va="center", fontsize=8, bbox=note)
+
+    for k, r in enumerate(chain.itertuples()):
+        y = rows - 1 - k
+        ax.text(4, y, f"{r.step}\nn = {int(r.n):,}", ha="center", va="center", fontsize=9, bbox=box)
+        if k > 0:
+            ax.annotate("", (4, y + 0.3), (4, y + 0.7), arrowprops=arrow)
+            excluded(r, 4.3, y + 0.5)
+    xs = np.linspace(1.8, 10.2, len(ends)) if len(ends) > 1 else [4]
+    for x, r in zip(xs, ends.itertuples()):
+        label = r.step.replace("analysed: ", "")
+        ax.text(x, 0, f"analysed:\n{label}\nn = {int(r.n):,}", ha="center", va="center", fontsize=8, bbox=box)
+        ax.annotate("", (x, 0.38), (4, 0.7), arrowprops=arrow)
+    fig.tight_layout()
+    return fig
+
+
 def _p_text(p) -> str:
     from .findings import fmt_p
 

@@ -321,6 +321,16 @@ def findings(res, tables: dict[str, pd.DataFrame]) -> Findings:
         nri = f.ci("reclassification", fmt="+.2f", endpoint=ep, metric="nri_continuous")
         if nri:
             f.say(f"Continuous NRI at the horizon: {nri}.")
+        kc = "hr_vd_adj_carotid"
+        hr_c = f.ci("key_results", kc, f"{kc}_ci_low", f"{kc}_ci_high", ".2f", "()", endpoint=ep)
+        if hr_c:
+            b = "delta_c_beyond_carotid"
+            dcc = f.ci("key_results", b, f"{b}_ci_low", f"{b}_ci_high", "+.3f", endpoint=ep)
+            f.say(
+                f"With plaque burden and IMT from the same scan also in the model, VD's hazard ratio was {hr_c}"
+                + (f" and its ΔC beyond SCORE2 + plaque + IMT {dcc}" if dcc else "")
+                + "."
+            )
     epv = tables.get("events_per_variable", pd.DataFrame())
     if len(epv):
         low = epv[epv.epv < 10]

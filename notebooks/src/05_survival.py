@@ -56,9 +56,6 @@ res.notes_text()
 journal = res.journal_tables()
 journal["added_value"]
 
-# %%
-print(res.headline)
-
 # %% [markdown]
 # ## Risk scores in this cohort
 # Which score each person got, and every rule that was applied (age outside a model's range,
@@ -72,10 +69,14 @@ res.analysis.groupby("score2_category", observed=True).score2_risk.describe().ro
 
 # %% [markdown]
 # ## Participants, missing data and follow-up (TRIPOD+AI items 10, 11, 20a)
-# The flow from the cohort to each endpoint's analysis, how many values are missing and how each
+# Look at how many people each step loses and why (the boxes on the right): a large loss at the
+# video step means VD describes a selected group. Below the diagram: the same flow as a table, how many values are missing and how each
 # is handled (complete-case throughout: no imputation), the median follow-up by reverse
 # Kaplan–Meier, person-years and event rates, and the events per candidate variable of each
 # endpoint's largest model (fewer than 10 means wide intervals and fragile estimates).
+
+# %%
+fig = plots.flow_diagram(journal["flow"])
 
 # %%
 journal["flow"]
