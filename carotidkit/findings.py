@@ -311,7 +311,7 @@ def xai_findings(res) -> Findings:
         from .tables import VALUE_LABELS
 
         top = a.sort_values("rank_shap").term.iloc[0]
-        f.say(f"SHAP's top driver of VD among the risk factors is {VALUE_LABELS.get(top, top)}.")
+        f.say(f"SHAP's top driver of VD among the risk factors is {VALUE_LABELS.get(top, top).split(', ')[0]}.")
         for term, label in (("imt_mm", "far-wall IMT"), ("plaque_area_mm2", "plaque area")):
             if term in set(a.term):
                 f.say(

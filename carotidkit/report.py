@@ -338,6 +338,22 @@ def describe_figures(nb) -> int:
     return n
 
 
+def _quiet_kernel_manager(log_path: Path):
+    """A kernel manager whose kernel writes its stderr (asyncio shutdown notices, C++ library
+    banners) to ``log_path`` instead of the terminal; cell errors still arrive through the kernel
+    protocol, so nothing a user needs is lost, and the log stays beside the executed notebook."""
+    from jupyter_client import AsyncKernelManager
+
+    class QuietKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(log_path, "w", encoding="utf-8") as err:  # the kernel keeps its own copy of the handle
+                kw["stderr"] = err
+                return await super()._async_launch_kernel(kernel_cmd, **kw)
+
+    return QuietKernelManager
+
+
 def _execute(nb: Path, out_nb: Path, params: dict[str, Any], cwd: Path, echo=None) -> None:
     """Execute ``nb`` into ``out_nb`` (atomically); a failed run still leaves its partial output."""
     import contextlib
@@ -361,6 +377,7 @@ def _execute(nb: Path, out_nb: Path, params: dict[str, Any], cwd: Path, echo=Non
                 progress_bar=False,
                 log_output=echo is not None,  # papermill logs cell starts only with it
                 extra_arguments=["--IPKernelApp.log_level=ERROR"],  # no kernel warnings on the terminal
+                kernel_manager_class=_quiet_kernel_manager(out_nb.with_suffix(".kernel.log")),
             )
     finally:
         if os.path.getsize(tmp) > 0:
