@@ -88,11 +88,11 @@ def test_animations_play_offline_as_compact_images(smoke_run, browser):
     imgs = page.eval_on_selector_all(
         "figure.ck-movie img",
         "els => els.map(e => ({w: e.naturalWidth, shown: e.getBoundingClientRect().width, alt: e.alt,"
-        " src: e.src.slice(0, 23)}))",
+        " src: e.src.slice(0, 30)}))",
     )
     assert imgs, "no animation on the page"
     for im in imgs:
-        assert im["src"] == "data:image/webp;base64"
+        assert im["src"].startswith("data:image/webp;base64,")
         assert im["w"] > 0 and im["shown"] > 50, im
         assert im["alt"] and "No description" not in im["alt"]
     page.close()
