@@ -81,7 +81,7 @@ def export_tables(res, folder: Path) -> list[Path]:
     folder = Path(folder)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True, exist_ok=True)
-    tables = {k: v for k, v in result_tables(res).items() if not individual_level(k, v)}
+    tables = {k: v for k, v in res.tables().items() if not individual_level(k, v)}
     found = res.findings() if callable(getattr(res, "findings", None)) else None
     if found is not None:
         tables["findings_claims"] = found.claims_table()

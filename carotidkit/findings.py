@@ -172,9 +172,7 @@ def flat_facts(summary: dict, prefix: str = "") -> pd.DataFrame:
 
 def data_findings(res) -> Findings:
     """00: what data the run holds."""
-    from .bundle import result_tables
-
-    f = Findings(result_tables(res))
+    f = Findings(res.tables())
     c = "counts."
     f.say(
         f"The run holds {f.num('facts', 'value', 'd', key=c + 'subjects')} subjects with "
@@ -203,9 +201,7 @@ def data_findings(res) -> Findings:
 
 def clean_findings(res) -> Findings:
     """01: cleaning, QC and duplicates."""
-    from .bundle import result_tables
-
-    f = Findings(result_tables(res))
+    f = Findings(res.tables())
     f.say(
         f"{f.num('facts', 'value', 'd', key='images')} images were cleaned and squared; "
         f"{f.num('facts', 'value', 'd', key='errors')} could not be used."
@@ -226,11 +222,62 @@ def clean_findings(res) -> Findings:
     return f
 
 
+def unet_findings(res) -> Findings:
+    """02: the ensemble against its members and the second reader; on simulated data, the
+    subjects' plaque area and IMT against the planted truth."""
+    t = res.tables()
+    f = Findings(t)
+    ens = f"ensemble ({res.vote})"
+    at = {"subset": "all test", "metric": "dice_mean"}
+    n = f.num("metrics", "n_images", "d", model=ens, **at)
+    f.say(f"On {n} test images with plaque the {ens} reached Dice {f.ci('metrics', model=ens, **at)}.")
+    mem = t.get("members_vs_ensemble", pd.DataFrame())
+    best = None
+    if len(mem):
+        mem = mem[~mem.model.str.startswith("ensemble")]
+        best = mem.sort_values("dice_model", ascending=False).model.iloc[0] if len(mem) else None
+    if best is not None:
+        diff = f.ci("members_vs_ensemble", "difference", fmt="+.3f", model=best)
+        lo, hi = (f.lookup("members_vs_ensemble", c, model=best) for c in ("ci_low", "ci_high"))
+        word = verdict(
+            lo,
+            hi,
+            "ahead of the ensemble beyond noise",
+            "behind the ensemble beyond noise",
+            "not distinguishable from the ensemble on this test set",
+        )
+        f.say(
+            f"The best single model, {best}, had Dice {f.num('members_vs_ensemble', 'dice_model', model=best)}"
+            f" (paired difference member − ensemble {diff}): {word}."
+        )
+        fa = {"subset": "all test", "metric": "false_alarm_rate"}
+        f.say(
+            f"False alarms on plaque-free test images: {f.num('metrics', fmt='.0%', model=ens, **fa)} for the "
+            f"ensemble and {f.num('metrics', fmt='.0%', model=best, **fa)} for {best}."
+        )
+    vr = t.get("versus_reader", pd.DataFrame())
+    if len(vr):
+        m0 = vr.model.iloc[0]
+        f.say(
+            f"The second reader reached Dice {f.num('versus_reader', 'dice_reference', model=m0)} against "
+            "annotator 1 on the same images: that is the bar for 'comparable to inter-observer agreement'."
+        )
+    if res.synthetic and len(res.subject_agreement):
+        sa = "subject_agreement"
+        area = "plaque area (mm², mean per side)"
+        imt = "far-wall IMT (mm)"
+        f.say(
+            f"Measured on every subject's images against the simulator's planted truth: plaque area ICC "
+            f"{f.num(sa, measure=area, metric='icc_a1', fmt='.2f')} (bias {f.num(sa, measure=area, metric='bias', fmt='+.1f')} mm²), "
+            f"far-wall IMT ICC {f.num(sa, measure=imt, metric='icc_a1', fmt='.2f')} (bias "
+            f"{f.num(sa, measure=imt, metric='bias', fmt='+.3f')} mm)."
+        )
+    return f
+
+
 def vd_findings(res) -> Findings:
     """03: how well the video network learned its proxy label."""
-    from .bundle import result_tables
-
-    f = Findings(result_tables(res))
+    f = Findings(res.tables())
     auc = f.ci("metrics", metric="auc")
     base = f.ci("metrics", metric="auc_baseline")
     delta = f.ci("metrics", metric="delta_auc", fmt="+.3f")
@@ -262,9 +309,7 @@ def vd_findings(res) -> Findings:
 
 def xai_findings(res) -> Findings:
     """04: where the models look, whether that is faithful, and what VD goes with."""
-    from .bundle import result_tables
-
-    t = result_tables(res)
+    t = res.tables()
     f = Findings(t)
     e = t.get("enrichment", pd.DataFrame())
     ig = e[(e.method == "integrated_gradients") & (e.phase == "whole cycle")] if len(e) else e

@@ -10,7 +10,7 @@ import re
 
 import numpy as np
 
-_EXPORT: dict = {"dir": None, "n": 0}
+_EXPORT: dict = {"dir": None, "n": 0, "depth": 0}
 
 
 def export_to(folder) -> None:
@@ -60,7 +60,7 @@ def _exported(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        _EXPORT["depth"] = _EXPORT.get("depth", 0) + 1  # a plot drawn by another plot: saved once
+        _EXPORT["depth"] += 1  # a plot drawn by another plot: saved once
         try:
             fig = fn(*args, **kwargs)
         finally:
@@ -222,9 +222,8 @@ def animate_clips(clips, titles=None, fps: float = 25.0, size: float = 2.4, reda
     from .imaging import redact_clip
 
     flags = [redact] * len(clips) if isinstance(redact, bool) else list(redact)
-    heat = (
-        heat if heat is not None else ([not f for f in flags] if not isinstance(redact, bool) else [False] * len(flags))
-    )
+    if heat is None:  # per-clip redaction flags mark the derived maps: those are drawn as heat
+        heat = [False] * len(flags) if isinstance(redact, bool) else [not f for f in flags]
     clips = [redact_clip(c) if f else np.asarray(c) for c, f in zip(clips, flags)]
     T = min(len(c) for c in clips)
     H = max(c.shape[1] for c in clips)
@@ -315,7 +314,9 @@ def km_groups(res, endpoint: str, by: str):
     t = tests.iloc[0] if len(tests) else None
     title = f"{endpoint.replace('_', ' ')} by {by}"
     if t is not None:
-        title += f"\nlog-rank p = {_p_text(t.logrank_p)}, trend p = {_p_text(t.trend_p)}"
+        from .findings import fmt_p
+
+        title += f"\nlog-rank p = {fmt_p(t.logrank_p)}, trend p = {fmt_p(t.trend_p)}"
     competing = not res.cif.empty and (res.cif.endpoint == endpoint).any()
     ylabel = "1 − Kaplan–Meier (%)\n(overstates risk: competing death)" if competing else "cumulative incidence (%)"
     ax.set(title=title, ylabel=ylabel)
@@ -349,8 +350,8 @@ def flow_diagram(flow):
     import matplotlib.pyplot as plt
 
     steps = flow.reset_index(drop=True)
-    ends = steps[steps.step.str.startswith("analysed")]
-    chain = steps[~steps.step.str.startswith("analysed")]
+    branch = steps.endpoint.fillna("").astype(str).ne("")  # the per-endpoint analyses branch off
+    ends, chain = steps[branch], steps[~branch]
     rows = len(chain) + (1 if len(ends) else 0)
     fig, ax = plt.subplots(figsize=(8, 1.1 * rows + 0.2))
     ax.axis("off")
@@ -372,17 +373,11 @@ def flow_diagram(flow):
             excluded(r, 4.3, y + 0.5)
     xs = np.linspace(1.8, 10.2, len(ends)) if len(ends) > 1 else [4]
     for x, r in zip(xs, ends.itertuples()):
-        label = r.step.replace("analysed: ", "")
-        ax.text(x, 0, f"analysed:\n{label}\nn = {int(r.n):,}", ha="center", va="center", fontsize=8, bbox=box)
+        label = r.step.replace(": ", ":\n", 1)
+        ax.text(x, 0, f"{label}\nn = {int(r.n):,}", ha="center", va="center", fontsize=8, bbox=box)
         ax.annotate("", (x, 0.38), (4, 0.7), arrowprops=arrow)
     fig.tight_layout()
     return fig
-
-
-def _p_text(p) -> str:
-    from .findings import fmt_p
-
-    return fmt_p(p)
 
 
 @_exported
@@ -434,7 +429,8 @@ def forest(table, label_cols=("endpoint", "model"), value: str = "hr", xlabel: s
             va="center",
             fontsize=8,
         )
-    ax.annotate("HR (95 % CI)", (1.02, 1.0), xycoords="axes fraction", va="bottom", fontsize=8, weight="bold")
+    head = f"{value.upper()} (95 % CI)"  # HR, or SHR for subdistribution hazards
+    ax.annotate(head, (1.02, 1.0), xycoords="axes fraction", va="bottom", fontsize=8, weight="bold")
     fig.tight_layout()
     return fig
 

@@ -485,9 +485,7 @@ def write_bundle(reports_dir: Path, profile: str, run_dir: Path) -> Path:
     """The run's paper bundle (:mod:`carotidkit.bundle`) into ``reports/<profile>/bundle``."""
     from . import bundle
 
-    state = io.read_json(run_dir / STATE_NAME) if (run_dir / STATE_NAME).exists() else {}
-    manifest_path = RunLayout(run_dir).data.manifest
-    manifest = io.read_json(manifest_path) if manifest_path.exists() else {}
+    state, manifest = _state_and_manifest(run_dir)
     provenance = {
         "profile": profile,
         "run_dir": str(run_dir),
@@ -693,10 +691,15 @@ def versions() -> dict[str, str]:
     return out
 
 
+def _state_and_manifest(run_dir: Path) -> tuple[dict, dict]:
+    """The runner's state and the data manifest of a run (empty where not written yet)."""
+    state_path, manifest_path = run_dir / STATE_NAME, RunLayout(run_dir).data.manifest
+    state = io.read_json(state_path) if state_path.exists() else {}
+    return state, (io.read_json(manifest_path) if manifest_path.exists() else {})
+
+
 def _profile_section(reports_dir: Path, run_dir: Path, profile: str) -> str:
-    state = io.read_json(run_dir / STATE_NAME) if (run_dir / STATE_NAME).exists() else {}
-    manifest_path = RunLayout(run_dir).data.manifest
-    manifest = io.read_json(manifest_path) if manifest_path.exists() else {}
+    state, manifest = _state_and_manifest(run_dir)
     rows = []
     for name, r in sorted(state.items()):
         link = (

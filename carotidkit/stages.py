@@ -119,6 +119,17 @@ class StageResult:
     settings: StageSettings | None = None
     synthetic: bool = True
     summary: dict = field(default_factory=dict)
+    _tables: dict | None = field(default=None, init=False, repr=False, compare=False)
+
+    def tables(self) -> dict:
+        """Every table of the result by name: its DataFrame fields and its ``journal_tables()``
+        (:func:`carotidkit.bundle.result_tables`), computed once; the findings and the bundle
+        both read them from here."""
+        if self._tables is None:
+            from .bundle import result_tables
+
+            self._tables = result_tables(self)
+        return self._tables
 
     @property
     def headline(self) -> str:

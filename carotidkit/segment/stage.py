@@ -80,58 +80,10 @@ class UnetResult(StageResult):
         return {"members_vs_ensemble": metrics.paired_dice(per, ens, n_boot, seed)}
 
     def findings(self):
-        """What we found, every number from a table (see :mod:`carotidkit.findings`)."""
-        from ..bundle import result_tables
-        from ..findings import Findings, verdict
+        """What the U-Nets found, in words (:func:`carotidkit.findings.unet_findings`)."""
+        from ..findings import unet_findings
 
-        t = result_tables(self)
-        f = Findings(t)
-        ens = f"ensemble ({self.vote})"
-        at = {"subset": "all test", "metric": "dice_mean"}
-        n = f.num("metrics", "n_images", "d", model=ens, **at)
-        f.say(f"On {n} test images with plaque the {ens} reached Dice {f.ci('metrics', model=ens, **at)}.")
-        mem = t.get("members_vs_ensemble", pd.DataFrame())
-        best = None
-        if len(mem):
-            mem = mem[~mem.model.str.startswith("ensemble")]
-            best = mem.sort_values("dice_model", ascending=False).model.iloc[0] if len(mem) else None
-        if best is not None:
-            diff = f.ci("members_vs_ensemble", "difference", fmt="+.3f", model=best)
-            lo, hi = (f.lookup("members_vs_ensemble", c, model=best) for c in ("ci_low", "ci_high"))
-            word = verdict(
-                lo,
-                hi,
-                "ahead of the ensemble beyond noise",
-                "behind the ensemble beyond noise",
-                "not distinguishable from the ensemble on this test set",
-            )
-            f.say(
-                f"The best single model, {best}, had Dice {f.num('members_vs_ensemble', 'dice_model', model=best)}"
-                f" (paired difference member − ensemble {diff}): {word}."
-            )
-            fa = {"subset": "all test", "metric": "false_alarm_rate"}
-            f.say(
-                f"False alarms on plaque-free test images: {f.num('metrics', fmt='.0%', model=ens, **fa)} for the "
-                f"ensemble and {f.num('metrics', fmt='.0%', model=best, **fa)} for {best}."
-            )
-        vr = t.get("versus_reader", pd.DataFrame())
-        if len(vr):
-            m0 = vr.model.iloc[0]
-            f.say(
-                f"The second reader reached Dice {f.num('versus_reader', 'dice_reference', model=m0)} against "
-                "annotator 1 on the same images: that is the bar for 'comparable to inter-observer agreement'."
-            )
-        if self.synthetic and len(self.subject_agreement):
-            sa = "subject_agreement"
-            area = "plaque area (mm², mean per side)"
-            imt = "far-wall IMT (mm)"
-            f.say(
-                f"Measured on every subject's images against the simulator's planted truth: plaque area ICC "
-                f"{f.num(sa, measure=area, metric='icc_a1', fmt='.2f')} (bias {f.num(sa, measure=area, metric='bias', fmt='+.1f')} mm²), "
-                f"far-wall IMT ICC {f.num(sa, measure=imt, metric='icc_a1', fmt='.2f')} (bias "
-                f"{f.num(sa, measure=imt, metric='bias', fmt='+.3f')} mm)."
-            )
-        return f
+        return unet_findings(self)
 
     def best_median_worst(self) -> list[int]:
         """Positions (test order) of the best, median and worst ensemble Dice among plaque images."""

@@ -31,7 +31,8 @@ def _label(ep: str) -> str:
 
 
 def flow(res, n_cohort: int) -> pd.DataFrame:
-    """Participant flow: cohort → with a VD score → with SCORE2 → analysed per endpoint."""
+    """Participant flow: cohort → with a VD score → with SCORE2 → analysed per endpoint (the
+    rows with an ``endpoint``, which branch off the last selection step)."""
     d = res.analysis
     rows = [
         {"step": "cohort", "n": int(n_cohort), "excluded": 0, "reason": ""},
@@ -58,9 +59,10 @@ def flow(res, n_cohort: int) -> pd.DataFrame:
                 "n": int(r.n),
                 "excluded": with_s2 - int(r.n),
                 "reason": "no follow-up time or status",
+                "endpoint": r.endpoint,
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).assign(endpoint=lambda t: t.endpoint.fillna("") if "endpoint" in t else "")
 
 
 def missing_data(res) -> pd.DataFrame:

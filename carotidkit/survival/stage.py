@@ -74,18 +74,13 @@ class SurvivalResult(StageResult):
         SCORE2 use and the facts the findings cite (:mod:`.reporting`)."""
         from . import reporting
 
-        if self._journal is None:
-            self._journal = reporting.journal_tables(self, self.n_cohort, self.planted_hr)
-        return self._journal
+        return reporting.journal_tables(self, self.n_cohort, self.planted_hr)
 
     def findings(self):
         """What we found, in words whose every number comes from a table (:mod:`.reporting`)."""
-        from ..bundle import result_tables
         from . import reporting
 
-        return reporting.findings(self, result_tables(self))
-
-    _journal: dict | None = field(default=None, repr=False)
+        return reporting.findings(self, self.tables())
 
     def carotid_table(self) -> pd.DataFrame:
         """The carotid-marker models as a paper prints them (:func:`.carotid.paper_table`)."""
@@ -352,7 +347,7 @@ def _absolute_risk(dd, dur, ev, comp, ep, horizon, n_boot, seed, risk_s, risk_b,
         row[k] = float(nri.get(k, np.nan))
 
 
-_NOT_TABLES = ("notes", "settings", "synthetic", "summary", "n_cohort", "planted_hr", "_journal")
+_NOT_TABLES = ("notes", "settings", "synthetic", "summary", "n_cohort", "planted_hr", "_tables")
 
 
 def _write(lay, res: SurvivalResult, d: pd.DataFrame) -> None:

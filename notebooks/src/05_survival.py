@@ -53,7 +53,7 @@ res.notes_text()
 # VD and of both, the paired-bootstrap ΔC, and reclassification (NRI) at the horizon.
 
 # %%
-journal = res.journal_tables()
+journal = res.tables()  # every table of the result, the journal tables included
 journal["added_value"]
 
 # %% [markdown]
