@@ -529,11 +529,13 @@ def _speedup(old_s: float, new_s: float, n: int, unit: str) -> dict:
     }
 
 
-def _keras_and_monai_inference(size: int = 96) -> dict:
-    """Inference rate of 02's EfficientNet-B0 U-Net (Keras on torch) through 02's path
-    (:func:`~carotidkit.segment.ensemble.predict`), through a direct call under
-    ``torch.inference_mode`` (tried, not kept) and of MONAI's EfficientNet-B0 FlexibleUNet, on the same 256 images at the
-    same batch size (speed does not depend on the weights, so the models are untrained)."""
+def _keras_and_monai_inference(size: int = 96, repeats: int = 3) -> dict:
+    """Inference rates of 02's three U-Nets (Keras on torch) through 02's path
+    (:func:`~carotidkit.segment.ensemble.predict`: the fused torch twin) and through the old one
+    (``model.predict``), and of MONAI's EfficientNet-B0 FlexibleUNet, on the same 256 images at
+    the same batch size. Speed does not depend on the weights, so the models are untrained; the
+    three paths alternate ``repeats`` times and each rate is the median, since a shared machine's
+    speed drifts between runs."""
     import subprocess
     import sys
 
@@ -542,31 +544,37 @@ import json, numpy as np, torch
 from carotidkit.segment.speed import inference_rate, INFER_BATCH
 from carotidkit.segment.unet import build_unet
 from carotidkit.segment.ensemble import predict
-X = np.random.default_rng(0).integers(0, 256, (64, {size}, {size}, 1)).astype("float32")
-m = build_unet("efficientnetb0", {size})
-def direct(x):
-    with torch.inference_mode():
-        return [m(torch.from_numpy(x[k:k + INFER_BATCH]), training=False) for k in range(0, len(x), INFER_BATCH)]
-out = {{"ours": inference_rate(lambda x: predict(m, x, INFER_BATCH), X),
-       "direct_torch_call": inference_rate(lambda x: direct(x), X)}}
 from monai.networks.nets import FlexibleUNet
+X = np.random.default_rng(0).integers(0, 256, (64, {size}, {size}, 1)).astype("float32")
 mm = FlexibleUNet(in_channels=1, out_channels=1, backbone="efficientnet-b0", pretrained=False, spatial_dims=2).eval()
 def mon(x):
     t = torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, -1, 1)) / 255.0).float()
     with torch.inference_mode():
         return [torch.sigmoid(mm(t[k:k + INFER_BATCH])) for k in range(0, len(t), INFER_BATCH)]
-out["monai"] = inference_rate(mon, X)
+models = {{b: build_unet(b, {size}) for b in ("efficientnetb0", "mobilenetv2", "efficientnetv2b0")}}
+out = {{"monai": []}}
+for rep in range({repeats}):
+    out["monai"].append(inference_rate(mon, X))
+    for b, m in models.items():
+        out.setdefault(b, []).append(inference_rate(lambda x: predict(m, x, INFER_BATCH), X))
+        out.setdefault(b + "_model_predict", []).append(
+            inference_rate(lambda x: m.predict(x, batch_size=INFER_BATCH, verbose=0), X))
 print(json.dumps(out))
 """
     env = {**os.environ, "KERAS_BACKEND": "torch", "TF_CPP_MIN_LOG_LEVEL": "3"}
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=1800)
     if r.returncode:
         return {"error": (r.stderr.strip().splitlines() or ["failed"])[-1]}
-    rates = json.loads(r.stdout.strip().splitlines()[-1])
+    runs = json.loads(r.stdout.strip().splitlines()[-1])
+    rates = {k: float(np.median(v)) for k, v in runs.items()}
     return {
         "images_per_s": rates,
-        "ours_vs_monai": round(rates["ours"] / rates["monai"], 2),
-        "direct_torch_call_vs_ours": round(rates["direct_torch_call"] / rates["ours"], 2),
+        "images_per_s_each_repeat": runs,
+        "ours_vs_monai": round(rates["efficientnetb0"] / rates["monai"], 2),
+        "fused_vs_model_predict": {
+            b: round(rates[b] / rates[b + "_model_predict"], 2)
+            for b in ("efficientnetb0", "mobilenetv2", "efficientnetv2b0")
+        },
     }
 
 

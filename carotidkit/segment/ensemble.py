@@ -8,6 +8,7 @@ returns masks, probabilities and plaque areas.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,7 +111,38 @@ class PlaqueSegmenter:
 def predict(model, X: np.ndarray, batch_size: int = 32) -> np.ndarray:
     """The U-Nets' one inference path (02's evaluation, subject measurement, the benchmark).
 
-    ``model.predict``: calling the torch-backend model directly under ``torch.inference_mode``
-    gave the same numbers at 0.91x its rate (``bench --only speedups``, 2026-12-03), so the plain
-    call stays."""
-    return model.predict(np.asarray(X, np.float32), batch_size=batch_size, verbose=0)
+    On the torch backend the model runs as its fused torch twin (:mod:`carotidkit.segment.fused`:
+    BatchNorm folded into the convolutions, NCHW throughout): the same probabilities (largest
+    difference ~1e-5 on cleaned images) at 2.3-3.3x ``model.predict``'s rate
+    (``bench --only speedups``). Other backends, or a layer the twin cannot translate, use
+    ``model.predict``."""
+    X = np.asarray(X, np.float32)
+    twin = fused_twin(model)
+    if twin is None:
+        return model.predict(X, batch_size=batch_size, verbose=0)
+    return twin(X, batch_size)
+
+
+_TWINS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def fused_twin(model):
+    """The cached :class:`~carotidkit.segment.fused.FusedUNet` of ``model``, or None (not the torch
+    backend, or untranslatable). Rebuilt when any weight has changed since (torch's version
+    counters), so a model trained further never predicts with stale weights."""
+    from . import keras_quietly
+
+    if keras_quietly().backend.backend() != "torch":
+        return None
+    version = sum(int(w.value._version) for w in model.weights)
+    hit = _TWINS.get(model)
+    if hit is not None and hit[0] == version:
+        return hit[1]
+    from .fused import fuse
+
+    try:
+        twin = fuse(model)
+    except NotImplementedError:
+        twin = None
+    _TWINS[model] = (version, twin)
+    return twin
