@@ -199,6 +199,8 @@ def bench_unet(out_dir: Path) -> dict:
     peak = matmul_flops()
     res = {"matmul_gflops": round(peak / 1e9, 1), "batch_size": cfg.batch_size, "epochs": cfg.epochs, "runs": []}
     only_backends = os.environ.get("CAROTIDKIT_BENCH_BACKENDS", "tensorflow,torch").split(",")
+    # e.g. CAROTIDKIT_BENCH_BACKBONES=efficientnetb0: only the pair compared with MONAI (~8 min)
+    backbones = os.environ.get("CAROTIDKIT_BENCH_BACKBONES", ",".join(cfg.backbones)).split(",")
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         npz = workshop_unet_arrays(Path(tmp))
@@ -213,9 +215,9 @@ def bench_unet(out_dir: Path) -> dict:
         with np.load(npz) as z:
             res["images"] = {k: int(len(z[f"X{k}"])) for k in ("tr", "va", "te")}
             res["input_size_px"] = int(z["Xtr"].shape[1])
-        flops = _unet_forward_flops(cfg.backbones, res["input_size_px"])
+        flops = _unet_forward_flops(backbones, res["input_size_px"])
         for backend in only_backends:
-            for bb in cfg.backbones:
+            for bb in backbones:
                 model = run_isolated({**spec, "mode": "model", "backbone": bb}, backend)
                 pipe = run_isolated({**spec, "mode": "pipeline", "backbone": bb}, backend)
                 row = {"backend": backend, "backbone": bb, "model_only": model, "pipeline": pipe}
