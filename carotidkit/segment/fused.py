@@ -156,7 +156,6 @@ def fuse(model) -> FusedUNet:
         if isinstance(layer, (layers.Conv2D, layers.DepthwiseConv2D)):
             w, b, groups = _conv_params(layer)
             st = _Step("conv", layer, ins, out)
-            st.fn = None
             st.w, st.b, st.groups = w, b, groups
             st.stride = tuple(layer.strides)
             st.dilation = tuple(layer.dilation_rate)
