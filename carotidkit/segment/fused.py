@@ -49,6 +49,7 @@ class _Step:
 
     def __init__(self, kind, layer, ins, out, fn=None):
         self.kind, self.layer, self.ins, self.out, self.fn = kind, layer, ins, out, fn
+        self.act = "linear"
 
 
 def _conv_params(layer):
@@ -120,162 +121,179 @@ def fuse(model) -> FusedUNet:
     """
     import torch
     import torch.nn.functional as F
-    from keras import layers
 
-    nodes = _graph(model)
-    consumers: dict[int, int] = {}
-    for _, ins, _ in nodes:
-        for i in ins:
-            consumers[i] = consumers.get(i, 0) + 1
-    producer: dict[int, _Step] = {}
-    steps: list[_Step] = []
-    alias: dict[int, int] = {}  # tensors that are another tensor (Dropout, InputLayer)
-    input_id = output_id = None
-
-    def src(i):
-        while i in alias:
-            i = alias[i]
-        return i
-
-    def foldable(i):
-        """The step producing tensor ``i`` if a following per-channel op may be merged into it."""
-        st = producer.get(i)
-        return st if st is not None and consumers.get(i, 0) == 1 else None
-
-    for layer, ins, outs in nodes:
-        ins = [src(i) for i in ins]
-        (out,) = outs
-        name = type(layer).__name__
-        if isinstance(layer, layers.InputLayer):
-            input_id = out
-            continue
-        if isinstance(layer, layers.Dropout):
-            alias[out] = ins[0]
-            consumers[ins[0]] = consumers.get(ins[0], 0) - 1 + consumers.get(out, 0)
-            continue
-        if isinstance(layer, (layers.Conv2D, layers.DepthwiseConv2D)):
-            w, b, groups = _conv_params(layer)
-            st = _Step("conv", layer, ins, out)
-            st.w, st.b, st.groups = w, b, groups
-            st.stride = tuple(layer.strides)
-            st.dilation = tuple(layer.dilation_rate)
-            st.padding = layer.padding
-            st.act = layer.activation.__name__ if layer.activation is not None else "linear"
-            st.pre_pad = None
-            st.shape_in = tuple(layer.input.shape[1:3])
-            # merge a ZeroPadding2D just before it
-            pad_st = foldable(ins[0])
-            if pad_st is not None and pad_st.kind == "pad":
-                st.pre_pad, st.ins = pad_st.pad, pad_st.ins
-                steps.remove(pad_st)
-            steps.append(st)
-            producer[out] = st
-            continue
-        if isinstance(layer, layers.BatchNormalization):
-            gamma, beta, mean, var = (w.astype(np.float64) for w in _bn_weights(layer))
-            scale = gamma / np.sqrt(var + layer.epsilon)
-            shift = beta - mean * scale
-            st = foldable(ins[0])
-            if st is not None and st.kind == "conv" and st.act == "linear":
-                st.w = (st.w * scale[:, None, None, None]).astype(np.float32)
-                b0 = st.b.astype(np.float64) if st.b is not None else 0.0
-                st.b = (b0 * scale + shift).astype(np.float32)
-                st.kind = "conv+bn"
-                st.out = out
-                producer[out] = st
-                continue
-            st = _Step("affine", layer, ins, out)
-            st.scale, st.shift = scale.astype(np.float32), shift.astype(np.float32)
-            steps.append(st)
-            producer[out] = st
-            continue
-        if isinstance(layer, (layers.Activation, layers.ReLU)):
-            if isinstance(layer, layers.ReLU):
-                cfg = layer.get_config()
-                if cfg.get("negative_slope", 0) or cfg.get("threshold", 0):
-                    raise NotImplementedError(f"layer {layer.name} (ReLU with slope/threshold)")
-                act = "relu6" if cfg.get("max_value") == 6.0 else "relu" if cfg.get("max_value") is None else None
-                if act is None:
-                    raise NotImplementedError(f"layer {layer.name} (ReLU max_value {cfg.get('max_value')})")
-            else:
-                act = layer.get_config()["activation"]
-                _act(act)  # raises for an activation without a translation
-            st = foldable(ins[0])
-            if st is not None and st.kind in ("conv", "conv+bn", "affine") and st.act == "linear":
-                st.act, st.out = act, out
-                producer[out] = st
-                continue
-            st = _Step("act", layer, ins, out)
-            st.act = act
-            steps.append(st)
-            producer[out] = st
-            continue
-        if isinstance(layer, layers.Rescaling):
-            st = _Step("affine", layer, ins, out)
-            st.scale, st.shift = np.float32(layer.scale), np.float32(layer.offset)
-            st.act = "linear"
-            steps.append(st)
-            producer[out] = st
-            continue
-        if isinstance(layer, layers.Normalization):
-            mean, var = (np.asarray(v, np.float64).reshape(-1) for v in layer.get_weights()[:2])
-            inv = 1.0 / np.maximum(np.sqrt(var), 1e-7)  # keras: (x - mean) / max(sqrt(var), epsilon)
-            prev = foldable(ins[0])
-            st = _Step("affine", layer, ins, out)
-            st.scale, st.shift, st.act = inv.astype(np.float32), (-mean * inv).astype(np.float32), "linear"
-            if prev is not None and prev.kind == "affine" and prev.act == "linear":
-                # (x a + b - mean) * inv  ->  one affine step
-                prev.scale = (np.asarray(prev.scale, np.float64) * inv).astype(np.float32)
-                prev.shift = ((np.asarray(prev.shift, np.float64) - mean) * inv).astype(np.float32)
-                prev.out = out
-                producer[out] = prev
-                continue
-            steps.append(st)
-            producer[out] = st
-            continue
-        if isinstance(layer, layers.ZeroPadding2D):
-            (t, bt), (lf, r) = layer.padding
-            st = _Step("pad", layer, ins, out)
-            st.pad = (lf, r, t, bt)
-            steps.append(st)
-            producer[out] = st
-            continue
-        if isinstance(layer, layers.Concatenate):
-            if layer.axis not in (-1, 3):
-                raise NotImplementedError(f"layer {layer.name} (Concatenate on axis {layer.axis})")
-            st = _Step("cat", layer, ins, out)
-        elif isinstance(layer, layers.Add):
-            st = _Step("add", layer, ins, out)
-        elif isinstance(layer, layers.Multiply):
-            st = _Step("mul", layer, ins, out)
-        elif isinstance(layer, layers.GlobalAveragePooling2D):
-            st = _Step("gap", layer, ins, out)
-            st.keepdims = bool(layer.keepdims)
-        elif isinstance(layer, layers.Reshape):
-            if tuple(layer.target_shape[:2]) != (1, 1) or len(layer.target_shape) != 3:
-                raise NotImplementedError(f"layer {layer.name} (Reshape to {layer.target_shape})")
-            st = _Step("unflatten", layer, ins, out)
-        elif isinstance(layer, layers.UpSampling2D):
-            if layer.interpolation not in ("bilinear", "nearest"):
-                raise NotImplementedError(f"layer {layer.name} (UpSampling2D {layer.interpolation})")
-            st = _Step("up", layer, ins, out)
-            st.size, st.mode = tuple(layer.size), layer.interpolation
-        else:
-            raise NotImplementedError(f"layer {layer.name} ({name}) has no fused translation")
-        steps.append(st)
-        producer[out] = st
-
-    (output_t,) = model.outputs
-    output_id = src(id(output_t))
-    if input_id is None:
+    t = _Translator(_graph(model))
+    for layer, ins, outs in t.nodes:
+        t.translate(layer, [t.src(i) for i in ins], outs[0])
+    if t.input_id is None:
         raise NotImplementedError("model without an InputLayer")
-
+    (output_t,) = model.outputs
     consts = []
-    for st in steps:
+    for st in t.steps:
         st.fn = _compile_step(st, torch, F, consts)
-    fused = FusedUNet(steps, input_id, output_id, consts)
+    fused = FusedUNet(t.steps, t.input_id, t.src(id(output_t)), consts)
     fused._index_uses()
     return fused
+
+
+class _Translator:
+    """The graph walk of :func:`fuse`: one method per Keras layer kind, each appending a step or
+    merging the layer into the step that produces its input (when nothing else reads that)."""
+
+    def __init__(self, nodes):
+        self.nodes, self.steps, self.producer, self.input_id = nodes, [], {}, None
+        self.alias: dict[int, int] = {}  # tensors that are another tensor (Dropout)
+        self.consumers: dict[int, int] = {}
+        for _, ins, _ in nodes:
+            for i in ins:
+                self.consumers[i] = self.consumers.get(i, 0) + 1
+
+    def src(self, i):
+        while i in self.alias:
+            i = self.alias[i]
+        return i
+
+    def foldable(self, i, kinds):
+        """The step producing tensor ``i`` if it is of ``kinds``, has no activation yet and
+        nothing else reads ``i``: a following per-channel op may be merged into it."""
+        st = self.producer.get(i)
+        ok = st is not None and st.kind in kinds and st.act == "linear" and self.consumers.get(i, 0) == 1
+        return st if ok else None
+
+    def add(self, st, out):
+        self.steps.append(st)
+        self.producer[out] = st
+
+    def merged(self, st, out):
+        st.out = out
+        self.producer[out] = st
+
+    def translate(self, layer, ins, out):
+        from keras import layers
+
+        simple = {
+            layers.Add: "add",
+            layers.Multiply: "mul",
+            layers.Concatenate: "cat",
+            layers.GlobalAveragePooling2D: "gap",
+            layers.Reshape: "unflatten",
+            layers.UpSampling2D: "up",
+        }
+        for cls, method in (
+            (layers.InputLayer, self.input),
+            (layers.Dropout, self.dropout),
+            ((layers.Conv2D, layers.DepthwiseConv2D), self.conv),
+            (layers.BatchNormalization, self.batchnorm),
+            ((layers.Activation, layers.ReLU), self.activation),
+            ((layers.Rescaling, layers.Normalization), self.affine),
+            (layers.ZeroPadding2D, self.pad),
+        ):
+            if isinstance(layer, cls):
+                return method(layer, ins, out)
+        kind = next((k for cls, k in simple.items() if isinstance(layer, cls)), None)
+        if kind is None:
+            raise NotImplementedError(f"layer {layer.name} ({type(layer).__name__}) has no fused translation")
+        return self.add(_simple_step(kind, layer, ins, out), out)
+
+    def input(self, layer, ins, out):
+        self.input_id = out
+
+    def dropout(self, layer, ins, out):  # identity at inference
+        self.alias[out] = ins[0]
+        self.consumers[ins[0]] = self.consumers.get(ins[0], 0) - 1 + self.consumers.get(out, 0)
+
+    def conv(self, layer, ins, out):
+        st = _Step("conv", layer, ins, out)
+        st.w, st.b, st.groups = _conv_params(layer)
+        st.stride, st.dilation, st.padding = tuple(layer.strides), tuple(layer.dilation_rate), layer.padding
+        st.act = layer.activation.__name__ if layer.activation is not None else "linear"
+        st.pre_pad, st.shape_in = None, tuple(layer.input.shape[1:3])
+        pad = self.foldable(ins[0], ("pad",))  # a ZeroPadding2D just before it: one step
+        if pad is not None:
+            st.pre_pad, st.ins = pad.pad, pad.ins
+            self.steps.remove(pad)
+        self.add(st, out)
+
+    def batchnorm(self, layer, ins, out):
+        gamma, beta, mean, var = (w.astype(np.float64) for w in _bn_weights(layer))
+        scale = gamma / np.sqrt(var + layer.epsilon)
+        shift = beta - mean * scale
+        st = self.foldable(ins[0], ("conv",))
+        if st is None:
+            st = _Step("affine", layer, ins, out)
+            st.scale, st.shift = scale.astype(np.float32), shift.astype(np.float32)
+            return self.add(st, out)
+        st.w = (st.w * scale[:, None, None, None]).astype(np.float32)
+        b0 = st.b.astype(np.float64) if st.b is not None else 0.0
+        st.b, st.kind = (b0 * scale + shift).astype(np.float32), "conv+bn"
+        self.merged(st, out)
+
+    def activation(self, layer, ins, out):
+        from keras import layers
+
+        cfg = layer.get_config()
+        if isinstance(layer, layers.ReLU):
+            if cfg.get("negative_slope", 0) or cfg.get("threshold", 0) or cfg.get("max_value") not in (None, 6.0):
+                raise NotImplementedError(f"layer {layer.name} (ReLU {cfg})")
+            act = "relu6" if cfg.get("max_value") == 6.0 else "relu"
+        else:
+            act = cfg["activation"]
+            _act(act)  # raises for an activation without a translation
+        st = self.foldable(ins[0], ("conv", "conv+bn", "affine"))
+        if st is None:
+            st = _Step("act", layer, ins, out)
+            st.act = act
+            return self.add(st, out)
+        st.act = act
+        self.merged(st, out)
+
+    def affine(self, layer, ins, out):
+        """Rescaling (x a + b) and Normalization ((x - mean) / max(sqrt(var), eps)), merged into
+        an affine step before them."""
+        from keras import layers
+
+        if isinstance(layer, layers.Rescaling):
+            scale, shift = np.float64(layer.scale), np.float64(layer.offset)
+        else:
+            mean, var = (np.asarray(v, np.float64).reshape(-1) for v in layer.get_weights()[:2])
+            scale = 1.0 / np.maximum(np.sqrt(var), 1e-7)
+            shift = -mean * scale
+        prev = self.foldable(ins[0], ("affine",))
+        if prev is None:
+            st = _Step("affine", layer, ins, out)
+            st.scale, st.shift = _f32(scale), _f32(shift)
+            return self.add(st, out)
+        # (x a + b) * s + t  ->  x (a s) + (b s + t)
+        a, b = np.asarray(prev.scale, np.float64), np.asarray(prev.shift, np.float64)
+        prev.scale, prev.shift = _f32(a * scale), _f32(b * scale + shift)
+        self.merged(prev, out)
+
+    def pad(self, layer, ins, out):
+        (t, bt), (lf, r) = layer.padding
+        st = _Step("pad", layer, ins, out)
+        st.pad = (lf, r, t, bt)
+        self.add(st, out)
+
+
+def _f32(v):
+    """float32 scalar or array."""
+    return np.float32(v) if np.ndim(v) == 0 else np.asarray(v, np.float32)
+
+
+def _simple_step(kind: str, layer, ins, out) -> _Step:
+    """A step that keeps no weights (checking the options the translation supports)."""
+    st = _Step(kind, layer, ins, out)
+    if kind == "cat" and layer.axis not in (-1, 3):
+        raise NotImplementedError(f"layer {layer.name} (Concatenate on axis {layer.axis})")
+    if kind == "unflatten" and (len(layer.target_shape) != 3 or tuple(layer.target_shape[:2]) != (1, 1)):
+        raise NotImplementedError(f"layer {layer.name} (Reshape to {layer.target_shape})")
+    if kind == "up":
+        if layer.interpolation not in ("bilinear", "nearest"):
+            raise NotImplementedError(f"layer {layer.name} (UpSampling2D {layer.interpolation})")
+        st.size, st.mode = tuple(layer.size), layer.interpolation
+    if kind == "gap":
+        st.keepdims = bool(layer.keepdims)
+    return st
 
 
 def _bn_weights(layer):
